@@ -1,0 +1,368 @@
+//! The AlexNet of the d2l.ai chapter "Deep Convolutional Neural Networks (AlexNet)",
+//! adapted to Fashion-MNIST (one input channel, ten classes), generic over any Burn backend.
+//!
+//! This crate depends on `burn` alone, so inference-only users can build the network and load a
+//! trained record without pulling in training code:
+//!
+//! ```
+//! use alexnet_model::{AlexNet, AlexNetConfig};
+//! use burn::backend::Flex;
+//! use burn::tensor::Tensor;
+//!
+//! type B = Flex;
+//! let device = Default::default();
+//! // A reduced input size keeps the example fast; d2l's protocol uses 224.
+//! let config = AlexNetConfig::new().with_image_size(96);
+//! let model: AlexNet<B> = config.try_init(&device).expect("96 is a valid size");
+//! let logits = model.forward(Tensor::zeros([2, 1, 96, 96], &device));
+//! assert_eq!(logits.dims(), [2, 10]);
+//! ```
+//!
+//! To load a trained record written by `alexnet train` (the file `model.mpk` in the artifact
+//! directory, with its `config.json` beside it):
+//!
+//! ```no_run
+//! use alexnet_model::{AlexNet, AlexNetConfig};
+//! use burn::backend::Flex;
+//! use burn::module::Module;
+//! use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+//!
+//! type B = Flex;
+//! let device = Default::default();
+//! let config = AlexNetConfig::new(); // or read the "model" part of artifacts/config.json
+//! let model: AlexNet<B> = config
+//!     .try_init(&device)?
+//!     .load_file("artifacts/model", &NamedMpkFileRecorder::<FullPrecisionSettings>::new(), &device)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use burn::config::Config;
+use burn::module::{Initializer, Module};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+
+/// The smallest input side for which every pooling window still fits (65 pixels).
+pub const MIN_IMAGE_SIZE: usize = 65;
+
+/// Channels of the last convolution, the width of the flattened feature map per pixel.
+const LAST_CONV_CHANNELS: usize = 256;
+
+/// Width of the two hidden fully connected layers.
+const HIDDEN: usize = 4096;
+
+/// The hyper-parameters of [`AlexNet`]; the defaults are the d2l chapter's.
+#[derive(Config, Debug, PartialEq)]
+pub struct AlexNetConfig {
+    /// Number of output classes (logits).
+    #[config(default = 10)]
+    pub num_classes: usize,
+    /// Channels of the input image (1 for Fashion-MNIST).
+    #[config(default = 1)]
+    pub in_channels: usize,
+    /// Side of the square input image, in pixels.
+    #[config(default = 224)]
+    pub image_size: usize,
+    /// Drop probability of the two dropout layers.
+    #[config(default = 0.5)]
+    pub dropout: f64,
+}
+
+/// Why an [`AlexNetConfig`] cannot build a network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlexNetConfigError {
+    /// The input is too small for the three 3x3/2 max-pools.
+    ImageTooSmall {
+        /// The requested side.
+        image_size: usize,
+    },
+    /// Zero classes or zero input channels.
+    ZeroDimension {
+        /// Which field is zero.
+        field: &'static str,
+    },
+    /// A dropout probability outside `[0, 1)`.
+    InvalidDropout {
+        /// The requested probability.
+        dropout: f64,
+    },
+}
+
+impl std::fmt::Display for AlexNetConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ImageTooSmall { image_size } => write!(
+                f,
+                "image size {image_size} is too small for AlexNet: the input side must be at \
+                 least {MIN_IMAGE_SIZE} pixels (d2l uses 224); choose a larger --resize"
+            ),
+            Self::ZeroDimension { field } => write!(f, "{field} must be at least 1"),
+            Self::InvalidDropout { dropout } => {
+                write!(f, "dropout {dropout} must lie in [0, 1) (d2l uses 0.5)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AlexNetConfigError {}
+
+/// Output side of a convolution or pooling window along one axis (floor division).
+fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = input + 2 * padding;
+    (padded >= kernel).then(|| (padded - kernel) / stride + 1)
+}
+
+impl AlexNetConfig {
+    /// Checks every field; the error says what to change.
+    pub fn validate(&self) -> Result<(), AlexNetConfigError> {
+        if self.num_classes == 0 {
+            return Err(AlexNetConfigError::ZeroDimension {
+                field: "num_classes",
+            });
+        }
+        if self.in_channels == 0 {
+            return Err(AlexNetConfigError::ZeroDimension {
+                field: "in_channels",
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(AlexNetConfigError::InvalidDropout {
+                dropout: self.dropout,
+            });
+        }
+        self.feature_map_side().map(|_| ())
+    }
+
+    /// Side of the last feature map (5 at 224), after the third max-pool.
+    pub fn feature_map_side(&self) -> Result<usize, AlexNetConfigError> {
+        let too_small = AlexNetConfigError::ImageTooSmall {
+            image_size: self.image_size,
+        };
+        let side = window_out(self.image_size, 11, 4, 1)
+            .and_then(|n| window_out(n, 3, 2, 0))
+            .and_then(|n| window_out(n, 5, 1, 2))
+            .and_then(|n| window_out(n, 3, 2, 0))
+            .and_then(|n| window_out(n, 3, 2, 0));
+        side.ok_or(too_small)
+    }
+
+    /// Width of the flattened features fed to the first linear layer (6400 at 224).
+    pub fn flatten_width(&self) -> Result<usize, AlexNetConfigError> {
+        let side = self.feature_map_side()?;
+        Ok(LAST_CONV_CHANNELS * side * side)
+    }
+
+    /// Builds the network, or says why this configuration cannot.
+    ///
+    /// Conv and linear weights get Xavier-uniform init, as d2l's `train_ch6` does; biases keep
+    /// PyTorch's default (uniform in ±1/sqrt(fan_in)), which is also Burn's default.
+    pub fn try_init<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>, AlexNetConfigError> {
+        self.validate()?;
+        let flatten = self.flatten_width()?;
+        let conv = |channels: [usize; 2], kernel: usize, stride: usize, padding: usize| {
+            xavier_conv(
+                Conv2dConfig::new(channels, [kernel, kernel])
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding)),
+                device,
+            )
+        };
+        let pool = || MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
+        let dropout = || DropoutConfig::new(self.dropout).init();
+        Ok(AlexNet {
+            conv1: conv([self.in_channels, 96], 11, 4, 1),
+            pool1: pool(),
+            conv2: conv([96, 256], 5, 1, 2),
+            pool2: pool(),
+            conv3: conv([256, 384], 3, 1, 1),
+            conv4: conv([384, 384], 3, 1, 1),
+            conv5: conv([384, LAST_CONV_CHANNELS], 3, 1, 1),
+            pool3: pool(),
+            fc1: xavier_linear(LinearConfig::new(flatten, HIDDEN), device),
+            dropout1: dropout(),
+            fc2: xavier_linear(LinearConfig::new(HIDDEN, HIDDEN), device),
+            dropout2: dropout(),
+            fc3: xavier_linear(LinearConfig::new(HIDDEN, self.num_classes), device),
+            relu: Relu::new(),
+        })
+    }
+
+    /// Builds the network.
+    ///
+    /// # Panics
+    /// If the configuration is invalid; call [`AlexNetConfig::try_init`] to get the error instead.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> AlexNet<B> {
+        self.try_init(device).unwrap_or_else(|err| panic!("{err}"))
+    }
+}
+
+const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
+
+fn xavier_conv<B: Backend>(config: Conv2dConfig, device: &B::Device) -> Conv2d<B> {
+    let mut conv = config.init(device);
+    let [out_ch, in_ch, kh, kw] = conv.weight.shape().dims();
+    let (fan_in, fan_out) = (in_ch * kh * kw, out_ch * kh * kw);
+    conv.weight = XAVIER.init_with([out_ch, in_ch, kh, kw], Some(fan_in), Some(fan_out), device);
+    conv
+}
+
+fn xavier_linear<B: Backend>(config: LinearConfig, device: &B::Device) -> Linear<B> {
+    let mut linear = config.init(device);
+    let [d_in, d_out] = linear.weight.shape().dims();
+    linear.weight = XAVIER.init_with([d_in, d_out], Some(d_in), Some(d_out), device);
+    linear
+}
+
+/// AlexNet for `[batch, in_channels, image_size, image_size]` inputs, returning logits.
+#[derive(Module, Debug)]
+pub struct AlexNet<B: Backend> {
+    conv1: Conv2d<B>,
+    pool1: MaxPool2d,
+    conv2: Conv2d<B>,
+    pool2: MaxPool2d,
+    conv3: Conv2d<B>,
+    conv4: Conv2d<B>,
+    conv5: Conv2d<B>,
+    pool3: MaxPool2d,
+    fc1: Linear<B>,
+    dropout1: Dropout,
+    fc2: Linear<B>,
+    dropout2: Dropout,
+    fc3: Linear<B>,
+    relu: Relu,
+}
+
+/// One row of [`AlexNet::layer_shapes`]: a layer's PyTorch-style name and its output shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerShape {
+    /// `Conv2d`, `ReLU`, `MaxPool2d`, `Flatten`, `Linear` or `Dropout`.
+    pub layer: &'static str,
+    /// The output shape of that layer.
+    pub shape: Vec<usize>,
+}
+
+/// Records layer outputs when asked to; forward passes use `None`.
+type Trace<'a> = Option<&'a mut Vec<LayerShape>>;
+
+fn record<const D: usize, B: Backend>(
+    trace: &mut Trace<'_>,
+    layer: &'static str,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if let Some(rows) = trace.as_deref_mut() {
+        rows.push(LayerShape {
+            layer,
+            shape: x.dims().to_vec(),
+        });
+    }
+    x
+}
+
+impl<B: Backend> AlexNet<B> {
+    /// Logits `[batch, num_classes]` for images `[batch, in_channels, side, side]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.run(images, None)
+    }
+
+    /// Runs `images` through the network and lists every layer's output shape, in the form of
+    /// d2l's layer table (21 rows).
+    pub fn layer_shapes(&self, images: Tensor<B, 4>) -> Vec<LayerShape> {
+        let mut rows = Vec::with_capacity(21);
+        self.run(images, Some(&mut rows));
+        rows
+    }
+
+    /// Total number of trainable scalars (46,764,746 at 224).
+    pub fn parameter_count(&self) -> usize {
+        self.num_params()
+    }
+
+    fn run(&self, x: Tensor<B, 4>, mut trace: Trace<'_>) -> Tensor<B, 2> {
+        let t = &mut trace;
+        let conv_relu = |t: &mut Trace<'_>, conv: &Conv2d<B>, x| {
+            let x = record(t, "Conv2d", conv.forward(x));
+            record(t, "ReLU", self.relu.forward(x))
+        };
+        let x = conv_relu(t, &self.conv1, x);
+        let x = record(t, "MaxPool2d", self.pool1.forward(x));
+        let x = conv_relu(t, &self.conv2, x);
+        let x = record(t, "MaxPool2d", self.pool2.forward(x));
+        let x = conv_relu(t, &self.conv3, x);
+        let x = conv_relu(t, &self.conv4, x);
+        let x = conv_relu(t, &self.conv5, x);
+        let x = record(t, "MaxPool2d", self.pool3.forward(x));
+        let x: Tensor<B, 2> = record(t, "Flatten", x.flatten(1, 3));
+        let linear_relu_dropout = |t: &mut Trace<'_>, fc: &Linear<B>, dropout: &Dropout, x| {
+            let x = record(t, "Linear", fc.forward(x));
+            let x = record(t, "ReLU", self.relu.forward(x));
+            record(t, "Dropout", dropout.forward(x))
+        };
+        let x = linear_relu_dropout(t, &self.fc1, &self.dropout1, x);
+        let x = linear_relu_dropout(t, &self.fc2, &self.dropout2, x);
+        record(t, "Linear", self.fc3.forward(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn flatten_width_follows_image_size() {
+        let width = |n| AlexNetConfig::new().with_image_size(n).flatten_width();
+        assert_eq!(width(224), Ok(6400));
+        assert_eq!(width(227), Ok(6400));
+        assert_eq!(width(96), Ok(256 * 2 * 2));
+        assert_eq!(width(160), Ok(256 * 3 * 3));
+        assert_eq!(width(65), Ok(256));
+        assert_eq!(width(512), Ok(256 * 15 * 15));
+    }
+
+    #[test]
+    fn sizes_below_the_minimum_are_rejected() {
+        for n in [0, 1, 28, 33, 64] {
+            let err = AlexNetConfig::new().with_image_size(n).validate().unwrap_err();
+            assert_eq!(err, AlexNetConfigError::ImageTooSmall { image_size: n });
+            assert!(err.to_string().contains("at least 65"), "{err}");
+        }
+    }
+
+    #[test]
+    fn degenerate_fields_are_rejected() {
+        let config = AlexNetConfig::new();
+        assert!(config.clone().with_num_classes(0).validate().is_err());
+        assert!(config.clone().with_in_channels(0).validate().is_err());
+        assert!(config.clone().with_dropout(1.0).validate().is_err());
+        assert!(config.clone().with_dropout(f64::NAN).validate().is_err());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn small_network_maps_images_to_logits() {
+        let device = Default::default();
+        let config = AlexNetConfig::new().with_image_size(65).with_num_classes(3);
+        let model: AlexNet<Flex> = config.try_init(&device).unwrap();
+        let logits = model.forward(Tensor::ones([2, 1, 65, 65], &device));
+        assert_eq!(logits.dims(), [2, 3]);
+        let values: Vec<f32> = logits.into_data().to_vec().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn weights_are_xavier_uniform_and_biases_default() {
+        let device = Default::default();
+        let model: AlexNet<Flex> = AlexNetConfig::new().with_image_size(65).init(&device);
+        let max_abs = |t: Tensor<Flex, 1>| t.abs().max().into_scalar();
+        // conv1: fan_in 121, fan_out 96*121 -> Xavier bound sqrt(6 / (121 + 11616)).
+        let w = model.conv1.weight.val().flatten::<1>(0, 3);
+        let bound = (6.0f32 / (121.0 + 11616.0)).sqrt();
+        let observed = max_abs(w);
+        assert!(observed <= bound && observed > 0.9 * bound, "{observed} vs {bound}");
+        // Biases: uniform in ±1/sqrt(fan_in) = ±1/11.
+        let b = max_abs(model.conv1.bias.as_ref().unwrap().val());
+        assert!(b <= 1.0 / 11.0 && b > 0.05, "{b}");
+    }
+}

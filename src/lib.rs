@@ -1,0 +1,12 @@
+//! Train the d2l.ai AlexNet on Fashion-MNIST with Burn, and use what training recorded.
+//!
+//! The network itself lives in the `alexnet-model` crate; this crate adds the data pipeline,
+//! training through burn-train's `Learner`, progress reporting and the command line.
+
+pub mod artifacts;
+pub mod backend;
+pub mod cli;
+pub mod data;
+pub mod progress;
+pub mod summary;
+pub mod training;
