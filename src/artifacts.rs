@@ -39,9 +39,15 @@ pub fn model_path(dir: &Path) -> PathBuf {
 /// case the earlier run's files (and only those) are removed.
 pub fn prepare_run_dir(dir: &Path, overwrite: bool) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| {
-        format!("cannot create the artifact directory {}; choose a writable --artifact-dir", dir.display())
+        format!(
+            "cannot create the artifact directory {}; choose a writable --artifact-dir",
+            dir.display()
+        )
     })?;
-    let earlier: Vec<&str> = RUN_ENTRIES.into_iter().filter(|e| dir.join(e).exists()).collect();
+    let earlier: Vec<&str> = RUN_ENTRIES
+        .into_iter()
+        .filter(|e| dir.join(e).exists())
+        .collect();
     if earlier.is_empty() {
         return Ok(());
     }
@@ -55,8 +61,13 @@ pub fn prepare_run_dir(dir: &Path, overwrite: bool) -> Result<()> {
     }
     for entry in earlier {
         let path = dir.join(entry);
-        let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-        removed.with_context(|| format!("cannot remove {} from the earlier run", path.display()))?;
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed
+            .with_context(|| format!("cannot remove {} from the earlier run", path.display()))?;
     }
     Ok(())
 }
@@ -73,7 +84,10 @@ mod tests {
         fs::create_dir(dir.path().join("checkpoint")).unwrap();
         fs::write(config_path(dir.path()), "{}").unwrap();
         let err = prepare_run_dir(dir.path(), false).unwrap_err().to_string();
-        assert!(err.contains("--overwrite") && err.contains("checkpoint"), "{err}");
+        assert!(
+            err.contains("--overwrite") && err.contains("checkpoint"),
+            "{err}"
+        );
         prepare_run_dir(dir.path(), true).unwrap();
         assert!(!dir.path().join("checkpoint").exists());
         assert!(!config_path(dir.path()).exists());

@@ -82,15 +82,14 @@ fn cpu_label(name: &str) -> String {
 pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> Result<T::Output, NotCompiled> {
     match kind {
         #[cfg(feature = "flex")]
-        BackendKind::Flex => Ok(task.run::<Autodiff<burn::backend::Flex>>(
-            Default::default(),
-            cpu_label("flex"),
-        )),
+        BackendKind::Flex => {
+            Ok(task.run::<Autodiff<burn::backend::Flex>>(Default::default(), cpu_label("flex")))
+        }
         #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => Ok(task.run::<Autodiff<burn::backend::NdArray>>(
-            Default::default(),
-            cpu_label("ndarray"),
-        )),
+        BackendKind::Ndarray => {
+            Ok(task
+                .run::<Autodiff<burn::backend::NdArray>>(Default::default(), cpu_label("ndarray")))
+        }
         #[allow(unreachable_patterns)]
         other => Err(NotCompiled(other)),
     }

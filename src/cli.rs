@@ -134,7 +134,10 @@ impl BackendTask for TrainTask<'_> {
             "loss {:.3}, train acc {:.3}, test acc {:.3}",
             last.train_loss, last.train_acc, last.test_acc
         );
-        println!("{:.1} examples/sec on {label}", outcome.epochs.examples_per_sec());
+        println!(
+            "{:.1} examples/sec on {label}",
+            outcome.epochs.examples_per_sec()
+        );
         Ok(())
     }
 }
@@ -156,8 +159,6 @@ impl BackendTask for SummaryTask {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => backend::dispatch(args.backend.kind(), TrainTask(&args))?,
-        Command::Summary(args) => {
-            backend::dispatch(args.backend.kind(), SummaryTask(args.resize))?
-        }
+        Command::Summary(args) => backend::dispatch(args.backend.kind(), SummaryTask(args.resize))?,
     }
 }

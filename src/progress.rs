@@ -6,12 +6,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use burn::train::LearnerSummary;
 use burn::train::metric::{MetricDefinition, MetricId};
 use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
-use burn::train::LearnerSummary;
 use serde::{Deserialize, Serialize};
 
 /// The metrics of one finished epoch, weighted by examples as d2l's `Accumulator` does.

@@ -158,14 +158,19 @@ impl AlexNetConfig {
     ///
     /// Conv and linear weights get Xavier-uniform init, as d2l's `train_ch6` does; biases keep
     /// PyTorch's default (uniform in ±1/sqrt(fan_in)), which is also Burn's default.
-    pub fn try_init<B: Backend>(&self, device: &B::Device) -> Result<AlexNet<B>, AlexNetConfigError> {
+    pub fn try_init<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<AlexNet<B>, AlexNetConfigError> {
         self.validate()?;
         let flatten = self.flatten_width()?;
         let conv = |channels: [usize; 2], kernel: usize, stride: usize, padding: usize| {
             xavier_conv(
                 Conv2dConfig::new(channels, [kernel, kernel])
                     .with_stride([stride, stride])
-                    .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding)),
+                    .with_padding(PaddingConfig2d::Explicit(
+                        padding, padding, padding, padding,
+                    )),
                 device,
             )
         };
@@ -314,17 +319,22 @@ mod tests {
     fn flatten_width_follows_image_size() {
         let width = |n| AlexNetConfig::new().with_image_size(n).flatten_width();
         assert_eq!(width(224), Ok(6400));
-        assert_eq!(width(227), Ok(6400));
-        assert_eq!(width(96), Ok(256 * 2 * 2));
+        // Hand-computed with floor((n + 2p - k) / s) + 1 per layer, as PyTorch does.
+        assert_eq!(width(227), Ok(256 * 6 * 6));
+        assert_eq!(width(96), Ok(256));
+        assert_eq!(width(128), Ok(256 * 2 * 2));
         assert_eq!(width(160), Ok(256 * 3 * 3));
         assert_eq!(width(65), Ok(256));
-        assert_eq!(width(512), Ok(256 * 15 * 15));
+        assert_eq!(width(512), Ok(256 * 14 * 14));
     }
 
     #[test]
     fn sizes_below_the_minimum_are_rejected() {
         for n in [0, 1, 28, 33, 64] {
-            let err = AlexNetConfig::new().with_image_size(n).validate().unwrap_err();
+            let err = AlexNetConfig::new()
+                .with_image_size(n)
+                .validate()
+                .unwrap_err();
             assert_eq!(err, AlexNetConfigError::ImageTooSmall { image_size: n });
             assert!(err.to_string().contains("at least 65"), "{err}");
         }
@@ -360,7 +370,10 @@ mod tests {
         let w = model.conv1.weight.val().flatten::<1>(0, 3);
         let bound = (6.0f32 / (121.0 + 11616.0)).sqrt();
         let observed = max_abs(w);
-        assert!(observed <= bound && observed > 0.9 * bound, "{observed} vs {bound}");
+        assert!(
+            observed <= bound && observed > 0.9 * bound,
+            "{observed} vs {bound}"
+        );
         // Biases: uniform in ±1/sqrt(fan_in) = ±1/11.
         let b = max_abs(model.conv1.bias.as_ref().unwrap().val());
         assert!(b <= 1.0 / 11.0 && b > 0.05, "{b}");

@@ -53,7 +53,11 @@ impl BilinearResize {
         for (r, row) in rows.chunks_exact_mut(side).enumerate() {
             let src = &pixels[r * SIDE..(r + 1) * SIDE];
             for (o, (first, weights)) in row.iter_mut().zip(&self.taps) {
-                let v: f32 = weights.iter().zip(&src[*first..]).map(|(w, &p)| w * p as f32).sum();
+                let v: f32 = weights
+                    .iter()
+                    .zip(&src[*first..])
+                    .map(|(w, &p)| w * p as f32)
+                    .sum();
                 *o = round(v);
             }
         }
@@ -137,7 +141,11 @@ mod tests {
     #[test]
     fn constant_images_stay_constant() {
         for side in [65, 96, 224] {
-            assert!(resize(side, &[200; SIDE * SIDE]).iter().all(|&v| v == 200.0 / 255.0));
+            assert!(
+                resize(side, &[200; SIDE * SIDE])
+                    .iter()
+                    .all(|&v| v == 200.0 / 255.0)
+            );
         }
     }
 
@@ -145,7 +153,9 @@ mod tests {
     fn upsampling_interpolates_between_pixel_centres() {
         // Columns alternate 0 and 255; at 56 px each output centre sits a quarter pixel from an
         // input centre: 0.75 * 0 + 0.25 * 255 = 63.75 -> 64, and the border copies the edge.
-        let pixels: Vec<u8> = (0..SIDE * SIDE).map(|i| if i % 2 == 0 { 0 } else { 255 }).collect();
+        let pixels: Vec<u8> = (0..SIDE * SIDE)
+            .map(|i| if i % 2 == 0 { 0 } else { 255 })
+            .collect();
         let out = resize(56, &pixels);
         let row: Vec<u8> = out[..6].iter().map(|v| (v * 255.0).round() as u8).collect();
         assert_eq!(row, [0, 64, 191, 191, 64, 64]);

@@ -23,7 +23,9 @@ pub enum IdxError {
         source: std::io::Error,
     },
     /// A `.gz` file that does not decompress.
-    #[error("{path} is not valid gzip ({source}); re-download or reinstall the data (apt-get install --reinstall dataset-fashion-mnist)")]
+    #[error(
+        "{path} is not valid gzip ({source}); re-download or reinstall the data (apt-get install --reinstall dataset-fashion-mnist)"
+    )]
     Gzip {
         /// The file.
         path: PathBuf,
@@ -31,7 +33,9 @@ pub enum IdxError {
         source: std::io::Error,
     },
     /// The first four bytes are not the expected magic number.
-    #[error("{path} has magic number 0x{found:08x}, expected 0x{expected:08x} ({what}); is this the right file?")]
+    #[error(
+        "{path} has magic number 0x{found:08x}, expected 0x{expected:08x} ({what}); is this the right file?"
+    )]
     Magic {
         /// The file.
         path: PathBuf,
@@ -43,7 +47,9 @@ pub enum IdxError {
         what: &'static str,
     },
     /// The header or the payload is shorter than declared.
-    #[error("{path} is truncated: the header declares {expected} bytes, the file holds {found}; re-download or reinstall it")]
+    #[error(
+        "{path} is truncated: the header declares {expected} bytes, the file holds {found}; re-download or reinstall it"
+    )]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -170,7 +176,12 @@ fn parse<'a>(
 
 /// Parses the bytes of an image file: `count` images of 28x28 pixels, row-major.
 pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
-    let (dims, data) = parse(path, bytes, IMAGES_MAGIC, "unsigned-byte images, 3 dimensions")?;
+    let (dims, data) = parse(
+        path,
+        bytes,
+        IMAGES_MAGIC,
+        "unsigned-byte images, 3 dimensions",
+    )?;
     let (rows, cols) = (dims[1], dims[2]);
     if (rows, cols) != (SIDE, SIDE) {
         return Err(IdxError::Dimensions {
@@ -184,7 +195,12 @@ pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
 
 /// Parses the bytes of a label file, checking that every label names one of the ten classes.
 pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
-    let (_, data) = parse(path, bytes, LABELS_MAGIC, "unsigned-byte labels, 1 dimension")?;
+    let (_, data) = parse(
+        path,
+        bytes,
+        LABELS_MAGIC,
+        "unsigned-byte labels, 1 dimension",
+    )?;
     if let Some(index) = data.iter().position(|&l| l as usize >= NUM_CLASSES) {
         return Err(IdxError::Label {
             path: path.to_path_buf(),
@@ -236,21 +252,46 @@ mod tests {
     #[test]
     fn images_round_trip() {
         let pixels: Vec<u8> = (0..2 * PIXELS).map(|i| (i % 251) as u8).collect();
-        assert_eq!(parse_images(path(), &encode_images(&pixels)).unwrap(), pixels);
+        assert_eq!(
+            parse_images(path(), &encode_images(&pixels)).unwrap(),
+            pixels
+        );
     }
 
     #[test]
     fn labels_round_trip_and_reject_out_of_range() {
         let labels = vec![0, 9, 3];
-        assert_eq!(parse_labels(path(), &encode_labels(&labels)).unwrap(), labels);
+        assert_eq!(
+            parse_labels(path(), &encode_labels(&labels)).unwrap(),
+            labels
+        );
         let err = parse_labels(path(), &encode_labels(&[1, 12])).unwrap_err();
-        assert!(matches!(err, IdxError::Label { index: 1, label: 12, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::Label {
+                    index: 1,
+                    label: 12,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_magic_is_named() {
         let err = parse_labels(path(), &encode_images(&[0; PIXELS])).unwrap_err();
-        assert!(matches!(err, IdxError::Magic { found: IMAGES_MAGIC, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::Magic {
+                    found: IMAGES_MAGIC,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("x-idx3-ubyte"));
     }
 
@@ -259,7 +300,10 @@ mod tests {
         let bytes = encode_images(&[7; 2 * PIXELS]);
         for len in [0, 3, 4, 10, 15, 16, 17, bytes.len() - 1] {
             let err = parse_images(path(), &bytes[..len]).unwrap_err();
-            assert!(matches!(err, IdxError::Truncated { .. }), "len {len}: {err}");
+            assert!(
+                matches!(err, IdxError::Truncated { .. }),
+                "len {len}: {err}"
+            );
         }
     }
 
@@ -267,17 +311,30 @@ mod tests {
     fn trailing_bytes_and_wrong_dimensions_are_errors() {
         let mut bytes = encode_labels(&[1, 2]);
         bytes.push(0);
-        assert!(matches!(parse_labels(path(), &bytes), Err(IdxError::TrailingBytes { extra: 1, .. })));
+        assert!(matches!(
+            parse_labels(path(), &bytes),
+            Err(IdxError::TrailingBytes { extra: 1, .. })
+        ));
         let mut bytes = encode_images(&[0; PIXELS]);
         bytes[8..12].copy_from_slice(&14u32.to_be_bytes());
         bytes[12..16].copy_from_slice(&56u32.to_be_bytes());
-        assert!(matches!(parse_images(path(), &bytes), Err(IdxError::Dimensions { rows: 14, cols: 56, .. })));
+        assert!(matches!(
+            parse_images(path(), &bytes),
+            Err(IdxError::Dimensions {
+                rows: 14,
+                cols: 56,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn huge_declared_counts_do_not_overflow() {
         let mut bytes = encode_images(&[]);
         bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(parse_images(path(), &bytes), Err(IdxError::Truncated { .. })));
+        assert!(matches!(
+            parse_images(path(), &bytes),
+            Err(IdxError::Truncated { .. })
+        ));
     }
 }

@@ -31,7 +31,9 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 ];
 
 /// One of the two Fashion-MNIST splits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     /// 60,000 training images.
@@ -78,7 +80,10 @@ pub fn candidate_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
     let from_env = std::env::var_os(DATA_DIR_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-    from_env.into_iter().chain([PathBuf::from(DEBIAN_DATA_DIR)]).collect()
+    from_env
+        .into_iter()
+        .chain([PathBuf::from(DEBIAN_DATA_DIR)])
+        .collect()
 }
 
 /// Finds `name` or `name.gz` in `dir`, preferring the raw file.
@@ -99,7 +104,11 @@ pub fn locate(split: Split, explicit_dir: Option<&Path>) -> Result<(PathBuf, Pat
             return Ok((i, l));
         }
     }
-    let looked = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+    let looked = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     Err(DataError::NotFound {
         wanted: format!("{images}[.gz] and {labels}[.gz]"),
         looked,
@@ -182,8 +191,14 @@ mod tests {
         let pixels: Vec<u8> = (0..n * PIXELS).map(|i| (i % 256) as u8).collect();
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
         let files = [
-            (format!("{prefix}-images-idx3-ubyte"), idx::encode_images(&pixels)),
-            (format!("{prefix}-labels-idx1-ubyte"), idx::encode_labels(&labels)),
+            (
+                format!("{prefix}-images-idx3-ubyte"),
+                idx::encode_images(&pixels),
+            ),
+            (
+                format!("{prefix}-labels-idx1-ubyte"),
+                idx::encode_labels(&labels),
+            ),
         ];
         for (name, bytes) in files {
             if gz {
@@ -218,10 +233,15 @@ mod tests {
     fn missing_files_name_the_places_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         write_split(dir.path(), "train", 1, false);
-        let err = FashionMnist::load(Split::Test, Some(dir.path())).unwrap_err().to_string();
+        let err = FashionMnist::load(Split::Test, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t10k-images-idx3-ubyte"), "{err}");
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
-        assert!(err.contains("apt-get install -y dataset-fashion-mnist"), "{err}");
+        assert!(
+            err.contains("apt-get install -y dataset-fashion-mnist"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -241,7 +261,12 @@ mod tests {
         let images = dir.path().join("t10k-images-idx3-ubyte.gz");
         let bytes = std::fs::read(&images).unwrap();
         std::fs::write(&images, &bytes[..bytes.len() / 2]).unwrap();
-        let err = FashionMnist::load(Split::Test, Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("t10k-images-idx3-ubyte.gz") && err.contains("gzip"), "{err}");
+        let err = FashionMnist::load(Split::Test, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t10k-images-idx3-ubyte.gz") && err.contains("gzip"),
+            "{err}"
+        );
     }
 }

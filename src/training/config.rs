@@ -44,7 +44,9 @@ pub enum ConfigError {
         flag: &'static str,
     },
     /// A learning rate that SGD cannot use.
-    #[error("--lr {lr} is not a usable learning rate: give a finite number above 0 (d2l uses 0.01)")]
+    #[error(
+        "--lr {lr} is not a usable learning rate: give a finite number above 0 (d2l uses 0.01)"
+    )]
     LearningRate {
         /// The value given.
         lr: f64,
@@ -99,7 +101,9 @@ mod tests {
 
     #[test]
     fn round_trips_through_json() {
-        let c = TrainingConfig::d2l(96).with_limit_train(Some(500)).with_seed(7);
+        let c = TrainingConfig::d2l(96)
+            .with_limit_train(Some(500))
+            .with_seed(7);
         let json = serde_json::to_string(&c).unwrap();
         let back: TrainingConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);

@@ -55,7 +55,11 @@ fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<
     if data.is_empty() {
         anyhow::bail!(
             "the {split:?} split is empty after --limit-{} {}; use a limit of at least 1",
-            if split == Split::Train { "train" } else { "test" },
+            if split == Split::Train {
+                "train"
+            } else {
+                "test"
+            },
             limit.unwrap_or(0)
         );
     }
@@ -70,7 +74,11 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<TrainOutcome> {
     config.validate()?;
     let dir = &options.artifact_dir;
-    let train_set = load_split(Split::Train, options.data_dir.as_deref(), config.limit_train)?;
+    let train_set = load_split(
+        Split::Train,
+        options.data_dir.as_deref(),
+        config.limit_train,
+    )?;
     let test_set = load_split(Split::Test, options.data_dir.as_deref(), config.limit_test)?;
     artifacts::prepare_run_dir(dir, options.overwrite)?;
     config
@@ -102,7 +110,11 @@ pub fn train<B: AutodiffBackend>(
     let dashboard = options
         .dashboard
         .then(|| TuiMetricsRendererWrapper::new(training.interrupter(), None));
-    let renderer = ProgressRenderer::new(config.epochs, log.clone(), dashboard.map(|d| Box::new(d) as _));
+    let renderer = ProgressRenderer::new(
+        config.epochs,
+        log.clone(),
+        dashboard.map(|d| Box::new(d) as _),
+    );
     let training = training.renderer(renderer);
 
     let learner = Learner::new(model, SgdConfig::new().init(), config.lr);

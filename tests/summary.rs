@@ -1,0 +1,77 @@
+//! `alexnet summary` against the layer table printed by the d2l chapter at 224 px.
+
+mod common;
+
+use common::{run, stderr, stdout};
+
+/// d2l's table for `X = torch.randn(1, 1, 224, 224)`.
+const D2L_TABLE_224: &str = "\
+Conv2d output shape:\t [1, 96, 54, 54]
+ReLU output shape:\t [1, 96, 54, 54]
+MaxPool2d output shape:\t [1, 96, 26, 26]
+Conv2d output shape:\t [1, 256, 26, 26]
+ReLU output shape:\t [1, 256, 26, 26]
+MaxPool2d output shape:\t [1, 256, 12, 12]
+Conv2d output shape:\t [1, 384, 12, 12]
+ReLU output shape:\t [1, 384, 12, 12]
+Conv2d output shape:\t [1, 384, 12, 12]
+ReLU output shape:\t [1, 384, 12, 12]
+Conv2d output shape:\t [1, 256, 12, 12]
+ReLU output shape:\t [1, 256, 12, 12]
+MaxPool2d output shape:\t [1, 256, 5, 5]
+Flatten output shape:\t [1, 6400]
+Linear output shape:\t [1, 4096]
+ReLU output shape:\t [1, 4096]
+Dropout output shape:\t [1, 4096]
+Linear output shape:\t [1, 4096]
+ReLU output shape:\t [1, 4096]
+Dropout output shape:\t [1, 4096]
+Linear output shape:\t [1, 10]
+";
+
+#[test]
+fn table_at_224_is_the_seeds() {
+    let out = run(&["summary"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (table, count) = text.split_at(text.find("Total parameters").expect("a count line"));
+    assert_eq!(table, D2L_TABLE_224);
+    assert_eq!(count.trim(), "Total parameters: 46,764,746");
+}
+
+#[test]
+fn other_sizes_change_the_flatten_width() {
+    for (side, flatten, pooled) in [
+        (65, 256, "[1, 256, 1, 1]"),
+        (96, 256, "[1, 256, 1, 1]"),
+        (128, 1024, "[1, 256, 2, 2]"),
+        (160, 2304, "[1, 256, 3, 3]"),
+    ] {
+        let out = run(&["summary", "--resize", &side.to_string()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 22, "{text}");
+        assert!(
+            text.contains(&format!("Flatten output shape:\t [1, {flatten}]")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("MaxPool2d output shape:\t {pooled}\nFlatten")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn too_small_sizes_are_a_clear_error() {
+    for side in ["64", "28", "0"] {
+        let out = run(&["summary", "--resize", side]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("image size {side} is too small")) && err.contains("at least 65"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
