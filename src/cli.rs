@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backend::{self, BackendKind, BackendTask};
 use crate::summary;
-use crate::training::{self, RunOptions, TrainingConfig};
+use crate::training::{self, ConfigFlags, RunOptions};
 
 /// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, inspect.
 #[derive(Debug, Parser)]
@@ -43,30 +43,34 @@ impl BackendArgs {
     }
 }
 
-/// Flags of `alexnet train`.
+/// Flags of `alexnet train`. Unset flags take d2l's values, or the saved ones with `--resume`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Images per SGD step.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
-    /// SGD learning rate.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    pub lr: f64,
-    /// Side the 28x28 images are resized to (bilinear); at least 65.
-    #[arg(long, default_value_t = 224)]
-    pub resize: usize,
-    /// Train on the first N training images only.
+    /// Passes over the training set [default: 10]; with --resume, may be raised.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per SGD step [default: 128].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// SGD learning rate [default: 0.01].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Side the 28x28 images are resized to (bilinear), at least 65 [default: 224].
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// Train on the first N training images only [default: all 60,000].
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
-    /// Evaluate on the first N test images only.
+    /// Evaluate on the first N test images only [default: all 10,000].
     #[arg(long, value_name = "N")]
     pub limit_test: Option<usize>,
-    /// Seed of weight init, dropout and shuffling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of weight init, dropout and shuffling [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data-loading threads; more than 1 makes the batch order depend on thread timing
+    /// [default: 1].
+    #[arg(long)]
+    pub num_workers: Option<usize>,
     /// Directory for config, logs, checkpoints and the final model.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifact_dir: PathBuf,
@@ -74,27 +78,30 @@ pub struct TrainArgs {
     /// /usr/share/datasets/fashion-mnist).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Data-loading threads; more than 1 makes the batch order depend on thread timing.
-    #[arg(long, default_value_t = 1)]
-    pub num_workers: usize,
     /// Replace an earlier run found in the artifact directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Continue the run in the artifact directory from its newest complete checkpoint, with
+    /// its saved settings.
+    #[arg(long)]
+    pub resume: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
 
 impl TrainArgs {
-    /// The run configuration these flags describe.
-    pub fn config(&self) -> TrainingConfig {
-        TrainingConfig::d2l(self.resize)
-            .with_epochs(self.epochs)
-            .with_batch_size(self.batch_size)
-            .with_lr(self.lr)
-            .with_limit_train(self.limit_train)
-            .with_limit_test(self.limit_test)
-            .with_seed(self.seed)
-            .with_num_workers(self.num_workers)
+    /// The flags that shape the run.
+    pub fn flags(&self) -> ConfigFlags {
+        ConfigFlags {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            resize: self.resize,
+            limit_train: self.limit_train,
+            limit_test: self.limit_test,
+            seed: self.seed,
+            num_workers: self.num_workers,
+        }
     }
 }
 
@@ -115,16 +122,16 @@ impl BackendTask for TrainTask<'_> {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, label: String) -> Result<()> {
         let args = self.0;
-        let config = args.config();
-        config.validate()?;
         let options = RunOptions {
             artifact_dir: args.artifact_dir.clone(),
             data_dir: args.data_dir.clone(),
             overwrite: args.overwrite,
+            resume: args.resume,
             dashboard: std::io::stdout().is_terminal(),
-            device_label: label.clone(),
         };
-        let outcome = training::train::<B>(device, &config, &options)?;
+        let Some(outcome) = training::train::<B>(device, &args.flags(), &options)? else {
+            return Ok(());
+        };
         let epochs = outcome.epochs.epochs();
         let last = epochs
             .last()

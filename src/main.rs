@@ -8,7 +8,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<alexnet::training::Interrupted>() {
+                Some(_) => ExitCode::from(130),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -151,6 +151,9 @@ impl ProgressRenderer {
 
     fn enter_epoch(&mut self, epoch: usize) {
         if epoch != self.epoch {
+            if self.dashboard.is_some() {
+                crate::training::keep_ctrl_c_as_signal();
+            }
             self.epoch = epoch;
             self.train = Sums::default();
             self.valid = Sums::default();

@@ -1,7 +1,11 @@
-//! Training with burn-train's `SupervisedTraining` + `Learner`: the d2l protocol by default.
+//! Training with burn-train's `SupervisedTraining` + `Learner`: the d2l protocol by default,
+//! resumable from the newest complete checkpoint.
 
 mod classifier;
 mod config;
+mod interrupt;
+mod logger;
+mod resume;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +22,9 @@ use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Learner, SupervisedTraining};
 
 pub use classifier::Classifier;
-pub use config::{ConfigError, TrainingConfig};
+pub use config::{ConfigError, ConfigFlags, ResumeConflict, TrainingConfig};
+pub use interrupt::{Interrupted, keep_ctrl_c_as_signal};
+pub use logger::EpochAlignedLogger;
 pub use throughput::ExamplesPerSecond;
 
 use crate::artifacts;
@@ -34,16 +40,20 @@ pub struct RunOptions {
     pub data_dir: Option<PathBuf>,
     /// Replace the files of an earlier run in the artifact directory.
     pub overwrite: bool,
+    /// Continue the run in the artifact directory from its newest complete checkpoint.
+    pub resume: bool,
     /// Draw burn-train's dashboard (stdout is a terminal) instead of one line per epoch.
     pub dashboard: bool,
-    /// Human-readable device, for the final line.
-    pub device_label: String,
 }
 
 /// What a finished run reports, in d2l's terms.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
-    /// Per-epoch metrics as printed.
+    /// The configuration that ran.
+    pub config: TrainingConfig,
+    /// The epoch training started from (1 for a new run).
+    pub first_epoch: usize,
+    /// Per-epoch metrics of the epochs this process ran.
     pub epochs: EpochLog,
     /// Where the final model record was written.
     pub model_path: PathBuf,
@@ -53,44 +63,70 @@ pub struct TrainOutcome {
 fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
     let data = FashionMnist::load(split, dir)?.truncated(limit);
     if data.is_empty() {
+        let flag = if split == Split::Train {
+            "train"
+        } else {
+            "test"
+        };
         anyhow::bail!(
-            "the {split:?} split is empty after --limit-{} {}; use a limit of at least 1",
-            if split == Split::Train {
-                "train"
-            } else {
-                "test"
-            },
+            "the {flag} split is empty after --limit-{flag} {}; use a limit of at least 1",
             limit.unwrap_or(0)
         );
     }
     Ok(data)
 }
 
-/// Trains AlexNet on backend `B` as `config` says, writing everything into the artifact dir.
+/// Trains AlexNet on backend `B`, writing everything into the artifact directory.
+///
+/// Returns `None` when resuming a run that already finished all its epochs.
 pub fn train<B: AutodiffBackend>(
     device: B::Device,
-    config: &TrainingConfig,
+    flags: &ConfigFlags,
     options: &RunOptions,
-) -> Result<TrainOutcome> {
-    config.validate()?;
+) -> Result<Option<TrainOutcome>> {
     let dir = &options.artifact_dir;
+    let config = match options.resume {
+        true => resume::saved_config(dir, flags)?,
+        false => flags.fresh(),
+    };
+    config.validate()?;
     let train_set = load_split(
         Split::Train,
         options.data_dir.as_deref(),
         config.limit_train,
     )?;
     let test_set = load_split(Split::Test, options.data_dir.as_deref(), config.limit_test)?;
-    artifacts::prepare_run_dir(dir, options.overwrite)?;
+
+    let model = Classifier::new(config.model.try_init::<B>(&device)?);
+    let resume_from = match options.resume {
+        true => resume::newest_loadable_checkpoint(dir, &model, &device),
+        false => None,
+    };
+    let done = resume_from.unwrap_or(0);
+    if done >= config.epochs {
+        println!(
+            "nothing to resume: the run in {} finished all {} epochs (raise --epochs to train further)",
+            dir.display(),
+            config.epochs
+        );
+        return Ok(None);
+    }
+    if options.resume {
+        artifacts::remove_partial_records(dir)?;
+    } else {
+        artifacts::prepare_run_dir(dir, options.overwrite)?;
+    }
     config
         .save(artifacts::config_path(dir))
         .with_context(|| format!("cannot write the run config into {}", dir.display()))?;
 
-    B::seed(&device, config.seed);
-    let model = Classifier::new(config.model.try_init::<B>(&device)?);
+    // A resumed run draws fresh shuffles and dropout masks rather than replaying epoch 1's.
+    let seed = config.seed.wrapping_add(done as u64);
+    B::seed(&device, seed);
     let batcher = FashionMnistBatcher::new(config.model.image_size);
     let train_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(config.batch_size)
-        .shuffle(config.seed)
+        .shuffle(seed)
         .num_workers(config.num_workers)
         .set_device(device.clone())
         .build(train_set);
@@ -101,15 +137,21 @@ pub fn train<B: AutodiffBackend>(
         .build(test_set);
 
     let log = EpochLog::default();
-    let training = SupervisedTraining::new(dir, train_loader, test_loader)
+    let mut training = SupervisedTraining::new(dir, train_loader, test_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metrics((ExamplesPerSecond::new(),))
+        .with_metric_logger(EpochAlignedLogger::new(dir, done + 1))
         .with_file_checkpointer(artifacts::recorder())
         .num_epochs(config.epochs);
+    if let Some(epoch) = resume_from {
+        training = training.checkpoint(epoch);
+    }
+    let interrupter = training.interrupter();
+    interrupt::install(interrupter.clone());
     let dashboard = options
         .dashboard
-        .then(|| TuiMetricsRendererWrapper::new(training.interrupter(), None));
+        .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), resume_from));
     let renderer = ProgressRenderer::new(
         config.epochs,
         log.clone(),
@@ -121,14 +163,35 @@ pub fn train<B: AutodiffBackend>(
     let result = training.launch(learner);
     drop(result.renderer); // closes the dashboard and restores the terminal
 
+    // The dashboard resets the interrupter when training ends, so tell an interrupted run by
+    // its missing last epoch instead.
+    if log.epochs().last().map(|e| e.epoch) != Some(config.epochs) {
+        return Err(interrupted(dir, &log, done).into());
+    }
     let model_path = artifacts::model_path(dir);
     result
         .model
         .net
         .save_file(&model_path, &artifacts::recorder())
         .with_context(|| format!("cannot write the final model to {}", model_path.display()))?;
-    Ok(TrainOutcome {
+    Ok(Some(TrainOutcome {
+        config,
+        first_epoch: done + 1,
         epochs: log,
         model_path: model_path.with_extension("mpk"),
-    })
+    }))
+}
+
+fn interrupted(dir: &Path, log: &EpochLog, done_before: usize) -> Interrupted {
+    let last_done = log.epochs().last().map_or(done_before, |e| e.epoch);
+    let during = format!(" during epoch {}", last_done + 1);
+    let kept = match artifacts::complete_checkpoints(dir).last() {
+        Some(epoch) => format!("the checkpoint of epoch {epoch} is intact"),
+        None => "no epoch had finished, so there is no checkpoint yet".to_string(),
+    };
+    Interrupted {
+        during,
+        kept,
+        dir: dir.display().to_string(),
+    }
 }

@@ -1,0 +1,130 @@
+//! A MessagePack file recorder that never leaves a half-written record under its final name.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use burn::record::{FileRecorder, FullPrecisionSettings, Recorder, RecorderError};
+use burn::tensor::backend::Backend;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Extension of every record file.
+pub const EXTENSION: &str = "mpk";
+
+/// Writes the same bytes as Burn's `NamedMpkFileRecorder<FullPrecisionSettings>` (named
+/// MessagePack, f32), but into `NAME.mpk.partial` first, synced to disk and then renamed over
+/// `NAME.mpk`: a crash, a kill or a full disk leaves the previous file intact.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AtomicMpkRecorder;
+
+fn unknown(context: &str, path: &Path, err: impl std::fmt::Display) -> RecorderError {
+    RecorderError::Unknown(format!("{context} {}: {err}", path.display()))
+}
+
+/// The `.partial` file a record is written to before it is renamed into place.
+pub fn partial_path(final_path: &Path) -> PathBuf {
+    final_path.with_extension(format!("{EXTENSION}.partial"))
+}
+
+fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| unknown("cannot create", parent, e))?;
+    }
+    let partial = partial_path(path);
+    let write = || -> Result<(), RecorderError> {
+        let file = File::create(&partial).map_err(|e| unknown("cannot create", &partial, e))?;
+        let mut writer = BufWriter::new(file);
+        rmp_serde::encode::write_named(&mut writer, item)
+            .map_err(|e| unknown("cannot write", &partial, e))?;
+        writer
+            .flush()
+            .map_err(|e| unknown("cannot write", &partial, e))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| unknown("cannot write", &partial, e.error()))?;
+        file.sync_all()
+            .map_err(|e| unknown("cannot sync", &partial, e))?;
+        fs::rename(&partial, path).map_err(|e| unknown("cannot rename into", path, e))
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&partial);
+    })
+}
+
+impl<B: Backend> Recorder<B> for AtomicMpkRecorder {
+    type Settings = FullPrecisionSettings;
+    type RecordArgs = PathBuf;
+    type RecordOutput = ();
+    type LoadArgs = PathBuf;
+
+    fn save_item<I: Serialize>(&self, item: I, file: PathBuf) -> Result<(), RecorderError> {
+        write_atomically(&item, &file.with_extension(EXTENSION))
+    }
+
+    fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {
+        file.set_extension(EXTENSION);
+        let opened = File::open(&*file).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RecorderError::FileNotFound(file.display().to_string()),
+            _ => unknown("cannot open", file, e),
+        })?;
+        rmp_serde::decode::from_read(BufReader::new(opened))
+            .map_err(|e| unknown("unreadable record", file, e))
+    }
+}
+
+impl<B: Backend> FileRecorder<B> for AtomicMpkRecorder {
+    fn file_extension() -> &'static str {
+        EXTENSION
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::record::NamedMpkFileRecorder;
+
+    #[test]
+    fn records_load_with_burns_own_recorder_and_leave_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        let linear: Linear<Flex> = LinearConfig::new(3, 2).init(&device);
+        linear
+            .clone()
+            .save_file(dir.path().join("lin"), &AtomicMpkRecorder)
+            .unwrap();
+        assert!(!partial_path(&dir.path().join("lin.mpk")).exists());
+        let burns = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        let loaded = LinearConfig::new(3, 2)
+            .init::<Flex>(&device)
+            .load_file(dir.path().join("lin"), &burns, &device)
+            .unwrap();
+        let (a, b) = (
+            linear.weight.val().into_data(),
+            loaded.weight.val().into_data(),
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn truncated_records_are_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        let linear: Linear<Flex> = LinearConfig::new(30, 20).init(&device);
+        linear
+            .save_file(dir.path().join("lin"), &AtomicMpkRecorder)
+            .unwrap();
+        let path = dir.path().join("lin.mpk");
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let result = LinearConfig::new(30, 20).init::<Flex>(&device).load_file(
+            dir.path().join("lin"),
+            &AtomicMpkRecorder,
+            &device,
+        );
+        assert!(result.is_err());
+    }
+}
