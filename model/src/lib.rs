@@ -37,7 +37,7 @@
 //! ```
 
 use burn::config::Config;
-use burn::module::{Initializer, Module};
+use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
@@ -239,6 +239,28 @@ pub struct AlexNet<B: Backend> {
     relu: Relu,
 }
 
+/// Collects parameter names and shapes while visiting a module.
+#[derive(Default)]
+struct ShapeCollector {
+    path: Vec<String>,
+    shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ShapeCollector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.shapes
+            .push((self.path.join("."), param.val().dims().to_vec()));
+    }
+}
+
 /// One row of [`AlexNet::layer_shapes`]: a layer's PyTorch-style name and its output shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerShape {
@@ -282,6 +304,29 @@ impl<B: Backend> AlexNet<B> {
     /// Total number of trainable scalars (46,764,746 at 224).
     pub fn parameter_count(&self) -> usize {
         self.num_params()
+    }
+
+    /// Every parameter as (`layer.param`, shape), in declaration order: `conv1.weight`
+    /// `[96, 1, 11, 11]`, … Two networks can exchange records only if these agree.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut collector = ShapeCollector::default();
+        self.visit(&mut collector);
+        collector.shapes
+    }
+
+    /// The first parameter whose shape differs from `expected`'s, as (name, found, expected).
+    pub fn shape_mismatch(&self, expected: &Self) -> Option<(String, Vec<usize>, Vec<usize>)> {
+        let found = self.parameter_shapes();
+        let wanted = expected.parameter_shapes();
+        if found.len() != wanted.len() {
+            let count = |v: &[(String, Vec<usize>)]| vec![v.len()];
+            return Some(("parameter count".into(), count(&found), count(&wanted)));
+        }
+        found
+            .into_iter()
+            .zip(wanted)
+            .find(|(f, w)| f.1 != w.1)
+            .map(|((name, f), (_, w))| (name, f, w))
     }
 
     fn run(&self, x: Tensor<B, 4>, mut trace: Trace<'_>) -> Tensor<B, 2> {
@@ -359,6 +404,27 @@ mod tests {
         assert_eq!(logits.dims(), [2, 3]);
         let values: Vec<f32> = logits.into_data().to_vec().unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn shape_mismatches_name_the_parameter() {
+        let device = Default::default();
+        let small: AlexNet<Flex> = AlexNetConfig::new().with_image_size(65).init(&device);
+        let same: AlexNet<Flex> = AlexNetConfig::new().with_image_size(96).init(&device);
+        let wider: AlexNet<Flex> = AlexNetConfig::new().with_image_size(128).init(&device);
+        let five: AlexNet<Flex> = AlexNetConfig::new()
+            .with_image_size(65)
+            .with_num_classes(5)
+            .init(&device);
+        let shapes = small.parameter_shapes();
+        assert_eq!(shapes.len(), 16);
+        assert_eq!(shapes[0].1, vec![96, 1, 11, 11]);
+        assert!(shapes[0].0.contains("conv1"), "{:?}", shapes[0]);
+        assert_eq!(small.shape_mismatch(&same), None);
+        let (name, found, expected) = small.shape_mismatch(&wider).unwrap();
+        assert!(name.contains("fc1"), "{name}");
+        assert_eq!((found, expected), (vec![256, 4096], vec![1024, 4096]));
+        assert!(five.shape_mismatch(&small).unwrap().0.contains("fc3"));
     }
 
     #[test]

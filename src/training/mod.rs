@@ -120,6 +120,7 @@ pub fn train<B: AutodiffBackend>(
         .save(artifacts::config_path(dir))
         .with_context(|| format!("cannot write the run config into {}", dir.display()))?;
 
+    // Burn draws parameters lazily, at first use: seeding here still fixes the initial weights.
     // A resumed run draws fresh shuffles and dropout masks rather than replaying epoch 1's.
     let seed = config.seed.wrapping_add(done as u64);
     B::seed(&device, seed);
