@@ -7,6 +7,8 @@ pub mod artifacts;
 pub mod backend;
 pub mod cli;
 pub mod data;
+pub mod evaluation;
+pub mod inference;
 pub mod progress;
 pub mod summary;
 pub mod training;

@@ -257,7 +257,7 @@ impl<B: Backend> ModuleVisitor<B> for ShapeCollector {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         self.shapes
-            .push((self.path.join("."), param.val().dims().to_vec()));
+            .push((self.path.join("."), param.shape().to_vec()));
     }
 }
 

@@ -42,6 +42,15 @@ pub enum Split {
     Test,
 }
 
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        })
+    }
+}
+
 impl Split {
     /// The file-name prefix of this split (`train` or `t10k`).
     fn prefix(self) -> &'static str {

@@ -63,13 +63,8 @@ pub struct TrainOutcome {
 fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
     let data = FashionMnist::load(split, dir)?.truncated(limit);
     if data.is_empty() {
-        let flag = if split == Split::Train {
-            "train"
-        } else {
-            "test"
-        };
         anyhow::bail!(
-            "the {flag} split is empty after --limit-{flag} {}; use a limit of at least 1",
+            "the {split} split is empty after --limit-{split} {}; use a limit of at least 1",
             limit.unwrap_or(0)
         );
     }

@@ -1,47 +1,15 @@
-//! The command line: `alexnet train` and `alexnet summary`.
+//! `alexnet train`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use alexnet_model::AlexNetConfig;
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
-use crate::backend::{self, BackendKind, BackendTask};
-use crate::summary;
+use super::BackendArgs;
+use crate::backend::BackendTask;
 use crate::training::{self, ConfigFlags, RunOptions};
-
-/// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, inspect.
-#[derive(Debug, Parser)]
-#[command(name = "alexnet", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Train on Fashion-MNIST; defaults are d2l's protocol (10 epochs, batch 128, SGD lr 0.01, 224 px).
-    Train(TrainArgs),
-    /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
-    Summary(SummaryArgs),
-}
-
-/// Which backend runs the work.
-#[derive(Debug, Args)]
-pub struct BackendArgs {
-    /// Compute backend (must be compiled in; default: the fastest compiled in).
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendKind>,
-}
-
-impl BackendArgs {
-    fn kind(&self) -> BackendKind {
-        self.backend.unwrap_or_else(BackendKind::default_compiled)
-    }
-}
 
 /// Flags of `alexnet train`. Unset flags take d2l's values, or the saved ones with `--resume`.
 #[derive(Debug, Args)]
@@ -105,17 +73,8 @@ impl TrainArgs {
     }
 }
 
-/// Flags of `alexnet summary`.
-#[derive(Debug, Args)]
-pub struct SummaryArgs {
-    /// Input side (d2l: 224).
-    #[arg(long, default_value_t = 224)]
-    pub resize: usize,
-    #[command(flatten)]
-    pub backend: BackendArgs,
-}
-
-struct TrainTask<'a>(&'a TrainArgs);
+/// Training on the chosen backend.
+pub struct TrainTask<'a>(pub &'a TrainArgs);
 
 impl BackendTask for TrainTask<'_> {
     type Output = Result<()>;
@@ -146,26 +105,5 @@ impl BackendTask for TrainTask<'_> {
             outcome.epochs.examples_per_sec()
         );
         Ok(())
-    }
-}
-
-struct SummaryTask(usize);
-
-impl BackendTask for SummaryTask {
-    type Output = Result<()>;
-
-    fn run<B: AutodiffBackend>(self, device: B::Device, _label: String) -> Result<()> {
-        let config = AlexNetConfig::new().with_image_size(self.0);
-        let (rows, parameters) = summary::layer_table::<B::InnerBackend>(&config, &device)?;
-        print!("{}", summary::format_table(&rows, parameters));
-        Ok(())
-    }
-}
-
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Train(args) => backend::dispatch(args.backend.kind(), TrainTask(&args))?,
-        Command::Summary(args) => backend::dispatch(args.backend.kind(), SummaryTask(args.resize))?,
     }
 }

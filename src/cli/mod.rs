@@ -1,0 +1,80 @@
+//! The command line: one module per subcommand, each running on the backend `--backend` picks.
+
+mod eval;
+mod infer;
+mod summary;
+mod train;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+pub use eval::EvalArgs;
+pub use infer::InferArgs;
+pub use summary::SummaryArgs;
+pub use train::TrainArgs;
+
+use crate::backend::{self, BackendKind};
+use crate::inference::CheckpointChoice;
+
+/// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, evaluate, predict.
+#[derive(Debug, Parser)]
+#[command(name = "alexnet", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train on Fashion-MNIST; defaults are d2l's protocol (10 epochs, batch 128, SGD lr 0.01,
+    /// 224 px).
+    Train(TrainArgs),
+    /// Predict the classes of image files or test-set images with a trained model.
+    Infer(InferArgs),
+    /// Evaluate a trained model: loss, accuracy, per-class accuracy, confusion matrix.
+    Eval(EvalArgs),
+    /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
+    Summary(SummaryArgs),
+}
+
+/// Which backend runs the work.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Compute backend (must be compiled in; default: the fastest compiled in).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+}
+
+impl BackendArgs {
+    fn kind(&self) -> BackendKind {
+        self.backend.unwrap_or_else(BackendKind::default_compiled)
+    }
+}
+
+/// Which trained model to load: a run directory and one of its records.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// The training run whose config.json and records to use.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifact_dir: PathBuf,
+    /// Which record: final (model.mpk), best (lowest test loss), last, an epoch number, or a
+    /// path to a record file.
+    #[arg(long, default_value = "final", value_name = "WHICH")]
+    pub checkpoint: CheckpointChoice,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => backend::dispatch(args.backend.kind(), train::TrainTask(&args))?,
+        Command::Infer(args) => backend::dispatch(args.backend.kind(), infer::InferTask(&args))?,
+        Command::Eval(args) => backend::dispatch(args.backend.kind(), eval::EvalTask(&args))?,
+        Command::Summary(args) => {
+            backend::dispatch(args.backend.kind(), summary::SummaryTask(args.resize))?
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Using what training recorded: loading a checkpoint (no training code, no autodiff), reading
+//! image files, and predicting classes.
+
+mod checkpoint;
+mod images;
+mod predict;
+
+pub use checkpoint::{CheckpointChoice, LoadedModel, best_epoch, load_model};
+pub use images::{PreparedImage, load_image};
+pub use predict::{Prediction, predict};
