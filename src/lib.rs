@@ -10,5 +10,6 @@ pub mod data;
 pub mod evaluation;
 pub mod inference;
 pub mod progress;
+pub mod report;
 pub mod summary;
 pub mod training;

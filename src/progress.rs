@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,6 +14,8 @@ use burn::train::renderer::{
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::report::{self, Batch, Curves, EpochHistory, JournalEntry};
 
 /// The metrics of one finished epoch, weighted by examples as d2l's `Accumulator` does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +34,8 @@ pub struct EpochMetrics {
     pub train_examples: usize,
     /// Wall seconds of the training pass (data loading included).
     pub train_seconds: f64,
+    /// Wall seconds of the whole epoch (training and test passes).
+    pub epoch_seconds: f64,
 }
 
 impl EpochMetrics {
@@ -76,34 +81,29 @@ impl EpochLog {
     }
 }
 
-/// Example-weighted sums of loss and accuracy over one split of one epoch.
-#[derive(Debug, Default, Clone, Copy)]
-struct Sums {
-    items: usize,
-    loss: f64,
-    correct: f64,
-}
-
-impl Sums {
-    /// Adds a batch that brought the split's progress to `items_processed`.
-    fn add(&mut self, items_processed: usize, latest: &HashMap<String, f64>) {
-        let batch = items_processed.saturating_sub(self.items) as f64;
-        self.items = items_processed;
-        self.loss += batch * latest.get(LOSS).copied().unwrap_or(f64::NAN);
-        self.correct += batch * latest.get(ACCURACY).copied().unwrap_or(f64::NAN) / 100.0;
-    }
-
-    fn mean_loss(&self) -> f64 {
-        self.loss / self.items as f64
-    }
-
-    fn accuracy(&self) -> f64 {
-        self.correct / self.items as f64
-    }
-}
-
 const LOSS: &str = "Loss";
 const ACCURACY: &str = "Accuracy";
+
+/// Where a run's files go, so each finished epoch extends its journal and curves.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// The artifact directory.
+    pub dir: PathBuf,
+    /// Backend and device, for the journal.
+    pub device: String,
+    /// Epochs finished before this process started (a resumed run), for the curves.
+    pub earlier: Vec<EpochHistory>,
+}
+
+/// Appends a batch that brought a split's progress to `items_processed`.
+fn add_batch(batches: &mut Vec<Batch>, items_processed: usize, latest: &HashMap<String, f64>) {
+    let seen: usize = batches.iter().map(|b| b.examples).sum();
+    batches.push(Batch {
+        examples: items_processed.saturating_sub(seen),
+        loss: latest.get(LOSS).copied().unwrap_or(f64::NAN),
+        accuracy: latest.get(ACCURACY).copied().unwrap_or(f64::NAN) / 100.0,
+    });
+}
 
 /// A burn-train renderer that accumulates per-epoch metrics, prints one line per epoch when
 /// there is no dashboard, and otherwise forwards everything to the dashboard.
@@ -113,19 +113,20 @@ pub struct ProgressRenderer {
     dashboard: Option<Box<dyn MetricsRenderer>>,
     names: HashMap<MetricId, String>,
     latest: HashMap<String, f64>,
-    epoch: usize,
-    train: Sums,
-    valid: Sums,
+    current: EpochHistory,
+    files: Option<RunFiles>,
     phase_start: Instant,
     train_seconds: f64,
 }
 
 impl ProgressRenderer {
-    /// Prints epoch lines when `dashboard` is `None`; records epochs into `log` either way.
+    /// Prints epoch lines when `dashboard` is `None`; records epochs into `log` either way,
+    /// and into the run's journal and curves when `files` is given.
     pub fn new(
         total_epochs: usize,
         log: EpochLog,
         dashboard: Option<Box<dyn MetricsRenderer>>,
+        files: Option<RunFiles>,
     ) -> Self {
         Self {
             total_epochs,
@@ -133,9 +134,8 @@ impl ProgressRenderer {
             dashboard,
             names: HashMap::new(),
             latest: HashMap::new(),
-            epoch: 0,
-            train: Sums::default(),
-            valid: Sums::default(),
+            current: EpochHistory::default(),
+            files,
             phase_start: Instant::now(),
             train_seconds: 0.0,
         }
@@ -150,33 +150,56 @@ impl ProgressRenderer {
     }
 
     fn enter_epoch(&mut self, epoch: usize) {
-        if epoch != self.epoch {
+        if epoch != self.current.epoch {
             if self.dashboard.is_some() {
                 crate::training::keep_ctrl_c_as_signal();
             }
-            self.epoch = epoch;
-            self.train = Sums::default();
-            self.valid = Sums::default();
+            self.current = EpochHistory {
+                epoch,
+                ..Default::default()
+            };
         }
     }
 
     fn finish_epoch(&mut self) {
+        let (train, test) = (self.current.train_totals(), self.current.test_totals());
         let metrics = EpochMetrics {
-            epoch: self.epoch,
-            train_loss: self.train.mean_loss(),
-            train_acc: self.train.accuracy(),
-            test_loss: self.valid.mean_loss(),
-            test_acc: self.valid.accuracy(),
-            train_examples: self.train.items,
+            epoch: self.current.epoch,
+            train_loss: train.loss,
+            train_acc: train.accuracy,
+            test_loss: test.map_or(f64::NAN, |t| t.loss),
+            test_acc: test.map_or(f64::NAN, |t| t.accuracy),
+            train_examples: train.examples,
             train_seconds: self.train_seconds,
+            epoch_seconds: self.phase_start.elapsed().as_secs_f64(),
         };
         if self.dashboard.is_none() {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", metrics.line(self.total_epochs));
             let _ = out.flush();
         }
+        self.record_to_files(&metrics);
         self.log.push(metrics);
         self.phase_start = Instant::now();
+    }
+
+    /// Extends the journal and redraws the curves; a failure is a warning, training goes on.
+    fn record_to_files(&mut self, metrics: &EpochMetrics) {
+        let Some(files) = &mut self.files else {
+            return;
+        };
+        files.earlier.push(self.current.clone());
+        let entry = JournalEntry {
+            metrics: metrics.clone(),
+            device: files.device.clone(),
+        };
+        let curves = Curves::from_history(&files.earlier);
+        let written = report::append_journal(&files.dir, &entry).and_then(|_| {
+            report::write_curves_svg(&curves, self.total_epochs, &report::curves_path(&files.dir))
+        });
+        if let Err(err) = written {
+            eprintln!("warning: {err:#}");
+        }
     }
 }
 
@@ -198,7 +221,11 @@ impl MetricsRendererTraining for ProgressRenderer {
     fn render_train(&mut self, item: TrainingProgress, indicators: Vec<ProgressType>) {
         self.enter_epoch(item.global_progress.items_processed);
         if let Some(progress) = &item.progress {
-            self.train.add(progress.items_processed, &self.latest);
+            add_batch(
+                &mut self.current.train,
+                progress.items_processed,
+                &self.latest,
+            );
             if progress.items_processed >= progress.items_total {
                 self.train_seconds = self.phase_start.elapsed().as_secs_f64();
             }
@@ -211,7 +238,11 @@ impl MetricsRendererTraining for ProgressRenderer {
     fn render_valid(&mut self, item: TrainingProgress, indicators: Vec<ProgressType>) {
         self.enter_epoch(item.global_progress.items_processed);
         let done = item.progress.as_ref().map(|progress| {
-            self.valid.add(progress.items_processed, &self.latest);
+            add_batch(
+                &mut self.current.test,
+                progress.items_processed,
+                &self.latest,
+            );
             progress.items_processed >= progress.items_total
         });
         if let Some(d) = &mut self.dashboard {

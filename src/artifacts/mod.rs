@@ -19,13 +19,20 @@ pub fn recorder() -> AtomicMpkRecorder {
 pub const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Entries a training run writes; an artifact directory holding any of them holds a run.
-const RUN_ENTRIES: [&str; 6] = [
+const RUN_ENTRIES: [&str; 13] = [
     "config.json",
     "model.mpk",
     "checkpoint",
     "train",
     "valid",
     "experiment.log",
+    "epochs.jsonl",
+    "curves.svg",
+    "curves.png",
+    "report.json",
+    "report.md",
+    "eval.json",
+    "confusion.svg",
 ];
 
 /// `config.json`: the model and training configuration of the run.

@@ -29,6 +29,9 @@ pub struct EvalArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write confusion.png beside confusion.svg.
+    #[arg(long)]
+    pub png: bool,
     /// Directory with the Fashion-MNIST files.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -63,12 +66,22 @@ impl BackendTask for EvalTask<'_> {
         let report = Evaluation::new(&model.source, args.split, loss, confusion);
         let path = args.model.artifact_dir.join("eval.json");
         report.save_json(&path)?;
+        let picture = args.model.artifact_dir.join("confusion.svg");
+        crate::report::write_confusion_svg(&report, &picture)?;
+        if args.png {
+            crate::report::svg_to_png(&picture, &picture.with_extension("png"))?;
+        }
         match args.json {
             true => println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serialises")
             ),
-            false => print!("{}\nwritten to {}\n", report.to_text(), path.display()),
+            false => print!(
+                "{}\nwrote {} and {}\n",
+                report.to_text(),
+                path.display(),
+                picture.display()
+            ),
         }
         Ok(())
     }

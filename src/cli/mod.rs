@@ -2,6 +2,7 @@
 
 mod eval;
 mod infer;
+mod report;
 mod summary;
 mod train;
 
@@ -12,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use eval::EvalArgs;
 pub use infer::InferArgs;
+pub use report::{PlotArgs, ReportArgs};
 pub use summary::SummaryArgs;
 pub use train::TrainArgs;
 
@@ -37,6 +39,10 @@ pub enum Command {
     Infer(InferArgs),
     /// Evaluate a trained model: loss, accuracy, per-class accuracy, confusion matrix.
     Eval(EvalArgs),
+    /// Redraw a run's training curves (curves.svg, and curves.png with --png) from its logs.
+    Plot(PlotArgs),
+    /// Print a run's report (and rewrite report.json and report.md) from its files.
+    Report(ReportArgs),
     /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
     Summary(SummaryArgs),
 }
@@ -73,6 +79,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => backend::dispatch(args.backend.kind(), train::TrainTask(&args))?,
         Command::Infer(args) => backend::dispatch(args.backend.kind(), infer::InferTask(&args))?,
         Command::Eval(args) => backend::dispatch(args.backend.kind(), eval::EvalTask(&args))?,
+        Command::Plot(args) => report::plot(&args),
+        Command::Report(args) => report::report(&args),
         Command::Summary(args) => {
             backend::dispatch(args.backend.kind(), summary::SummaryTask(args.resize))?
         }

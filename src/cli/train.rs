@@ -87,6 +87,7 @@ impl BackendTask for TrainTask<'_> {
             overwrite: args.overwrite,
             resume: args.resume,
             dashboard: std::io::stdout().is_terminal(),
+            device_label: label.clone(),
         };
         let Some(outcome) = training::train::<B>(device, &args.flags(), &options)? else {
             return Ok(());

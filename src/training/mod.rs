@@ -29,7 +29,8 @@ pub use throughput::ExamplesPerSecond;
 
 use crate::artifacts;
 use crate::data::{FashionMnist, FashionMnistBatcher, Split};
-use crate::progress::{EpochLog, ProgressRenderer};
+use crate::progress::{EpochLog, ProgressRenderer, RunFiles};
+use crate::report;
 
 /// Where and how one training run happens, beyond the hyper-parameters.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Draw burn-train's dashboard (stdout is a terminal) instead of one line per epoch.
     pub dashboard: bool,
+    /// Backend and device, for the journal and report.
+    pub device_label: String,
 }
 
 /// What a finished run reports, in d2l's terms.
@@ -148,16 +151,27 @@ pub fn train<B: AutodiffBackend>(
     let dashboard = options
         .dashboard
         .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), resume_from));
+    let files = RunFiles {
+        dir: dir.clone(),
+        device: options.device_label.clone(),
+        earlier: report::read_history(dir).into_iter().take(done).collect(),
+    };
     let renderer = ProgressRenderer::new(
         config.epochs,
         log.clone(),
         dashboard.map(|d| Box::new(d) as _),
+        Some(files),
     );
     let training = training.renderer(renderer);
 
     let learner = Learner::new(model, SgdConfig::new().init(), config.lr);
     let result = training.launch(learner);
     drop(result.renderer); // closes the dashboard and restores the terminal
+    // burn-train has flushed its logs by now: the report reads them.
+    let reported = report::RunReport::from_run(dir).and_then(|r| r.save(dir));
+    if let Err(err) = reported {
+        eprintln!("warning: no run report: {err:#}");
+    }
 
     // The dashboard resets the interrupter when training ends, so tell an interrupted run by
     // its missing last epoch instead.

@@ -1,0 +1,67 @@
+//! `alexnet plot` and `alexnet report`: pictures and summaries of any run, even an interrupted one.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::report::{self, RunReport};
+
+/// Flags of `alexnet plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The training run to plot (finished, resumed or interrupted).
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifact_dir: PathBuf,
+    /// Also write curves.png beside curves.svg.
+    #[arg(long)]
+    pub png: bool,
+}
+
+/// Flags of `alexnet report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The training run to report on.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifact_dir: PathBuf,
+    /// Print report.json instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn run_report(dir: &std::path::Path) -> Result<RunReport> {
+    if !dir.is_dir() {
+        bail!(
+            "artifact directory {} does not exist; pass the --artifact-dir of a training run",
+            dir.display()
+        );
+    }
+    let report = RunReport::from_run(dir)?;
+    if report.epochs.is_empty() {
+        bail!("{} has no logged epoch yet; train first", dir.display());
+    }
+    Ok(report)
+}
+
+/// Redraws the training curves from the run's logs.
+pub fn plot(args: &PlotArgs) -> Result<()> {
+    let report = run_report(&args.artifact_dir)?;
+    for path in report::plot_run(&args.artifact_dir, report.config.epochs, args.png)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Rebuilds report.json and report.md from the run's files and prints the report.
+pub fn report(args: &ReportArgs) -> Result<()> {
+    let report = run_report(&args.artifact_dir)?;
+    report.save(&args.artifact_dir)?;
+    match args.json {
+        true => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("reports serialise")
+        ),
+        false => print!("{}", report.to_markdown()),
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `report.json` / `report.md`: what a run did, from its config, logs and epoch journal.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::config::Config;
+use serde::{Deserialize, Serialize};
+
+use super::history::read_history;
+use crate::artifacts;
+use crate::progress::EpochMetrics;
+use crate::training::TrainingConfig;
+
+/// One line of `epochs.jsonl`: an epoch's metrics and timing as the training process saw them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The epoch's metrics.
+    #[serde(flatten)]
+    pub metrics: EpochMetrics,
+    /// Backend and device that ran it.
+    pub device: String,
+}
+
+/// The epoch journal of a run directory.
+pub fn journal_path(dir: &Path) -> PathBuf {
+    dir.join("epochs.jsonl")
+}
+
+/// Appends one finished epoch to the journal.
+pub fn append_journal(dir: &Path, entry: &JournalEntry) -> Result<()> {
+    let path = journal_path(dir);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let line = serde_json::to_string(entry).expect("journal entries serialise");
+    writeln!(file, "{line}").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The journal's entries by epoch; a rerun epoch (after a resume) keeps its latest entry.
+fn read_journal(dir: &Path) -> BTreeMap<usize, JournalEntry> {
+    std::fs::read_to_string(journal_path(dir))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<JournalEntry>(l).ok())
+        .map(|e| (e.metrics.epoch, e))
+        .collect()
+}
+
+/// One epoch of the report; metrics come from burn-train's logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy.
+    pub train_acc: f64,
+    /// Mean test loss (absent if the epoch was not evaluated).
+    pub test_loss: Option<f64>,
+    /// Test accuracy (absent if the epoch was not evaluated).
+    pub test_acc: Option<f64>,
+    /// Training throughput, when the journal has the epoch.
+    pub examples_per_sec: Option<f64>,
+}
+
+/// d2l's closing line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    /// Training loss of the last epoch.
+    pub loss: f64,
+    /// Training accuracy of the last epoch.
+    pub train_acc: f64,
+    /// Test accuracy of the last epoch.
+    pub test_acc: Option<f64>,
+}
+
+/// Everything `report.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run's configuration.
+    pub config: TrainingConfig,
+    /// Backend and device of the last epoch run.
+    pub device: Option<String>,
+    /// Whether every configured epoch finished.
+    pub finished: bool,
+    /// Per-epoch metrics.
+    pub epochs: Vec<EpochRow>,
+    /// The epoch with the lowest test loss (the `best` checkpoint).
+    pub best_epoch: Option<usize>,
+    /// Metrics of the last logged epoch.
+    pub final_metrics: Option<FinalMetrics>,
+    /// Training examples per second over the journalled epochs.
+    pub examples_per_sec: Option<f64>,
+    /// Wall seconds of the journalled epochs (training and test passes).
+    pub wall_seconds: f64,
+}
+
+impl RunReport {
+    /// Builds the report of the run in `dir` from its config.json, logs and journal.
+    pub fn from_run(dir: &Path) -> Result<Self> {
+        let config_path = artifacts::config_path(dir);
+        let config = TrainingConfig::load(&config_path).with_context(|| {
+            format!(
+                "{} is missing or unreadable; pass the --artifact-dir of a training run",
+                config_path.display()
+            )
+        })?;
+        let journal = read_journal(dir);
+        let epochs: Vec<EpochRow> = read_history(dir)
+            .iter()
+            .filter(|e| !e.train.is_empty())
+            .map(|e| {
+                let (train, test) = (e.train_totals(), e.test_totals());
+                EpochRow {
+                    epoch: e.epoch,
+                    train_loss: train.loss,
+                    train_acc: train.accuracy,
+                    test_loss: test.map(|t| t.loss),
+                    test_acc: test.map(|t| t.accuracy),
+                    examples_per_sec: journal.get(&e.epoch).map(|j| j.metrics.examples_per_sec()),
+                }
+            })
+            .collect();
+        let best_epoch = epochs
+            .iter()
+            .filter_map(|e| Some((e.epoch, e.test_loss?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(epoch, _)| epoch);
+        let final_metrics = epochs.last().map(|e| FinalMetrics {
+            loss: e.train_loss,
+            train_acc: e.train_acc,
+            test_acc: e.test_acc,
+        });
+        let journalled: Vec<&EpochMetrics> = journal.values().map(|j| &j.metrics).collect();
+        let examples: usize = journalled.iter().map(|m| m.train_examples).sum();
+        let train_seconds: f64 = journalled.iter().map(|m| m.train_seconds).sum();
+        Ok(Self {
+            finished: epochs
+                .last()
+                .is_some_and(|e| e.epoch == config.epochs && e.test_acc.is_some()),
+            device: journal.values().last().map(|j| j.device.clone()),
+            best_epoch,
+            final_metrics,
+            examples_per_sec: (train_seconds > 0.0).then(|| examples as f64 / train_seconds),
+            wall_seconds: journalled.iter().map(|m| m.epoch_seconds).sum(),
+            epochs,
+            config,
+        })
+    }
+
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let c = &self.config;
+        let mut md = String::from("# AlexNet on Fashion-MNIST: run report\n\n");
+        md += &format!(
+            "- protocol: {} epochs, batch {}, SGD lr {}, resize {}, seed {}, train images {}, test images {}\n",
+            c.epochs,
+            c.batch_size,
+            c.lr,
+            c.model.image_size,
+            c.seed,
+            c.limit_train.map_or("all".into(), |n| n.to_string()),
+            c.limit_test.map_or("all".into(), |n| n.to_string()),
+        );
+        md += &format!(
+            "- device: {}\n",
+            self.device.as_deref().unwrap_or("unknown")
+        );
+        md += &format!(
+            "- finished: {}\n",
+            if self.finished {
+                "yes"
+            } else {
+                "no (resume with --resume)"
+            }
+        );
+        if let Some(f) = &self.final_metrics {
+            let test = f.test_acc.map_or("-".into(), |a| format!("{a:.3}"));
+            md += &format!(
+                "- final: loss {:.3}, train acc {:.3}, test acc {test}\n",
+                f.loss, f.train_acc
+            );
+        }
+        if let Some(best) = self.best_epoch {
+            md += &format!("- best epoch (lowest test loss): {best}\n");
+        }
+        if let Some(rate) = self.examples_per_sec {
+            md += &format!(
+                "- {rate:.1} examples/sec; wall time {:.0} s\n",
+                self.wall_seconds
+            );
+        }
+        md += "\n| epoch | train loss | train acc | test loss | test acc | examples/sec |\n";
+        md += "| ---: | ---: | ---: | ---: | ---: | ---: |\n";
+        let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+        for e in &self.epochs {
+            md += &format!(
+                "| {} | {:.3} | {:.3} | {} | {} | {} |\n",
+                e.epoch,
+                e.train_loss,
+                e.train_acc,
+                opt(e.test_loss, 3),
+                opt(e.test_acc, 3),
+                opt(e.examples_per_sec, 1)
+            );
+        }
+        md
+    }
+
+    /// Writes `report.json` and `report.md` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("reports serialise") + "\n";
+        for (name, text) in [("report.json", json), ("report.md", self.to_markdown())] {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
