@@ -8,9 +8,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            match err.downcast_ref::<alexnet::training::Interrupted>() {
-                Some(_) => ExitCode::from(130),
-                None => ExitCode::FAILURE,
+            match err.downcast_ref::<alexnet::training::TrainingStopped>() {
+                Some(stop) if stop.by_user() => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
             }
         }
     }

@@ -50,3 +50,19 @@ fn empty_subset_is_refused() {
         "empty after --limit-train 0",
     );
 }
+
+#[test]
+fn a_backend_not_compiled_in_is_refused_with_the_feature_to_add() {
+    let missing = alexnet::backend::BackendKind::ALL
+        .into_iter()
+        .find(|b| !b.is_compiled());
+    let Some(missing) = missing else {
+        return; // every backend is compiled into this build: nothing to refuse
+    };
+    let name = missing.name();
+    refused(
+        &["--backend", name],
+        &format!("backend {name} is not compiled into this binary"),
+    );
+    refused(&["--backend", name], &format!("--features {name}"));
+}

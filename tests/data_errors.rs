@@ -155,3 +155,48 @@ fn not_gzip_where_gz_expected_is_named() {
     .unwrap();
     assert_clear_error(dir.path(), &["t10k-labels-idx1-ubyte.gz", "gzip"]);
 }
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_valid(dir.path());
+    std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+    assert_clear_error(
+        dir.path(),
+        &["t10k-images-idx3-ubyte but not t10k-labels-idx1-ubyte[.gz]"],
+    );
+}
+
+#[test]
+fn wrong_dimensions_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_valid(dir.path());
+    let mut bytes = images(2);
+    bytes[8..12].copy_from_slice(&14u32.to_be_bytes());
+    bytes[12..16].copy_from_slice(&56u32.to_be_bytes());
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), bytes).unwrap();
+    assert_clear_error(
+        dir.path(),
+        &["t10k-images-idx3-ubyte holds 14x56 images, expected 28x28"],
+    );
+}
+
+#[test]
+fn truncated_gzip_is_named() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    write_valid(dir.path());
+    std::fs::remove_file(dir.path().join("train-images-idx3-ubyte")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&images(4)).unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(
+        dir.path().join("train-images-idx3-ubyte.gz"),
+        &gz[..gz.len() / 2],
+    )
+    .unwrap();
+    assert_clear_error(
+        dir.path(),
+        &["train-images-idx3-ubyte.gz", "not valid gzip"],
+    );
+}

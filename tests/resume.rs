@@ -11,23 +11,12 @@ use common::{alexnet, real_data_dir, run, stderr, stdout};
 
 const BATCHES_PER_EPOCH: usize = 8; // 256 images, batch 32
 
-/// 3 epochs of 256 images at 65 px, unless `extra` names `--epochs`.
-fn args(dir: &Path, data: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args = common::small_run_args(dir, data);
+/// 3 epochs of the tiny run, unless `extra` names `--epochs`.
+fn args(dir: &Path, _data: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = common::tiny_run_args(dir, extra);
     if !extra.contains(&"--epochs") {
         args.extend(["--epochs".to_string(), "3".to_string()]);
     }
-    for a in [
-        "--limit-train",
-        "256",
-        "--limit-test",
-        "64",
-        "--batch-size",
-        "32",
-    ] {
-        args.push(a.into());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
 

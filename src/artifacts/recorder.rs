@@ -27,6 +27,27 @@ pub fn partial_path(final_path: &Path) -> PathBuf {
     final_path.with_extension(format!("{EXTENSION}.partial"))
 }
 
+/// A writer that keeps the I/O error MessagePack's encoder would otherwise hide behind
+/// "error while writing multi-byte MessagePack value".
+struct ErrorKeepingWriter<W> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Write for ErrorKeepingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner
+            .write(buf)
+            .inspect_err(|e| self.error = Some(std::io::Error::new(e.kind(), e.to_string())))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner
+            .flush()
+            .inspect_err(|e| self.error = Some(std::io::Error::new(e.kind(), e.to_string())))
+    }
+}
+
 fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| unknown("cannot create", parent, e))?;
@@ -34,13 +55,19 @@ fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderE
     let partial = partial_path(path);
     let write = || -> Result<(), RecorderError> {
         let file = File::create(&partial).map_err(|e| unknown("cannot create", &partial, e))?;
-        let mut writer = BufWriter::new(file);
-        rmp_serde::encode::write_named(&mut writer, item)
-            .map_err(|e| unknown("cannot write", &partial, e))?;
-        writer
-            .flush()
-            .map_err(|e| unknown("cannot write", &partial, e))?;
+        let mut writer = ErrorKeepingWriter {
+            inner: BufWriter::new(file),
+            error: None,
+        };
+        let encoded = rmp_serde::encode::write_named(&mut writer, item);
+        let flushed = writer.flush();
+        if let Some(err) = writer.error.take() {
+            return Err(unknown("cannot write", &partial, err));
+        }
+        encoded.map_err(|e| unknown("cannot write", &partial, e))?;
+        flushed.map_err(|e| unknown("cannot write", &partial, e))?;
         let file = writer
+            .inner
             .into_inner()
             .map_err(|e| unknown("cannot write", &partial, e.error()))?;
         file.sync_all()

@@ -75,6 +75,21 @@ pub enum DataError {
         /// The directories searched, comma-separated.
         looked: String,
     },
+    /// A directory holds one file of a split but not the other.
+    #[error(
+        "{} holds {} but not {missing}; reinstall the data (apt-get install --reinstall \
+         dataset-fashion-mnist) or copy the missing file there",
+        dir.display(),
+        present.display()
+    )]
+    Incomplete {
+        /// The directory.
+        dir: PathBuf,
+        /// The file that is there.
+        present: PathBuf,
+        /// The file that is not.
+        missing: String,
+    },
     /// A file exists but is unusable.
     #[error(transparent)]
     Idx(#[from] IdxError),
@@ -109,8 +124,21 @@ pub fn locate(split: Split, explicit_dir: Option<&Path>) -> Result<(PathBuf, Pat
     let labels = format!("{}-labels-idx1-ubyte", split.prefix());
     let dirs = candidate_dirs(explicit_dir);
     for dir in &dirs {
-        if let (Some(i), Some(l)) = (find_file(dir, &images), find_file(dir, &labels)) {
-            return Ok((i, l));
+        match (find_file(dir, &images), find_file(dir, &labels)) {
+            (Some(i), Some(l)) => return Ok((i, l)),
+            (Some(present), None) | (None, Some(present)) => {
+                let missing = if present.to_string_lossy().contains(&images) {
+                    &labels
+                } else {
+                    &images
+                };
+                return Err(DataError::Incomplete {
+                    dir: dir.clone(),
+                    present,
+                    missing: format!("{missing}[.gz]"),
+                });
+            }
+            (None, None) => {}
         }
     }
     let looked = dirs

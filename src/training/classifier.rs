@@ -6,6 +6,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 
+use super::guard::LossGuard;
 use crate::data::FashionMnistBatch;
 
 /// The network plus the loss: what the Learner trains.
@@ -13,12 +14,23 @@ use crate::data::FashionMnistBatch;
 pub struct Classifier<B: Backend> {
     /// The AlexNet being trained; its record is what inference loads.
     pub net: AlexNet<B>,
+    /// Stops training at a non-finite loss; not part of the record.
+    #[module(skip)]
+    pub guard: LossGuard,
 }
 
 impl<B: Backend> Classifier<B> {
     /// Wraps a network.
     pub fn new(net: AlexNet<B>) -> Self {
-        Self { net }
+        Self {
+            net,
+            guard: LossGuard::default(),
+        }
+    }
+
+    /// Stops training through `guard` at the first non-finite loss.
+    pub fn with_guard(self, guard: LossGuard) -> Self {
+        Self { guard, ..self }
     }
 
     /// Logits, mean cross-entropy loss (as `nn.CrossEntropyLoss()`) and targets of one batch.
@@ -37,6 +49,7 @@ impl<B: AutodiffBackend> TrainStep for Classifier<B> {
 
     fn step(&self, batch: FashionMnistBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.forward_classification(batch);
+        self.guard.check(&output.loss);
         TrainOutput::new(self, output.loss.backward(), output)
     }
 }

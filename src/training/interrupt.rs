@@ -6,18 +6,106 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::train::Interrupter;
 
-/// Training was stopped before its last epoch, by Ctrl-C or the dashboard's quit key.
+/// The message Ctrl-C leaves in the interrupter.
+const CTRL_C: &str = "Ctrl-C";
+
+/// Why training stopped before its last epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// Ctrl-C, or the dashboard's quit key.
+    User,
+    /// The training loss became NaN or infinite.
+    LossNotFinite {
+        /// Epoch of the bad step.
+        epoch: usize,
+        /// Step within that epoch (1-based).
+        step: usize,
+        /// Steps per epoch.
+        steps: usize,
+        /// The loss value.
+        loss: f64,
+        /// The learning rate of the run.
+        lr: f64,
+    },
+    /// A write failed (disk full, directory removed, …); the message says which.
+    Fault(String),
+}
+
+impl StopReason {
+    /// Reads why `interrupter` was stopped; `loss_fault` is the guard's finding, if any.
+    pub fn from_interrupter(interrupter: &Interrupter, loss_fault: Option<StopReason>) -> Self {
+        if let Some(reason) = loss_fault {
+            return reason;
+        }
+        match interrupter.get_message() {
+            Some(message) if message != CTRL_C => {
+                StopReason::Fault(unwrap_recorder_error(&message))
+            }
+            _ => StopReason::User,
+        }
+    }
+}
+
+/// burn-train reports a failed checkpoint as ``Recorder error: `Unknown("…")` ``; keeps the
+/// message inside.
+fn unwrap_recorder_error(message: &str) -> String {
+    message
+        .split_once("Unknown(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map_or(message.to_string(), |(inner, _)| {
+            inner.replace("\\\"", "\"")
+        })
+}
+
+/// Training ended before its last epoch; the message says why, what survived and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "training interrupted{during}; {kept}. Resume with: alexnet train --resume --artifact-dir {dir}"
-)]
-pub struct Interrupted {
-    /// ` during epoch N`, when known.
-    pub during: String,
-    /// Which checkpoint survives.
-    pub kept: String,
+#[error("{}", self.describe())]
+pub struct TrainingStopped {
+    /// Why.
+    pub reason: StopReason,
+    /// The epoch that was running.
+    pub epoch: usize,
+    /// The newest complete checkpoint.
+    pub kept: Option<usize>,
     /// The artifact directory, as the user would type it.
     pub dir: String,
+}
+
+impl TrainingStopped {
+    /// Whether the user asked for the stop (exit status 130) rather than a fault (1).
+    pub fn by_user(&self) -> bool {
+        self.reason == StopReason::User
+    }
+
+    fn describe(&self) -> String {
+        let kept = match self.kept {
+            Some(epoch) => format!("the checkpoint of epoch {epoch} is intact"),
+            None => "no epoch had finished, so there is no checkpoint yet".to_string(),
+        };
+        let resume = format!("alexnet train --resume --artifact-dir {}", self.dir);
+        match &self.reason {
+            StopReason::User => format!(
+                "training interrupted during epoch {}; {kept}. Resume with: {resume}",
+                self.epoch
+            ),
+            StopReason::LossNotFinite {
+                epoch,
+                step,
+                steps,
+                loss,
+                lr,
+            } => format!(
+                "training stopped: the loss became {loss} at epoch {epoch}, step {step} of \
+                 {steps}, so --lr {lr} is probably too high (d2l uses 0.01); {kept}. Start a \
+                 new run with a smaller --lr (add --overwrite to replace this one)"
+            ),
+            StopReason::Fault(message) => format!(
+                "training stopped during epoch {}: {message}; {kept}. Fix the cause (free disk \
+                 space, …) and resume with: {resume}",
+                self.epoch
+            ),
+        }
+    }
 }
 
 static PRESSED_ONCE: AtomicBool = AtomicBool::new(false);
@@ -29,7 +117,7 @@ pub fn install(interrupter: Interrupter) {
             eprintln!("\nsecond Ctrl-C: exiting now; the last complete checkpoint is kept");
             std::process::exit(130);
         }
-        interrupter.stop(Some("Ctrl-C"));
+        interrupter.stop(Some(CTRL_C));
     });
 }
 
@@ -48,5 +136,20 @@ pub fn keep_ctrl_c_as_signal() {
             attrs.c_lflag |= libc::ISIG;
             libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &attrs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_errors_are_unwrapped() {
+        let burn = "Recorder error: `Unknown(\"cannot write a.mpk.partial: No space left on device (os error 28)\")`";
+        assert_eq!(
+            unwrap_recorder_error(burn),
+            "cannot write a.mpk.partial: No space left on device (os error 28)"
+        );
+        assert_eq!(unwrap_recorder_error("plain"), "plain");
     }
 }

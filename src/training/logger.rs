@@ -1,36 +1,121 @@
-//! Metric logs that land under the right epoch after a resume.
+//! burn-train's metric logs (`{train,valid}/epoch-N/Metric_Name.log`, one entry per batch),
+//! written by a logger that survives what Burn's `FileMetricLogger` does not: a resumed run and
+//! a full disk.
 
-use burn::train::logger::{FileMetricLogger, MetricLogger};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use burn::train::Interrupter;
+use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
-use burn::train::metric::{MetricDefinition, NumericEntry};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 
-/// burn-train 0.21's event store numbers the first epoch it sees 1, even when the Learner resumes
-/// from a checkpoint: the first resumed epoch's metrics would overwrite `epoch-1/`. This logger
-/// files them under the epoch that actually runs; later epochs are numbered correctly by Burn.
-pub struct EpochAlignedLogger {
-    inner: FileMetricLogger,
+/// Writes the same files as Burn's `FileMetricLogger`, with two differences:
+///
+/// - burn-train 0.21's event store numbers the first epoch it sees 1, even when the Learner
+///   resumes from a checkpoint, so the first resumed epoch's metrics would overwrite `epoch-1/`;
+///   they are filed under the epoch that actually runs.
+/// - A write that fails (disk full, directory gone) stops training through the interrupter with
+///   the error as its message, where Burn's logger panics in a background thread.
+pub struct RunLogger {
+    dir: PathBuf,
     first_epoch: usize,
+    names: HashMap<MetricId, String>,
+    files: HashMap<PathBuf, BufWriter<File>>,
+    interrupter: Interrupter,
+    failed: bool,
 }
 
-impl EpochAlignedLogger {
-    /// Logs into `dir` like Burn's file logger, for a run whose first epoch is `first_epoch`.
-    pub fn new(dir: &std::path::Path, first_epoch: usize) -> Self {
+impl RunLogger {
+    /// Logs into `dir` for a run whose first epoch is `first_epoch`.
+    pub fn new(dir: &Path, first_epoch: usize, interrupter: Interrupter) -> Self {
         Self {
-            inner: FileMetricLogger::new(dir),
+            dir: dir.to_path_buf(),
             first_epoch,
+            names: HashMap::new(),
+            files: HashMap::new(),
+            interrupter,
+            failed: false,
         }
     }
 
-    /// The epoch an update reported by the store as `epoch` belongs to.
-    fn actual_epoch(&self, epoch: usize) -> usize {
-        epoch.max(self.first_epoch)
+    fn path(&self, name: &str, epoch: usize, split: &Split) -> PathBuf {
+        self.dir
+            .join(split.to_string())
+            .join(format!("epoch-{epoch}"))
+            .join(format!("{}.log", name.replace(' ', "_")))
+    }
+
+    fn fail(&mut self, path: &Path, err: std::io::Error) {
+        if !self.failed {
+            self.failed = true;
+            let message = format!("cannot write the metric log {}: {err}", path.display());
+            self.interrupter.stop(Some(&message));
+        }
+    }
+
+    fn write(&mut self, path: PathBuf, line: &str) {
+        if self.failed {
+            return;
+        }
+        if !self.files.contains_key(&path) {
+            let opened = fs::create_dir_all(path.parent().expect("log files have a parent"))
+                .and_then(|_| {
+                    OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(true)
+                        .open(&path)
+                });
+            match opened {
+                Ok(file) => {
+                    self.files.insert(path.clone(), BufWriter::new(file));
+                }
+                Err(err) => return self.fail(&path, err),
+            }
+        }
+        // Flushed per line: logs stay current for whoever follows them, and a full disk is
+        // noticed at once.
+        let file = self.files.get_mut(&path).expect("opened above");
+        if let Err(err) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+            self.fail(&path, err);
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut error = None;
+        for (path, file) in &mut self.files {
+            if let Err(err) = file.flush() {
+                error.get_or_insert((path.clone(), err));
+            }
+        }
+        if let Some((path, err)) = error {
+            self.fail(&path, err);
+        }
     }
 }
 
-impl MetricLogger for EpochAlignedLogger {
+impl MetricLogger for RunLogger {
     fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
-        let epoch = self.actual_epoch(epoch);
-        self.inner.log(update, epoch, split);
+        let epoch = epoch.max(self.first_epoch);
+        let entries = update
+            .entries
+            .iter()
+            .chain(update.entries_numeric.iter().map(|n| &n.entry));
+        let lines: Vec<(PathBuf, String)> = entries
+            .filter_map(|entry| {
+                let name = self.names.get(&entry.metric_id)?;
+                Some((
+                    self.path(name, epoch, split),
+                    entry.serialized_entry.serialized.clone(),
+                ))
+            })
+            .collect();
+        for (path, line) in lines {
+            self.write(path, &line);
+        }
     }
 
     fn read_numeric(
@@ -39,14 +124,28 @@ impl MetricLogger for EpochAlignedLogger {
         epoch: usize,
         split: &Split,
     ) -> Result<Vec<NumericEntry>, String> {
-        self.inner.read_numeric(name, epoch, split)
+        self.flush();
+        let text = fs::read_to_string(self.path(name, epoch, split)).unwrap_or_default();
+        // A tail cut short by a crash is not an error: the entries before it are kept.
+        Ok(text
+            .lines()
+            .map_while(|l| NumericEntry::deserialize(l).ok())
+            .collect())
     }
 
     fn log_metric_definition(&mut self, definition: MetricDefinition) {
-        self.inner.log_metric_definition(definition);
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.clone());
     }
 
-    fn log_epoch_summary(&mut self, summary: EpochSummary) {
-        self.inner.log_epoch_summary(summary);
+    fn log_epoch_summary(&mut self, _summary: EpochSummary) {
+        self.flush();
+        self.files.clear();
+    }
+}
+
+impl Drop for RunLogger {
+    fn drop(&mut self) {
+        self.flush();
     }
 }

@@ -3,6 +3,7 @@
 
 mod classifier;
 mod config;
+mod guard;
 mod interrupt;
 mod logger;
 mod resume;
@@ -23,8 +24,9 @@ use burn::train::{Learner, SupervisedTraining};
 
 pub use classifier::Classifier;
 pub use config::{ConfigError, ConfigFlags, ResumeConflict, TrainingConfig};
-pub use interrupt::{Interrupted, keep_ctrl_c_as_signal};
-pub use logger::EpochAlignedLogger;
+pub use guard::{LossFault, LossGuard};
+pub use interrupt::{StopReason, TrainingStopped, keep_ctrl_c_as_signal};
+pub use logger::RunLogger;
 pub use throughput::ExamplesPerSecond;
 
 use crate::artifacts;
@@ -94,6 +96,7 @@ pub fn train<B: AutodiffBackend>(
         config.limit_train,
     )?;
     let test_set = load_split(Split::Test, options.data_dir.as_deref(), config.limit_test)?;
+    let train_len = train_set.len();
 
     let model = Classifier::new(config.model.try_init::<B>(&device)?);
     let resume_from = match options.resume {
@@ -136,17 +139,18 @@ pub fn train<B: AutodiffBackend>(
         .build(test_set);
 
     let log = EpochLog::default();
-    let mut training = SupervisedTraining::new(dir, train_loader, test_loader)
+    let training = SupervisedTraining::new(dir, train_loader, test_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metrics((ExamplesPerSecond::new(),))
-        .with_metric_logger(EpochAlignedLogger::new(dir, done + 1))
         .with_file_checkpointer(artifacts::recorder())
         .num_epochs(config.epochs);
+    let interrupter = training.interrupter();
+    let mut training =
+        training.with_metric_logger(RunLogger::new(dir, done + 1, interrupter.clone()));
     if let Some(epoch) = resume_from {
         training = training.checkpoint(epoch);
     }
-    let interrupter = training.interrupter();
     interrupt::install(interrupter.clone());
     let dashboard = options
         .dashboard
@@ -164,6 +168,8 @@ pub fn train<B: AutodiffBackend>(
     );
     let training = training.renderer(renderer);
 
+    let guard = LossGuard::new(interrupter.clone());
+    let model = model.with_guard(guard.clone());
     let learner = Learner::new(model, SgdConfig::new().init(), config.lr);
     let result = training.launch(learner);
     drop(result.renderer); // closes the dashboard and restores the terminal
@@ -176,7 +182,16 @@ pub fn train<B: AutodiffBackend>(
     // The dashboard resets the interrupter when training ends, so tell an interrupted run by
     // its missing last epoch instead.
     if log.epochs().last().map(|e| e.epoch) != Some(config.epochs) {
-        return Err(interrupted(dir, &log, done).into());
+        let steps = train_len.div_ceil(config.batch_size);
+        let loss_fault = guard.fault().map(|f| StopReason::LossNotFinite {
+            epoch: done + (f.step - 1) / steps + 1,
+            step: (f.step - 1) % steps + 1,
+            steps,
+            loss: f.loss,
+            lr: config.lr,
+        });
+        let reason = StopReason::from_interrupter(&interrupter, loss_fault);
+        return Err(stopped(dir, &log, done, reason).into());
     }
     let model_path = artifacts::model_path(dir);
     result
@@ -192,16 +207,12 @@ pub fn train<B: AutodiffBackend>(
     }))
 }
 
-fn interrupted(dir: &Path, log: &EpochLog, done_before: usize) -> Interrupted {
+fn stopped(dir: &Path, log: &EpochLog, done_before: usize, reason: StopReason) -> TrainingStopped {
     let last_done = log.epochs().last().map_or(done_before, |e| e.epoch);
-    let during = format!(" during epoch {}", last_done + 1);
-    let kept = match artifacts::complete_checkpoints(dir).last() {
-        Some(epoch) => format!("the checkpoint of epoch {epoch} is intact"),
-        None => "no epoch had finished, so there is no checkpoint yet".to_string(),
-    };
-    Interrupted {
-        during,
-        kept,
+    TrainingStopped {
+        reason,
+        epoch: last_done + 1,
+        kept: artifacts::complete_checkpoints(dir).last().copied(),
         dir: dir.display().to_string(),
     }
 }

@@ -48,3 +48,21 @@ pub fn small_run_args(artifact_dir: &Path, data_dir: &Path) -> Vec<String> {
     args.extend(["--data-dir".into(), data_dir.display().to_string()]);
     args
 }
+
+/// A tiny real-data run: 256 training images (8 batches of 32) and 64 test images at 65 px,
+/// plus `extra`.
+pub fn tiny_run_args(artifact_dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = small_run_args(artifact_dir, &real_data_dir());
+    for a in [
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "64",
+        "--batch-size",
+        "32",
+    ] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
