@@ -154,6 +154,34 @@ impl AlexNetConfig {
         Ok(LAST_CONV_CHANNELS * side * side)
     }
 
+    /// Multiply-accumulates of one image's forward pass through the conv and linear layers
+    /// (0.935 G at 224); FLOPs are twice this, a training step about three times the FLOPs.
+    pub fn forward_macs(&self) -> Result<u64, AlexNetConfigError> {
+        self.validate()?;
+        let mut side = self.image_size;
+        let mut channels = self.in_channels;
+        let mut macs = 0u64;
+        // (out channels, kernel, stride, padding, max-pool after)
+        let convs = [
+            (96, 11, 4, 1, true),
+            (256, 5, 1, 2, true),
+            (384, 3, 1, 1, false),
+            (384, 3, 1, 1, false),
+            (LAST_CONV_CHANNELS, 3, 1, 1, true),
+        ];
+        for (out, kernel, stride, padding, pool) in convs {
+            side = window_out(side, kernel, stride, padding).expect("validated");
+            macs += (out * side * side * channels * kernel * kernel) as u64;
+            channels = out;
+            if pool {
+                side = window_out(side, 3, 2, 0).expect("validated");
+            }
+        }
+        let flatten = channels * side * side;
+        macs += (flatten * HIDDEN + HIDDEN * HIDDEN + HIDDEN * self.num_classes) as u64;
+        Ok(macs)
+    }
+
     /// Builds the network, or says why this configuration cannot.
     ///
     /// Conv and linear weights get Xavier-uniform init, as d2l's `train_ch6` does; biases keep
@@ -371,6 +399,16 @@ mod tests {
         assert_eq!(width(160), Ok(256 * 3 * 3));
         assert_eq!(width(65), Ok(256));
         assert_eq!(width(512), Ok(256 * 14 * 14));
+    }
+
+    #[test]
+    fn forward_cost_matches_the_reference_count() {
+        // ../shared/reference/pytorch/flops_ref.py: 1.87 GFLOP per image at 224.
+        let macs = AlexNetConfig::new().forward_macs().unwrap();
+        // conv1..5: 96*54²*1*11², 256*26²*96*5², 384*12²*256*3², 384*12²*384*3², 256*12²*384*3²
+        let convs = 33_872_256 + 415_334_400 + 127_401_984 + 191_102_976 + 127_401_984;
+        assert_eq!(macs, convs + 6400 * 4096 + 4096 * 4096 + 4096 * 10);
+        assert!((2.0 * macs as f64 / 1e9 - 1.87).abs() < 0.01, "{macs}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each running on the backend `--backend` picks.
 
+mod bench;
 mod eval;
 mod infer;
 mod report;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+pub use bench::BenchArgs;
 pub use eval::EvalArgs;
 pub use infer::InferArgs;
 pub use report::{PlotArgs, ReportArgs};
@@ -43,6 +45,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Print a run's report (and rewrite report.json and report.md) from its files.
     Report(ReportArgs),
+    /// Measure training, inference and data-pipeline throughput (images/s, GFLOP/s).
+    Bench(BenchArgs),
     /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
     Summary(SummaryArgs),
 }
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => backend::dispatch(args.backend.kind(), train::TrainTask(&args))?,
         Command::Infer(args) => backend::dispatch(args.backend.kind(), infer::InferTask(&args))?,
         Command::Eval(args) => backend::dispatch(args.backend.kind(), eval::EvalTask(&args))?,
+        Command::Bench(args) => backend::dispatch(args.backend.kind(), bench::BenchTask(&args))?,
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
         Command::Summary(args) => {

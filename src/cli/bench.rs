@@ -1,0 +1,69 @@
+//! `alexnet bench`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+
+use super::BackendArgs;
+use crate::backend::BackendTask;
+use crate::bench::{self, BenchSettings};
+
+/// Flags of `alexnet bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Images per training step.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Images per inference pass.
+    #[arg(long, default_value_t = 256)]
+    pub infer_batch: usize,
+    /// Input side.
+    #[arg(long, default_value_t = 224)]
+    pub resize: usize,
+    /// Timed steps; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory with the Fashion-MNIST files (for the data pipeline; random pixels without).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// The benchmark on the chosen backend.
+pub struct BenchTask<'a>(pub &'a BenchArgs);
+
+impl BackendTask for BenchTask<'_> {
+    type Output = Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device, label: String) -> Result<()> {
+        let args = self.0;
+        if args.batch == 0 || args.infer_batch == 0 || args.iters == 0 {
+            bail!("--batch, --infer-batch and --iters must be at least 1");
+        }
+        let settings = BenchSettings {
+            batch: args.batch,
+            infer_batch: args.infer_batch,
+            resize: args.resize,
+            iters: args.iters,
+            warmup: args.warmup,
+        };
+        let report = bench::run::<B>(&device, &label, &settings, args.data_dir.as_deref())?;
+        match args.json {
+            true => println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("serialises")
+            ),
+            false => print!("{}", report.to_text()),
+        }
+        Ok(())
+    }
+}
