@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod devices;
 pub mod evaluation;
 pub mod inference;
 pub mod progress;

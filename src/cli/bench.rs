@@ -44,7 +44,8 @@ pub struct BenchTask<'a>(pub &'a BenchArgs);
 impl BackendTask for BenchTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, label: String) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, label: String) -> Result<()> {
+        let device = devices.into_iter().next().expect("one device");
         let args = self.0;
         if args.batch == 0 || args.infer_batch == 0 || args.iters == 0 {
             bail!("--batch, --infer-batch and --iters must be at least 1");

@@ -45,7 +45,8 @@ pub struct EvalTask<'a>(pub &'a EvalArgs);
 impl BackendTask for EvalTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, _label: String) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, _label: String) -> Result<()> {
+        let device = devices.into_iter().next().expect("one device");
         let args = self.0;
         if args.batch_size == 0 || args.limit == Some(0) {
             anyhow::bail!("--batch-size and --limit must be at least 1");

@@ -131,7 +131,8 @@ pub struct InferTask<'a>(pub &'a InferArgs);
 impl BackendTask for InferTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, _label: String) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, _label: String) -> Result<()> {
+        let device = devices.into_iter().next().expect("one device");
         let args = self.0;
         let model = inference::load_model::<B::InnerBackend>(
             &args.model.artifact_dir,

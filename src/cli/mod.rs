@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each running on the backend `--backend` picks.
 
+mod backends;
 mod bench;
 mod eval;
 mod infer;
@@ -19,7 +20,7 @@ pub use report::{PlotArgs, ReportArgs};
 pub use summary::SummaryArgs;
 pub use train::TrainArgs;
 
-use crate::backend::{self, BackendKind};
+use crate::backend::{self, BackendKind, DeviceChoice};
 use crate::inference::CheckpointChoice;
 
 /// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, evaluate, predict.
@@ -45,23 +46,33 @@ pub enum Command {
     Plot(PlotArgs),
     /// Print a run's report (and rewrite report.json and report.md) from its files.
     Report(ReportArgs),
+    /// List the compiled-in backends and the devices each can see now.
+    Backends(backends::BackendsArgs),
     /// Measure training, inference and data-pipeline throughput (images/s, GFLOP/s).
     Bench(BenchArgs),
     /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
     Summary(SummaryArgs),
 }
 
-/// Which backend runs the work.
+/// Which backend and device run the work.
 #[derive(Debug, Args)]
 pub struct BackendArgs {
-    /// Compute backend (must be compiled in; default: the fastest compiled in).
+    /// Compute backend (must be compiled in; default: the fastest compiled in that has a
+    /// device, see `alexnet backends`).
     #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
+    /// GPU to use: N (CUDA device, or wgpu discrete GPU), integrated:N or cpu (wgpu), default.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceChoice>,
 }
 
 impl BackendArgs {
     fn kind(&self) -> BackendKind {
         self.backend.unwrap_or_else(BackendKind::default_compiled)
+    }
+
+    fn devices(&self) -> Vec<DeviceChoice> {
+        self.device.iter().cloned().collect()
     }
 }
 
@@ -80,14 +91,33 @@ pub struct ModelArgs {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => backend::dispatch(args.backend.kind(), train::TrainTask(&args))?,
-        Command::Infer(args) => backend::dispatch(args.backend.kind(), infer::InferTask(&args))?,
-        Command::Eval(args) => backend::dispatch(args.backend.kind(), eval::EvalTask(&args))?,
-        Command::Bench(args) => backend::dispatch(args.backend.kind(), bench::BenchTask(&args))?,
+        Command::Train(args) => backend::dispatch(
+            args.backend.kind(),
+            &args.devices(),
+            train::TrainTask(&args),
+        )?,
+        Command::Infer(args) => backend::dispatch(
+            args.backend.kind(),
+            &args.backend.devices(),
+            infer::InferTask(&args),
+        )?,
+        Command::Eval(args) => backend::dispatch(
+            args.backend.kind(),
+            &args.backend.devices(),
+            eval::EvalTask(&args),
+        )?,
+        Command::Bench(args) => backend::dispatch(
+            args.backend.kind(),
+            &args.backend.devices(),
+            bench::BenchTask(&args),
+        )?,
+        Command::Backends(args) => backends::list(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
-        Command::Summary(args) => {
-            backend::dispatch(args.backend.kind(), summary::SummaryTask(args.resize))?
-        }
+        Command::Summary(args) => backend::dispatch(
+            args.backend.kind(),
+            &args.backend.devices(),
+            summary::SummaryTask(args.resize),
+        )?,
     }
 }

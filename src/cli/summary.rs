@@ -25,7 +25,8 @@ pub struct SummaryTask(pub usize);
 impl BackendTask for SummaryTask {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, _label: String) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, _label: String) -> Result<()> {
+        let device = devices.into_iter().next().expect("one device");
         let config = AlexNetConfig::new().with_image_size(self.0);
         let (rows, parameters) = summary::layer_table::<B::InnerBackend>(&config, &device)?;
         print!("{}", summary::format_table(&rows, parameters));

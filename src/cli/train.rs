@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
-use crate::backend::BackendTask;
+use crate::backend::{BackendTask, DeviceChoice};
 use crate::training::{self, ConfigFlags, RunOptions};
 
 /// Flags of `alexnet train`. Unset flags take d2l's values, or the saved ones with `--resume`.
@@ -53,11 +53,28 @@ pub struct TrainArgs {
     /// its saved settings.
     #[arg(long)]
     pub resume: bool,
+    /// Data-parallel training on several GPUs (e.g. 0,1): each batch is split across them and
+    /// the optimizer runs on the first (Burn's multi-device strategy).
+    #[arg(
+        long,
+        value_name = "D,D,…",
+        value_delimiter = ',',
+        conflicts_with = "device"
+    )]
+    pub devices: Vec<DeviceChoice>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
 
 impl TrainArgs {
+    /// `--devices`, else `--device`, else the default device.
+    pub fn devices(&self) -> Vec<DeviceChoice> {
+        match self.devices.is_empty() {
+            true => self.backend.device.iter().cloned().collect(),
+            false => self.devices.clone(),
+        }
+    }
+
     /// The flags that shape the run.
     pub fn flags(&self) -> ConfigFlags {
         ConfigFlags {
@@ -79,7 +96,7 @@ pub struct TrainTask<'a>(pub &'a TrainArgs);
 impl BackendTask for TrainTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, label: String) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, label: String) -> Result<()> {
         let args = self.0;
         let options = RunOptions {
             artifact_dir: args.artifact_dir.clone(),
@@ -89,7 +106,7 @@ impl BackendTask for TrainTask<'_> {
             dashboard: std::io::stdout().is_terminal(),
             device_label: label.clone(),
         };
-        let Some(outcome) = training::train::<B>(device, &args.flags(), &options)? else {
+        let Some(outcome) = training::train::<B>(devices, &args.flags(), &options)? else {
             return Ok(());
         };
         let epochs = outcome.epochs.epochs();

@@ -20,7 +20,9 @@ use burn::optim::SgdConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{
+    ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
+};
 
 pub use classifier::Classifier;
 pub use config::{ConfigError, ConfigFlags, ResumeConflict, TrainingConfig};
@@ -80,10 +82,11 @@ fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<
 ///
 /// Returns `None` when resuming a run that already finished all its epochs.
 pub fn train<B: AutodiffBackend>(
-    device: B::Device,
+    devices: Vec<B::Device>,
     flags: &ConfigFlags,
     options: &RunOptions,
 ) -> Result<Option<TrainOutcome>> {
+    let device = devices.first().expect("at least one device").clone();
     let dir = &options.artifact_dir;
     let config = match options.resume {
         true => resume::saved_config(dir, flags)?,
@@ -150,6 +153,10 @@ pub fn train<B: AutodiffBackend>(
         training.with_metric_logger(RunLogger::new(dir, done + 1, interrupter.clone()));
     if let Some(epoch) = resume_from {
         training = training.checkpoint(epoch);
+    }
+    if devices.len() > 1 {
+        let strategy = ExecutionStrategy::MultiDevice(devices, MultiDeviceOptim::OptimMainDevice);
+        training = training.with_training_strategy(TrainingStrategy::Default(strategy));
     }
     interrupt::install(interrupter.clone());
     let dashboard = options

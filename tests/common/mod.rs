@@ -50,7 +50,7 @@ pub fn small_run_args(artifact_dir: &Path, data_dir: &Path) -> Vec<String> {
 }
 
 /// A tiny real-data run: 256 training images (8 batches of 32) and 64 test images at 65 px,
-/// plus `extra`.
+/// plus `extra` (whose flags replace those defaults).
 pub fn tiny_run_args(artifact_dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = small_run_args(artifact_dir, &real_data_dir());
     for a in [
