@@ -1,6 +1,8 @@
 //! `alexnet infer` and `alexnet eval` on a small real run: images saved as PNG predict like the
 //! test-set images they came from, evaluation adds up, and bad inputs get clear errors.
 
+#![cfg(feature = "flex")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

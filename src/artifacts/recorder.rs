@@ -106,7 +106,7 @@ impl<B: Backend> FileRecorder<B> for AtomicMpkRecorder {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
     use burn::backend::Flex;

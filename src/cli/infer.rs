@@ -97,7 +97,7 @@ impl Inputs {
             }
         }
         for path in &args.images {
-            let item = inference::load_image(path, args.invert).map(|p| p.item);
+            let item = inference::load_image(path, args.invert);
             inputs.push(path.display().to_string(), None, item);
         }
         Ok(inputs)

@@ -15,22 +15,22 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not chained again).
+        cause: std::io::Error,
     },
     /// A `.gz` file that does not decompress.
     #[error(
-        "{path} is not valid gzip ({source}); re-download or reinstall the data (apt-get install --reinstall dataset-fashion-mnist)"
+        "{path} is not valid gzip ({cause}); re-download or reinstall the data (apt-get install --reinstall dataset-fashion-mnist)"
     )]
     Gzip {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not chained again).
+        cause: std::io::Error,
     },
     /// The first four bytes are not the expected magic number.
     #[error(
@@ -109,17 +109,17 @@ pub const NUM_CLASSES: usize = 10;
 
 /// Reads a whole file, decompressing it when its name ends in `.gz`.
 fn read_bytes(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let raw = fs::read(path).map_err(|source| IdxError::Io {
+    let raw = fs::read(path).map_err(|cause| IdxError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     if path.extension().is_some_and(|ext| ext == "gz") {
         let mut out = Vec::with_capacity(raw.len() * 4);
         GzDecoder::new(raw.as_slice())
             .read_to_end(&mut out)
-            .map_err(|source| IdxError::Gzip {
+            .map_err(|cause| IdxError::Gzip {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
         Ok(out)
     } else {

@@ -9,17 +9,11 @@ use image::{GrayImage, Luma};
 
 use crate::data::{FashionMnistItem, SIDE};
 
-/// A 28x28 grey picture ready for the batcher, with where it came from.
-#[derive(Debug, Clone)]
-pub struct PreparedImage {
-    /// Pixels, row-major, light object on dark background (Fashion-MNIST's convention).
-    pub item: FashionMnistItem,
-}
-
 /// Reads `path` (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ICO), converts colour to grey, pads it
 /// to a square with the background colour, and shrinks it to 28x28 as Fashion-MNIST's images
 /// were made. `invert` turns dark objects on a light background (most photos) into light on dark.
-pub fn load_image(path: &Path, invert: bool) -> Result<PreparedImage> {
+/// The result is a 28x28 item (label 0) ready for the batcher.
+pub fn load_image(path: &Path, invert: bool) -> Result<FashionMnistItem> {
     let decoded = image::ImageReader::open(path)
         .with_context(|| format!("cannot open {}", path.display()))?
         .with_guessed_format()
@@ -36,11 +30,9 @@ pub fn load_image(path: &Path, invert: bool) -> Result<PreparedImage> {
     } else {
         imageops::resize(&square, SIDE as u32, SIDE as u32, FilterType::Triangle)
     };
-    Ok(PreparedImage {
-        item: FashionMnistItem {
-            pixels: Arc::from(small.into_raw()),
-            label: 0,
-        },
+    Ok(FashionMnistItem {
+        pixels: Arc::from(small.into_raw()),
+        label: 0,
     })
 }
 
@@ -83,7 +75,7 @@ mod tests {
         }
         img.save(&path).unwrap();
         let prepared = load_image(&path, false).unwrap();
-        let px = &prepared.item.pixels;
+        let px = &prepared.pixels;
         assert_eq!(px.len(), SIDE * SIDE);
         assert!(px[14 * SIDE + 14] > 200, "centre is the white object");
         assert!(
@@ -91,7 +83,7 @@ mod tests {
             "padding is the black background"
         );
         let inverted = load_image(&path, true).unwrap();
-        assert!(inverted.item.pixels[14 * SIDE + 14] < 50);
+        assert!(inverted.pixels[14 * SIDE + 14] < 50);
     }
 
     #[test]

@@ -6,5 +6,5 @@ mod images;
 mod predict;
 
 pub use checkpoint::{CheckpointChoice, LoadedModel, best_epoch, load_model};
-pub use images::{PreparedImage, load_image};
+pub use images::load_image;
 pub use predict::{Prediction, predict};

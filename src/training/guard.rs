@@ -70,7 +70,7 @@ impl LossGuard {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
     use burn::backend::Flex;
