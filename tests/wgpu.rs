@@ -46,6 +46,8 @@ fn training_and_inference_run_on_lavapipe_and_agree_with_flex() {
             "1",
             "--limit-train",
             "32",
+            "--limit-test",
+            "32",
             "--backend",
             "wgpu",
             "--device",

@@ -53,15 +53,15 @@ pub fn small_run_args(artifact_dir: &Path, data_dir: &Path) -> Vec<String> {
 /// plus `extra` (whose flags replace those defaults).
 pub fn tiny_run_args(artifact_dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = small_run_args(artifact_dir, &real_data_dir());
-    for a in [
-        "--limit-train",
-        "256",
-        "--limit-test",
-        "64",
-        "--batch-size",
-        "32",
-    ] {
-        args.push(a.into());
+    let defaults = [
+        ("--limit-train", "256"),
+        ("--limit-test", "64"),
+        ("--batch-size", "32"),
+    ];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
