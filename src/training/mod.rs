@@ -56,10 +56,6 @@ pub struct RunOptions {
 /// What a finished run reports, in d2l's terms.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
-    /// The configuration that ran.
-    pub config: TrainingConfig,
-    /// The epoch training started from (1 for a new run).
-    pub first_epoch: usize,
     /// Per-epoch metrics of the epochs this process ran.
     pub epochs: EpochLog,
     /// Where the final model record was written.
@@ -207,8 +203,6 @@ pub fn train<B: AutodiffBackend>(
         .save_file(&model_path, &artifacts::recorder())
         .with_context(|| format!("cannot write the final model to {}", model_path.display()))?;
     Ok(Some(TrainOutcome {
-        config,
-        first_epoch: done + 1,
         epochs: log,
         model_path: model_path.with_extension("mpk"),
     }))
