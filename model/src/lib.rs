@@ -44,6 +44,9 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+#[cfg(feature = "flex")]
+mod flex_conv;
+
 /// The smallest input side for which every pooling window still fits (65 pixels).
 pub const MIN_IMAGE_SIZE: usize = 65;
 
@@ -298,35 +301,173 @@ pub struct LayerShape {
     pub shape: Vec<usize>,
 }
 
-/// Records layer outputs when asked to; forward passes use `None`.
-type Trace<'a> = Option<&'a mut Vec<LayerShape>>;
+/// One layer of [`AlexNet`], borrowed from the network, in the order d2l's
+/// `for layer in net: X = layer(X)` visits them.
+#[derive(Debug)]
+pub enum Layer<'a, B: Backend> {
+    /// A convolution.
+    Conv2d(&'a Conv2d<B>),
+    /// Rectified linear unit.
+    ReLU(&'a Relu),
+    /// 3x3 max-pooling with stride 2.
+    MaxPool2d(&'a MaxPool2d),
+    /// Feature maps `[batch, c, h, w]` to vectors `[batch, c*h*w]`.
+    Flatten,
+    /// A fully connected layer.
+    Linear(&'a Linear<B>),
+    /// Dropout (active only on an autodiff backend).
+    Dropout(&'a Dropout),
+}
 
-fn record<const D: usize, B: Backend>(
-    trace: &mut Trace<'_>,
-    layer: &'static str,
-    x: Tensor<B, D>,
-) -> Tensor<B, D> {
-    if let Some(rows) = trace.as_deref_mut() {
-        rows.push(LayerShape {
-            layer,
-            shape: x.dims().to_vec(),
-        });
+// By hand: a derive would ask for `B: Copy`.
+impl<B: Backend> Clone for Layer<'_, B> {
+    fn clone(&self) -> Self {
+        *self
     }
-    x
+}
+
+impl<B: Backend> Copy for Layer<'_, B> {}
+
+/// What flows between layers: feature maps before [`Layer::Flatten`], vectors after it.
+#[derive(Debug, Clone)]
+pub enum Activation<B: Backend> {
+    /// `[batch, channels, height, width]`.
+    Maps(Tensor<B, 4>),
+    /// `[batch, features]`.
+    Vectors(Tensor<B, 2>),
+}
+
+impl<B: Backend> Activation<B> {
+    /// The tensor's shape.
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            Self::Maps(x) => x.dims().to_vec(),
+            Self::Vectors(x) => x.dims().to_vec(),
+        }
+    }
+
+    fn maps(self, layer: &str) -> Tensor<B, 4> {
+        match self {
+            Self::Maps(x) => x,
+            Self::Vectors(_) => panic!("{layer} needs feature maps, got vectors"),
+        }
+    }
+
+    fn vectors(self, layer: &str) -> Tensor<B, 2> {
+        match self {
+            Self::Vectors(x) => x,
+            Self::Maps(_) => panic!("{layer} needs vectors, got feature maps"),
+        }
+    }
+}
+
+impl<B: Backend> Layer<'_, B> {
+    /// PyTorch's class name for the layer, as in d2l's table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Conv2d(_) => "Conv2d",
+            Self::ReLU(_) => "ReLU",
+            Self::MaxPool2d(_) => "MaxPool2d",
+            Self::Flatten => "Flatten",
+            Self::Linear(_) => "Linear",
+            Self::Dropout(_) => "Dropout",
+        }
+    }
+
+    /// Applies the layer.
+    ///
+    /// # Panics
+    /// If `x` is vectors for a layer that needs feature maps or the other way round; the layers
+    /// of [`AlexNet::layers`] in their order never are.
+    pub fn forward(&self, x: Activation<B>) -> Activation<B> {
+        let name = self.name();
+        match (self, x) {
+            (Self::Conv2d(conv), x) => Activation::Maps(conv2d(conv, x.maps(name))),
+            (Self::ReLU(relu), Activation::Maps(x)) => Activation::Maps(relu.forward(x)),
+            (Self::ReLU(relu), Activation::Vectors(x)) => Activation::Vectors(relu.forward(x)),
+            (Self::MaxPool2d(pool), x) => Activation::Maps(pool.forward(x.maps(name))),
+            (Self::Flatten, x) => Activation::Vectors(x.maps(name).flatten(1, 3)),
+            (Self::Linear(fc), x) => Activation::Vectors(fc.forward(x.vectors(name))),
+            (Self::Dropout(dropout), Activation::Maps(x)) => Activation::Maps(dropout.forward(x)),
+            (Self::Dropout(dropout), Activation::Vectors(x)) => {
+                Activation::Vectors(dropout.forward(x))
+            }
+        }
+    }
+}
+
+/// Whether convolutions on backend `B` take this crate's im2col + GEMM path (`Flex` and
+/// `Autodiff<Flex>` with the `flex` feature) instead of Burn's stock one.
+pub fn has_fast_conv<B: Backend>() -> bool {
+    #[cfg(feature = "flex")]
+    return flex_conv::applies_to::<B>();
+    #[cfg(not(feature = "flex"))]
+    false
+}
+
+/// A convolution through the fastest implementation this build has for backend `B`.
+fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match flex_conv::conv2d(conv, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    conv.forward(x)
 }
 
 impl<B: Backend> AlexNet<B> {
     /// Logits `[batch, num_classes]` for images `[batch, in_channels, side, side]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.run(images, None)
+        let logits = self
+            .layers()
+            .iter()
+            .fold(Activation::Maps(images), |x, layer| layer.forward(x));
+        logits.vectors("the output")
+    }
+
+    /// The 21 layers in order, as d2l's `nn.Sequential` lists them.
+    pub fn layers(&self) -> [Layer<'_, B>; 21] {
+        use Layer::{Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU};
+        let relu = ReLU(&self.relu);
+        [
+            Conv2d(&self.conv1),
+            relu,
+            MaxPool2d(&self.pool1),
+            Conv2d(&self.conv2),
+            relu,
+            MaxPool2d(&self.pool2),
+            Conv2d(&self.conv3),
+            relu,
+            Conv2d(&self.conv4),
+            relu,
+            Conv2d(&self.conv5),
+            relu,
+            MaxPool2d(&self.pool3),
+            Flatten,
+            Linear(&self.fc1),
+            relu,
+            Dropout(&self.dropout1),
+            Linear(&self.fc2),
+            relu,
+            Dropout(&self.dropout2),
+            Linear(&self.fc3),
+        ]
     }
 
     /// Runs `images` through the network and lists every layer's output shape, in the form of
     /// d2l's layer table (21 rows).
     pub fn layer_shapes(&self, images: Tensor<B, 4>) -> Vec<LayerShape> {
-        let mut rows = Vec::with_capacity(21);
-        self.run(images, Some(&mut rows));
-        rows
+        let mut x = Activation::Maps(images);
+        self.layers()
+            .iter()
+            .map(|layer| {
+                x = layer.forward(x.clone());
+                LayerShape {
+                    layer: layer.name(),
+                    shape: x.dims(),
+                }
+            })
+            .collect()
     }
 
     /// Total number of trainable scalars (46,764,746 at 224).
@@ -355,31 +496,6 @@ impl<B: Backend> AlexNet<B> {
             .zip(wanted)
             .find(|(f, w)| f.1 != w.1)
             .map(|((name, f), (_, w))| (name, f, w))
-    }
-
-    fn run(&self, x: Tensor<B, 4>, mut trace: Trace<'_>) -> Tensor<B, 2> {
-        let t = &mut trace;
-        let conv_relu = |t: &mut Trace<'_>, conv: &Conv2d<B>, x| {
-            let x = record(t, "Conv2d", conv.forward(x));
-            record(t, "ReLU", self.relu.forward(x))
-        };
-        let x = conv_relu(t, &self.conv1, x);
-        let x = record(t, "MaxPool2d", self.pool1.forward(x));
-        let x = conv_relu(t, &self.conv2, x);
-        let x = record(t, "MaxPool2d", self.pool2.forward(x));
-        let x = conv_relu(t, &self.conv3, x);
-        let x = conv_relu(t, &self.conv4, x);
-        let x = conv_relu(t, &self.conv5, x);
-        let x = record(t, "MaxPool2d", self.pool3.forward(x));
-        let x: Tensor<B, 2> = record(t, "Flatten", x.flatten(1, 3));
-        let linear_relu_dropout = |t: &mut Trace<'_>, fc: &Linear<B>, dropout: &Dropout, x| {
-            let x = record(t, "Linear", fc.forward(x));
-            let x = record(t, "ReLU", self.relu.forward(x));
-            record(t, "Dropout", dropout.forward(x))
-        };
-        let x = linear_relu_dropout(t, &self.fc1, &self.dropout1, x);
-        let x = linear_relu_dropout(t, &self.fc2, &self.dropout2, x);
-        record(t, "Linear", self.fc3.forward(x))
     }
 }
 

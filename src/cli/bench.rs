@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    /// Time each layer's forward and backward pass instead (training batch, autodiff backend),
+    /// beside Burn's stock convolution where this build replaces it.
+    #[arg(long)]
+    pub layers: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -57,12 +61,23 @@ impl BackendTask for BenchTask<'_> {
             iters: args.iters,
             warmup: args.warmup,
         };
+        if args.layers {
+            let rows = bench::layer_breakdown::<B>(&device, &settings)?;
+            match args.json {
+                true => println!("{}", serde_json::to_string_pretty(&rows)?),
+                false => print!(
+                    "{label}, batch {}, {}x{}\n{}",
+                    settings.batch,
+                    settings.resize,
+                    settings.resize,
+                    bench::layers::to_text(&rows)
+                ),
+            }
+            return Ok(());
+        }
         let report = bench::run::<B>(&device, &label, &settings, args.data_dir.as_deref())?;
         match args.json {
-            true => println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("serialises")
-            ),
+            true => println!("{}", serde_json::to_string_pretty(&report)?),
             false => print!("{}", report.to_text()),
         }
         Ok(())

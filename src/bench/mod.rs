@@ -16,6 +16,8 @@ use serde::Serialize;
 use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, FashionMnistItem, Split};
 use crate::training::Classifier;
 
+pub mod layers;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchSettings {
@@ -66,6 +68,14 @@ pub struct BenchReport {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// Runs `work`, waits for the device, and returns the result with the seconds it took.
+fn time<B: Backend, T>(device: &B::Device, work: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let result = work();
+    B::sync(device).expect("device sync");
+    (result, start.elapsed().as_secs_f64())
 }
 
 /// Runs `step` `warmup + iters` times and summarises the timed ones.
@@ -179,6 +189,17 @@ pub fn run<B: AutodiffBackend>(
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
             .unwrap_or_default(),
     })
+}
+
+/// Per-layer forward and backward times of a fresh network at the training batch size.
+pub fn layer_breakdown<B: AutodiffBackend>(
+    device: &B::Device,
+    settings: &BenchSettings,
+) -> Result<Vec<layers::LayerTiming>> {
+    let config = AlexNetConfig::new().with_image_size(settings.resize);
+    B::seed(device, 0);
+    let net = config.try_init::<B>(device)?;
+    Ok(layers::breakdown(&net, device, settings))
 }
 
 impl BenchReport {
