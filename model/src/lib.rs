@@ -45,7 +45,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 #[cfg(feature = "flex")]
-mod flex_conv;
+mod flex_ops;
 
 /// The smallest input side for which every pooling window still fits (65 pixels).
 pub const MIN_IMAGE_SIZE: usize = 65;
@@ -383,9 +383,9 @@ impl<B: Backend> Layer<'_, B> {
         let name = self.name();
         match (self, x) {
             (Self::Conv2d(conv), x) => Activation::Maps(conv2d(conv, x.maps(name))),
-            (Self::ReLU(relu), Activation::Maps(x)) => Activation::Maps(relu.forward(x)),
-            (Self::ReLU(relu), Activation::Vectors(x)) => Activation::Vectors(relu.forward(x)),
-            (Self::MaxPool2d(pool), x) => Activation::Maps(pool.forward(x.maps(name))),
+            (Self::ReLU(layer), Activation::Maps(x)) => Activation::Maps(relu(layer, x)),
+            (Self::ReLU(layer), Activation::Vectors(x)) => Activation::Vectors(relu(layer, x)),
+            (Self::MaxPool2d(pool), x) => Activation::Maps(max_pool2d(pool, x.maps(name))),
             (Self::Flatten, x) => Activation::Vectors(x.maps(name).flatten(1, 3)),
             (Self::Linear(fc), x) => Activation::Vectors(fc.forward(x.vectors(name))),
             (Self::Dropout(dropout), Activation::Maps(x)) => Activation::Maps(dropout.forward(x)),
@@ -396,11 +396,11 @@ impl<B: Backend> Layer<'_, B> {
     }
 }
 
-/// Whether convolutions on backend `B` take this crate's im2col + GEMM path (`Flex` and
-/// `Autodiff<Flex>` with the `flex` feature) instead of Burn's stock one.
-pub fn has_fast_conv<B: Backend>() -> bool {
+/// Whether convolutions, ReLUs and max-poolings on backend `B` take this crate's CPU kernels
+/// (`Flex` and `Autodiff<Flex>` with the `flex` feature) instead of Burn's stock layers.
+pub fn has_fast_cpu_kernels<B: Backend>() -> bool {
     #[cfg(feature = "flex")]
-    return flex_conv::applies_to::<B>();
+    return flex_ops::applies_to::<B>();
     #[cfg(not(feature = "flex"))]
     false
 }
@@ -408,11 +408,31 @@ pub fn has_fast_conv<B: Backend>() -> bool {
 /// A convolution through the fastest implementation this build has for backend `B`.
 fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match flex_conv::conv2d(conv, x) {
+    let x = match flex_ops::conv2d(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
     conv.forward(x)
+}
+
+/// A ReLU through the fastest implementation this build has for backend `B`.
+fn relu<B: Backend, const D: usize>(relu: &Relu, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "flex")]
+    let x = match flex_ops::relu(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    relu.forward(x)
+}
+
+/// A max-pooling through the fastest implementation this build has for backend `B`.
+fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match flex_ops::max_pool2d(pool, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    pool.forward(x)
 }
 
 impl<B: Backend> AlexNet<B> {

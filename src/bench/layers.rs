@@ -29,11 +29,11 @@ pub struct LayerTiming {
     /// the forward's (output, input and weight gradients), two for the first layer, whose input
     /// (the images) needs no gradient.
     pub training_macs: Option<u64>,
-    /// The same layer through Burn's own convolution, where this build replaces it.
+    /// The same layer through Burn's stock implementation, where this build replaces it.
     pub stock: Option<StockTiming>,
 }
 
-/// Forward and backward time of Burn's stock convolution on the same input.
+/// Forward and backward time of Burn's stock layer on the same input.
 #[derive(Debug, Clone, Serialize)]
 pub struct StockTiming {
     /// Median forward time.
@@ -56,7 +56,7 @@ pub fn breakdown<B: AutodiffBackend>(
     );
     let mut x = Activation::Maps(images);
     let layers = net.layers();
-    let fast_conv = alexnet_model::has_fast_conv::<B>();
+    let fast_kernels = alexnet_model::has_fast_cpu_kernels::<B>();
     layers
         .iter()
         .enumerate()
@@ -67,20 +67,13 @@ pub fn breakdown<B: AutodiffBackend>(
             };
             let apply = |x| layer.forward(x);
             let (forward_ms, backward_ms) = time_layer(&apply, &input, device, settings);
-            let stock = match layer {
-                Layer::Conv2d(conv) if fast_conv => {
-                    let stock = |x: Activation<B>| match x {
-                        Activation::Maps(x) => Activation::Maps(conv.forward(x)),
-                        vectors => vectors,
-                    };
-                    let (forward_ms, backward_ms) = time_layer(&stock, &input, device, settings);
-                    Some(StockTiming {
-                        forward_ms,
-                        backward_ms,
-                    })
+            let stock = stock_layer(layer).filter(|_| fast_kernels).map(|stock| {
+                let (forward_ms, backward_ms) = time_layer(&stock, &input, device, settings);
+                StockTiming {
+                    forward_ms,
+                    backward_ms,
                 }
-                _ => None,
-            };
+            });
             x = detach(layer.forward(input));
             LayerTiming {
                 index: index + 1,
@@ -94,6 +87,24 @@ pub fn breakdown<B: AutodiffBackend>(
             }
         })
         .collect()
+}
+
+/// Burn's own implementation of the layers this crate has faster kernels for.
+fn stock_layer<'a, B: AutodiffBackend>(
+    layer: &Layer<'a, B>,
+) -> Option<impl Fn(Activation<B>) -> Activation<B> + 'a> {
+    let layer = *layer;
+    matches!(
+        layer,
+        Layer::Conv2d(_) | Layer::ReLU(_) | Layer::MaxPool2d(_)
+    )
+    .then_some(move |x: Activation<B>| match (layer, x) {
+        (Layer::Conv2d(conv), Activation::Maps(x)) => Activation::Maps(conv.forward(x)),
+        (Layer::MaxPool2d(pool), Activation::Maps(x)) => Activation::Maps(pool.forward(x)),
+        (Layer::ReLU(relu), Activation::Maps(x)) => Activation::Maps(relu.forward(x)),
+        (Layer::ReLU(relu), Activation::Vectors(x)) => Activation::Vectors(relu.forward(x)),
+        (_, x) => x,
+    })
 }
 
 /// Median forward and backward milliseconds of `apply` on `input`.
@@ -157,7 +168,7 @@ fn forward_macs<B: AutodiffBackend>(layer: &Layer<'_, B>, output: &[usize]) -> O
 pub fn to_text(rows: &[LayerTiming]) -> String {
     let mut text = format!(
         "{:<3} {:<10} {:<20} {:>10} {:>11} {:>9}  {}\n",
-        "#", "layer", "output", "fwd ms", "bwd ms", "GFLOP/s", "stock conv fwd / bwd ms"
+        "#", "layer", "output", "fwd ms", "bwd ms", "GFLOP/s", "Burn stock fwd / bwd ms"
     );
     for row in rows {
         let gflops = row.training_macs.map_or(String::new(), |macs| {

@@ -1,92 +1,36 @@
-//! A faster CPU convolution for burn-flex, added through Burn's backend-extension mechanism.
-//!
-//! burn-flex 0.21 computes a convolution's gradients with Burn's generic fallbacks (a transposed
-//! convolution for the input, a convolution of swapped tensors for the weights), which spend most
-//! of a training step. Here the forward pass and both gradients are im2col + GEMM
-//! ([`kernels`]); on `Autodiff<Flex>` the op is a custom autodiff node with its own backward, as
-//! in Burn's "backend extension" guide.
-//!
-//! [`conv2d`] keeps [`crate::AlexNet`] generic over every backend: it takes this path when the
-//! backend *is* `Flex` or `Autodiff<Flex>` (checked with `Any`, since Rust has no
-//! specialisation) and the layer is a plain convolution (one group, no dilation, a bias, `f32`),
-//! and hands the input back otherwise, for the stock `Conv2d::forward`.
+//! Convolution: im2col + GEMM forward, and the weight, bias and input gradients in one pass.
 
-mod kernels;
-
-use std::any::Any;
-
+use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, Flex};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
-pub use kernels::ConvShape;
+use super::conv_kernels::{self, ConvShape};
+use super::{FlexOp, Train, apply, contiguous, flex_tensor, param_as, values};
 
-/// `conv(x)` through the im2col kernels when `B` is `Flex` or `Autodiff<Flex>` and the layer
-/// is a plain convolution; `Err(x)` otherwise, for the caller's stock path.
+/// `conv(x)` through the im2col kernels when `B` is a flex backend and `conv` is a plain
+/// convolution (one group, no dilation, a bias, no `Same` padding); `Err(x)` otherwise.
 pub(crate) fn conv2d<B: Backend>(
     conv: &Conv2d<B>,
     x: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let Some(shape) = conv_shape(conv, x.dims()).filter(|_| x.dtype() == DType::F32) else {
+    let (Some(shape), Some(bias)) = (conv_shape(conv, x.dims()), conv.bias.as_ref()) else {
         return Err(x);
     };
-    let Some(bias) = conv.bias.as_ref() else {
-        return Err(x);
+    let op = ConvOp {
+        weight: conv.weight.val(),
+        bias: bias.val(),
+        shape,
     };
-    let (weight, bias) = (conv.weight.val(), bias.val());
-    let x = match cast::<_, Tensor<Flex, 4>>(x) {
-        Ok(x) => {
-            let (weight, bias) = (same(primitive(weight)), same(primitive(bias)));
-            let y = forward(x.into_primitive().tensor(), weight, Some(bias), &shape);
-            return Ok(same(Tensor::<Flex, 4>::from_primitive(
-                TensorPrimitive::Float(y),
-            )));
-        }
-        Err(x) => x,
-    };
-    match cast::<_, Tensor<Autodiff<Flex>, 4>>(x) {
-        Ok(x) => {
-            let (weight, bias) = (same(primitive(weight)), same(primitive(bias)));
-            let y = autodiff_forward(x.into_primitive().tensor(), weight, bias, shape);
-            Ok(same(Tensor::<Autodiff<Flex>, 4>::from_primitive(
-                TensorPrimitive::Float(y),
-            )))
-        }
-        Err(x) => Err(x),
-    }
-}
-
-/// `value` as a `U`, where the caller has established that `T` is `U`.
-fn same<T: 'static, U: 'static>(value: T) -> U {
-    cast(value).unwrap_or_else(|_| unreachable!("checked to be the same backend"))
-}
-
-/// Whether [`conv2d`] can take the fast path on backend `B`.
-pub(crate) fn applies_to<B: Backend>() -> bool {
-    use std::any::TypeId;
-    [TypeId::of::<Flex>(), TypeId::of::<Autodiff<Flex>>()].contains(&TypeId::of::<B>())
-}
-
-/// `value` as a `U` when `T` is `U`.
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-        Some(same) => Ok(same.take().expect("filled above")),
-        None => Err(slot.expect("left untouched")),
-    }
-}
-
-fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
-    tensor.into_primitive().tensor()
+    apply(&op, x)
 }
 
 /// The sizes of `conv` applied to an input of `dims`, when the kernels handle it.
@@ -121,30 +65,47 @@ fn conv_shape<B: Backend>(conv: &Conv2d<B>, dims: [usize; 4]) -> Option<ConvShap
     })
 }
 
-/// The tensor's values, copied only when it is not contiguous.
-fn contiguous(tensor: FlexTensor) -> FlexTensor {
-    match tensor.as_slice::<f32>() {
-        Some(_) => tensor,
-        None => tensor.to_contiguous(),
+struct ConvOp<B: Backend> {
+    weight: Tensor<B, 4>,
+    bias: Tensor<B, 1>,
+    shape: ConvShape,
+}
+
+impl<B: Backend> FlexOp for ConvOp<B> {
+    fn inference(&self, x: FlexTensor) -> FlexTensor {
+        let weight = param_as::<B, Flex, 4>(&self.weight);
+        let bias = param_as::<B, Flex, 1>(&self.bias);
+        forward(x, weight, bias, &self.shape)
+    }
+
+    fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
+        let weight = param_as::<B, Train, 4>(&self.weight);
+        let bias = param_as::<B, Train, 1>(&self.bias);
+        let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+        match ConvBackward
+            .prepare::<NoCheckpointing>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let y = forward(x.primitive, weight.primitive, bias.primitive, &self.shape);
+                prep.finish((x_state, weight_state, self.shape), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(
+                x.primitive,
+                weight.primitive,
+                bias.primitive,
+                &self.shape,
+            )),
+        }
     }
 }
 
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-fn flex_tensor(values: Vec<f32>, dims: impl Into<Vec<usize>>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, dims.into()))
-}
-
-fn forward(
-    x: FlexTensor,
-    weight: FlexTensor,
-    bias: Option<FlexTensor>,
-    s: &ConvShape,
-) -> FlexTensor {
-    let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
-    let y = kernels::forward(values(&x), values(&weight), bias.as_ref().map(values), s);
+fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
+    let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let y = conv_kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
     flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
 }
 
@@ -166,7 +127,7 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x_state, weight_state, shape) = ops.state;
         let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
         let weight = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(weight_state));
-        let wanted = kernels::backward(
+        let wanted = conv_kernels::backward(
             values(&x),
             values(&weight),
             values(&dy),
@@ -186,40 +147,11 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
-fn autodiff_forward(
-    x: FloatTensor<Autodiff<Flex>>,
-    weight: FloatTensor<Autodiff<Flex>>,
-    bias: FloatTensor<Autodiff<Flex>>,
-    shape: ConvShape,
-) -> FloatTensor<Autodiff<Flex>> {
-    let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
-    match ConvBackward
-        .prepare::<NoCheckpointing>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(mut prep) => {
-            let x_state = prep.checkpoint(&x);
-            let weight_state = prep.checkpoint(&weight);
-            let y = forward(x.primitive, weight.primitive, Some(bias.primitive), &shape);
-            prep.finish((x_state, weight_state, shape), y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(
-            x.primitive,
-            weight.primitive,
-            Some(bias.primitive),
-            &shape,
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
-
-    type Train = Autodiff<Flex>;
 
     /// The output and the gradients of `sum(conv(x) * g)` (input, when tracked; weight;
     /// bias), flattened, through the fast path or, when `stock`, Burn's `Conv2d::forward`.
@@ -324,6 +256,6 @@ mod tests {
             .with_padding(PaddingConfig2d::Same)
             .init(&device);
         assert!(conv2d(&same, x).is_err());
-        assert!(applies_to::<Train>() && applies_to::<Flex>());
+        assert!(super::super::applies_to::<Train>() && super::super::applies_to::<Flex>());
     }
 }

@@ -102,13 +102,20 @@ fn for_each_patch_row(
     }
 }
 
-/// Unfolds one image `[Cin, H, W]` into `col[K, N]`.
-fn im2col(image: &[f32], shape: &ConvShape, col: &mut [f32]) {
+/// Where one image's columns sit in a column matrix shared by a group of images: rows of
+/// `row_len` elements, this image's `N` columns starting at `offset`.
+#[derive(Clone, Copy)]
+struct Block {
+    row_len: usize,
+    offset: usize,
+}
+
+/// Unfolds one image `[Cin, H, W]` into its block of the column matrix `col[K, row_len]`.
+fn im2col(image: &[f32], shape: &ConvShape, col: &mut [f32], block: Block) {
     let out_w = shape.output[1];
-    let n = shape.col_cols();
     let sw = shape.stride[1];
     for_each_patch_row(shape, |col_row, oy, input_row, (lo, hi), first_ix| {
-        let dst = &mut col[col_row * n + oy * out_w..][..out_w];
+        let dst = &mut col[col_row * block.row_len + block.offset + oy * out_w..][..out_w];
         let Some(start) = input_row else {
             dst.fill(0.0);
             return;
@@ -126,14 +133,14 @@ fn im2col(image: &[f32], shape: &ConvShape, col: &mut [f32]) {
     });
 }
 
-/// Adds `col[K, N]` back onto one image gradient `[Cin, H, W]` (the adjoint of [`im2col`]).
-fn col2im_add(col: &[f32], shape: &ConvShape, image: &mut [f32]) {
+/// Adds one image's block of `col` back onto its gradient `[Cin, H, W]` (the adjoint of
+/// [`im2col`]).
+fn col2im_add(col: &[f32], shape: &ConvShape, image: &mut [f32], block: Block) {
     let out_w = shape.output[1];
-    let n = shape.col_cols();
     let sw = shape.stride[1];
     for_each_patch_row(shape, |col_row, oy, input_row, (lo, hi), first_ix| {
         let Some(start) = input_row else { return };
-        let src = &col[col_row * n + oy * out_w..][lo..hi];
+        let src = &col[col_row * block.row_len + block.offset + oy * out_w..][lo..hi];
         let dst = &mut image[start + first_ix..];
         for (s, d) in src.iter().zip(dst.iter_mut().step_by(sw)) {
             *d += *s;
@@ -184,41 +191,89 @@ unsafe fn matmul(
     }
 }
 
-/// Parallelism inside each GEMM: none when the images alone keep every thread busy.
-fn gemm_parallelism(batch: usize) -> Parallelism {
-    match batch >= rayon::current_num_threads() {
-        true => Parallelism::None,
-        false => Parallelism::Rayon(0),
+/// Columns a GEMM should have at least; smaller feature maps are grouped to reach it, as long
+/// as every thread still gets a group.
+const MIN_GEMM_COLUMNS: usize = 1024;
+
+/// How the images are split: groups of `size` images per task, one GEMM per group.
+#[derive(Clone, Copy)]
+struct Grouping {
+    size: usize,
+    parallelism: Parallelism,
+}
+
+impl Grouping {
+    fn new(shape: &ConvShape) -> Self {
+        let threads = rayon::current_num_threads();
+        let per_thread = shape.batch.div_ceil(threads).max(1);
+        // Equal groups, as few per thread as give each GEMM MIN_GEMM_COLUMNS columns.
+        let wanted = MIN_GEMM_COLUMNS
+            .div_ceil(shape.col_cols())
+            .clamp(1, per_thread);
+        let groups_per_thread = per_thread.div_ceil(wanted);
+        Self {
+            size: per_thread.div_ceil(groups_per_thread),
+            // Parallel GEMMs only when there are too few images to keep every thread busy.
+            parallelism: match shape.batch >= threads {
+                true => Parallelism::None,
+                false => Parallelism::Rayon(0),
+            },
+        }
     }
+}
+
+/// Unfolds a group of images side by side into `col[K, images * N]`; returns the row length.
+fn im2col_group(images: &[f32], shape: &ConvShape, col: &mut [f32]) -> usize {
+    let n = shape.col_cols();
+    let row_len = images.len() / shape.input_len() * n;
+    for (i, image) in images.chunks(shape.input_len()).enumerate() {
+        im2col(
+            image,
+            shape,
+            col,
+            Block {
+                row_len,
+                offset: i * n,
+            },
+        );
+    }
+    row_len
 }
 
 /// The convolution of `x [B, Cin, H, W]` with `weight [Cout, Cin, kh, kw]` plus `bias [Cout]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
-    let (k, n) = (shape.col_rows(), shape.col_cols());
-    let parallelism = gemm_parallelism(shape.batch);
+    let (k, n, c_out) = (shape.col_rows(), shape.col_cols(), shape.channels_out);
+    let grouping = Grouping::new(shape);
     let mut y = vec![0.0; shape.batch * shape.output_len()];
-    y.par_chunks_mut(shape.output_len())
-        .zip(x.par_chunks(shape.input_len()))
+    y.par_chunks_mut(grouping.size * shape.output_len())
+        .zip(x.par_chunks(grouping.size * shape.input_len()))
         .for_each_init(
-            || vec![0.0; k * n],
-            |col, (out, image)| {
-                im2col(image, shape, col);
-                if let Some(bias) = bias {
-                    for (row, b) in out.chunks_mut(n).zip(bias) {
-                        row.fill(*b);
-                    }
-                }
-                // SAFETY: weight is [Cout, K], col is [K, N], out is [Cout, N].
+            || {
+                let columns = grouping.size * n;
+                (vec![0.0; k * columns], vec![0.0; c_out * columns])
+            },
+            |(col, product), (outputs, images)| {
+                let row_len = im2col_group(images, shape, col);
+                // SAFETY: weight is [Cout, K], col is [K, row_len], product is [Cout, row_len].
                 unsafe {
                     matmul(
-                        [shape.channels_out, n, k],
-                        out,
-                        bias.is_some(),
+                        [c_out, row_len, k],
+                        product,
+                        false,
                         (weight, 1, k),
-                        (col, 1, n),
-                        parallelism,
+                        (col, 1, row_len),
+                        grouping.parallelism,
                     )
                 };
+                for (i, output) in outputs.chunks_mut(shape.output_len()).enumerate() {
+                    for (channel, row) in output.chunks_mut(n).enumerate() {
+                        let b = bias.map_or(0.0, |bias| bias[channel]);
+                        let src = &product[channel * row_len + i * n..][..n];
+                        for (dst, value) in row.iter_mut().zip(src) {
+                            *dst = value + b;
+                        }
+                    }
+                }
             },
         );
     y
@@ -234,21 +289,26 @@ pub struct Gradients {
     pub bias: Vec<f32>,
 }
 
-/// Per-thread sums of the weight and bias gradients.
-struct Partial {
+/// One task's buffers and its sums of the weight and bias gradients.
+struct Accumulator {
     weight: Vec<f32>,
     bias: Vec<f32>,
+    col: Vec<f32>,
+    dy: Vec<f32>,
 }
 
-impl Partial {
-    fn zeros(shape: &ConvShape) -> Self {
+impl Accumulator {
+    fn new(shape: &ConvShape, group: usize) -> Self {
+        let columns = group * shape.col_cols();
         Self {
             weight: vec![0.0; shape.weight_len()],
             bias: vec![0.0; shape.channels_out],
+            col: vec![0.0; shape.col_rows() * columns],
+            dy: vec![0.0; shape.channels_out * columns],
         }
     }
 
-    fn add(mut self, other: Partial) -> Self {
+    fn add(mut self, other: Accumulator) -> Self {
         for (a, b) in self.weight.iter_mut().zip(&other.weight) {
             *a += b;
         }
@@ -256,6 +316,16 @@ impl Partial {
             *a += b;
         }
         self
+    }
+}
+
+/// Lays a group's output gradients `[images][Cout][N]` side by side as `[Cout, images * N]`.
+fn gather_rows(dy: &[f32], shape: &ConvShape, row_len: usize, grouped: &mut [f32]) {
+    let n = shape.col_cols();
+    for (i, image) in dy.chunks(shape.output_len()).enumerate() {
+        for (channel, row) in image.chunks(n).enumerate() {
+            grouped[channel * row_len + i * n..][..n].copy_from_slice(row);
+        }
     }
 }
 
@@ -267,56 +337,73 @@ pub fn backward(
     shape: &ConvShape,
     input_grad: bool,
 ) -> Gradients {
-    let (k, n) = (shape.col_rows(), shape.col_cols());
-    let parallelism = gemm_parallelism(shape.batch);
+    let (k, n, c_out) = (shape.col_rows(), shape.col_cols(), shape.channels_out);
+    let grouping = Grouping::new(shape);
+    let (in_group, out_group) = (
+        grouping.size * shape.input_len(),
+        grouping.size * shape.output_len(),
+    );
     let mut dx = vec![0.0; if input_grad { x.len() } else { 0 }];
-    let dx_chunks: Vec<Option<&mut [f32]>> = match input_grad {
-        true => dx.chunks_mut(shape.input_len()).map(Some).collect(),
-        false => (0..shape.batch).map(|_| None).collect(),
+    let dx_groups: Vec<Option<&mut [f32]>> = match input_grad {
+        true => dx.chunks_mut(in_group).map(Some).collect(),
+        false => x.chunks(in_group).map(|_| None).collect(),
     };
-    let per_thread = shape.batch.div_ceil(rayon::current_num_threads()).max(1);
-    let total = dx_chunks
+    // One accumulator (a weight-gradient copy and buffers) per thread, not per group.
+    let groups_per_thread = dx_groups.len().div_ceil(rayon::current_num_threads());
+    let total = dx_groups
         .into_par_iter()
-        .zip(x.par_chunks(shape.input_len()))
-        .zip(dy.par_chunks(shape.output_len()))
-        .with_min_len(per_thread)
+        .zip(x.par_chunks(in_group))
+        .zip(dy.par_chunks(out_group))
+        .with_min_len(groups_per_thread)
         .fold(
-            || (Partial::zeros(shape), vec![0.0; k * n]),
-            |(mut partial, mut col), ((dx_image, image), dy_image)| {
-                im2col(image, shape, &mut col);
-                // SAFETY: dy is [Cout, N], col read as colᵀ [N, K], weight grad is [Cout, K].
+            || Accumulator::new(shape, grouping.size),
+            |mut acc, ((dx_group, images), dy_group)| {
+                let row_len = im2col_group(images, shape, &mut acc.col);
+                gather_rows(dy_group, shape, row_len, &mut acc.dy);
+                let dy_rows = &acc.dy[..c_out * row_len];
+                // SAFETY: dy is [Cout, row_len], col read as colᵀ [row_len, K], dW is [Cout, K].
                 unsafe {
                     matmul(
-                        [shape.channels_out, k, n],
-                        &mut partial.weight,
+                        [c_out, k, row_len],
+                        &mut acc.weight,
                         true,
-                        (dy_image, 1, n),
-                        (&col, n, 1),
-                        parallelism,
+                        (dy_rows, 1, row_len),
+                        (&acc.col, row_len, 1),
+                        grouping.parallelism,
                     )
                 };
-                for (b, row) in partial.bias.iter_mut().zip(dy_image.chunks(n)) {
+                for (b, row) in acc.bias.iter_mut().zip(dy_rows.chunks(row_len)) {
                     *b += row.iter().sum::<f32>();
                 }
-                if let Some(dx_image) = dx_image {
-                    // SAFETY: weight read as weightᵀ [K, Cout], dy is [Cout, N], col is [K, N].
+                if let Some(dx_group) = dx_group {
+                    // SAFETY: weight read as weightᵀ [K, Cout], dy is [Cout, row_len], col is
+                    // [K, row_len].
                     unsafe {
                         matmul(
-                            [k, n, shape.channels_out],
-                            &mut col,
+                            [k, row_len, c_out],
+                            &mut acc.col,
                             false,
                             (weight, k, 1),
-                            (dy_image, 1, n),
-                            parallelism,
+                            (dy_rows, 1, row_len),
+                            grouping.parallelism,
                         )
                     };
-                    col2im_add(&col, shape, dx_image);
+                    for (i, dx_image) in dx_group.chunks_mut(shape.input_len()).enumerate() {
+                        col2im_add(
+                            &acc.col,
+                            shape,
+                            dx_image,
+                            Block {
+                                row_len,
+                                offset: i * n,
+                            },
+                        );
+                    }
                 }
-                (partial, col)
+                acc
             },
         )
-        .map(|(partial, _)| partial)
-        .reduce(|| Partial::zeros(shape), Partial::add);
+        .reduce(|| Accumulator::new(shape, 0), Accumulator::add);
     Gradients {
         x: input_grad.then_some(dx),
         weight: total.weight,

@@ -1,0 +1,142 @@
+//! ReLU in one pass each way; NaN passes through, as in Burn's and PyTorch's.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorMetadata};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::{FlexOp, Train, apply, contiguous, flex_tensor, unique_values_mut, values};
+
+/// Elements per rayon task.
+const CHUNK: usize = 1 << 16;
+
+/// `max(x, 0)` through the fast kernels when `B` is a flex backend; `Err(x)` otherwise.
+pub(crate) fn relu<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    apply(&Relu, x)
+}
+
+struct Relu;
+
+/// `max(x, 0)`, in place when nothing else holds `x` (the usual case: a layer's fresh output).
+fn forward(x: FlexTensor) -> FlexTensor {
+    let relu = |x: f32| if x <= 0.0 { 0.0 } else { x };
+    let mut x = contiguous(x);
+    if let Some(values) = unique_values_mut(&mut x) {
+        values
+            .par_chunks_mut(CHUNK)
+            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = relu(*v)));
+        return x;
+    }
+    let y = values(&x)
+        .par_iter()
+        .with_min_len(CHUNK)
+        .map(|v| relu(*v))
+        .collect();
+    flex_tensor(y, x.shape().to_vec())
+}
+
+/// `dy` where `y > 0` (or NaN), else 0; in place when nothing else holds `dy`.
+fn backward(dy: FlexTensor, y: &FlexTensor) -> FlexTensor {
+    let gate = |dy: f32, y: f32| if y <= 0.0 { 0.0 } else { dy };
+    let mut dy = contiguous(dy);
+    if let Some(grad) = unique_values_mut(&mut dy) {
+        grad.par_chunks_mut(CHUNK)
+            .zip(values(y).par_chunks(CHUNK))
+            .for_each(|(grad, y)| grad.iter_mut().zip(y).for_each(|(g, y)| *g = gate(*g, *y)));
+        return dy;
+    }
+    let dx = values(&dy)
+        .par_iter()
+        .zip(values(y))
+        .with_min_len(CHUNK)
+        .map(|(g, y)| gate(*g, *y))
+        .collect();
+    flex_tensor(dx, dy.shape().to_vec())
+}
+
+impl FlexOp for Relu {
+    fn inference(&self, x: FlexTensor) -> FlexTensor {
+        forward(x)
+    }
+
+    fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
+        match ReluBackward
+            .prepare::<NoCheckpointing>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = forward(x.primitive);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive)),
+        }
+    }
+}
+
+/// The autodiff node; its state is the output, whose sign gates the gradient.
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<Flex, 1> for ReluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [Some(parent)] = ops.parents else {
+            return;
+        };
+        let dx = backward(grads.consume::<Flex>(&ops.node), &ops.state);
+        grads.register::<Flex>(parent.id, dx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn matches_burns_relu_forward_and_backward() {
+        let device = Default::default();
+        let x = Tensor::<Train, 3>::random([3, 70, 1000], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let g = Tensor::<Train, 3>::random([3, 70, 1000], Distribution::Normal(0.0, 1.0), &device);
+        // `x * 2` is held by nothing else, so the fast path works in place on it; `x` itself is
+        // shared with the test, so that path allocates.
+        let run = |fast: bool, in_place: bool| {
+            let input = if in_place { x.clone() * 2.0 } else { x.clone() };
+            let y = match fast {
+                true => relu(input).unwrap_or_else(|_| panic!("fast path not taken")),
+                false => burn::tensor::activation::relu(input),
+            };
+            let grads = (y.clone() * g.clone()).sum().backward();
+            (y.inner(), x.grad(&grads).expect("input gradient"))
+        };
+        for in_place in [false, true] {
+            let ((y, dx), (y_stock, dx_stock)) = (run(true, in_place), run(false, in_place));
+            y.into_data().assert_eq(&y_stock.into_data(), true);
+            dx.into_data().assert_eq(&dx_stock.into_data(), true);
+        }
+    }
+
+    #[test]
+    fn nan_passes_through() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 1>::from_floats([f32::NAN, -1.0, 2.0], &device);
+        let y: Vec<f32> = relu(x)
+            .unwrap_or_else(|_| panic!())
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert!(y[0].is_nan());
+        assert_eq!(&y[1..], &[0.0, 2.0]);
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Side-by-side throughput table: `alexnet bench` and the PyTorch reference, alternating per
+# configuration, training at batch B and inference at batch B, for several batches and sizes.
+#
+# Usage: scripts/bench-table.sh ALEXNET_BINARY PYTHON_WITH_TORCH [ITERS]
+#   e.g. scripts/bench-table.sh target/release/alexnet ~/venv-torch/bin/python 3
+# Environment: BATCHES (default "32 64 128 256"), SIZES ("96 160 224"), BACKEND (flex),
+#   REFERENCE (../shared/reference/pytorch/bench_ref.py).
+# Prints a Markdown table; each figure is the median of ITERS timed steps after one warm-up.
+set -euo pipefail
+
+bin=${1:?usage: bench-table.sh ALEXNET_BINARY PYTHON [ITERS]}
+python=${2:?usage: bench-table.sh ALEXNET_BINARY PYTHON [ITERS]}
+iters=${3:-3}
+reference=${REFERENCE:-$(dirname "$0")/../../shared/reference/pytorch/bench_ref.py}
+backend=${BACKEND:-flex}
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| size | batch | $backend train img/s | PyTorch train img/s | train ratio | $backend infer img/s | PyTorch infer img/s | infer ratio |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for size in ${SIZES:-96 160 224}; do
+  for batch in ${BATCHES:-32 64 128 256}; do
+    ours=$("$bin" bench --backend "$backend" --resize "$size" --batch "$batch" \
+      --infer-batch "$batch" --iters "$iters" --warmup 1 --json)
+    theirs=$("$python" "$reference" --synthetic --resize "$size" --batch "$batch" \
+      --infer-batch "$batch" --iters "$iters" --warmup 1 2>/dev/null | tail -n 1)
+    python3 - "$size" "$batch" "$ours" "$theirs" <<'PY'
+import json, sys
+size, batch, ours, theirs = sys.argv[1:5]
+ours = json.loads(ours)
+theirs = dict(kv.split("=") for kv in theirs.split())
+train, infer = ours["train_step"]["images_per_sec"], ours["inference"]["images_per_sec"]
+ref_train, ref_infer = float(theirs["train_img_per_s"]), float(theirs["infer_img_per_s"])
+print(f"| {size} | {batch} | {train:.1f} | {ref_train:.1f} | {train / ref_train:.2f} "
+      f"| {infer:.1f} | {ref_infer:.1f} | {infer / ref_infer:.2f} |")
+PY
+  done
+done
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
