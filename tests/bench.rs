@@ -39,3 +39,38 @@ fn bench_reports_all_three_throughputs() {
     let bad = run(&["bench", "--iters", "0"]);
     assert!(!bad.status.success() && stderr(&bad).contains("at least 1"));
 }
+
+#[test]
+fn layer_breakdown_times_every_layer_beside_burns_own() {
+    let out = run(&[
+        "bench", "--layers", "--resize", "65", "--batch", "4", "--iters", "1", "--warmup", "0",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["layer"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 21);
+    assert_eq!(&names[..4], ["Conv2d", "ReLU", "MaxPool2d", "Conv2d"]);
+    assert_eq!(names[20], "Linear");
+    for row in &rows {
+        let layer = row["layer"].as_str().unwrap();
+        for time in ["forward_ms", "backward_ms"] {
+            let ms = row[time].as_f64().unwrap();
+            assert!(ms.is_finite() && ms >= 0.0, "{layer} {time}: {ms}");
+        }
+        // FLOPs are counted for the layers that multiply, and only for them.
+        let counted = row["training_macs"].as_u64().is_some();
+        assert_eq!(counted, matches!(layer, "Conv2d" | "Linear"), "{layer}");
+        // The default build replaces Burn's convolution, ReLU and pooling on flex: each of
+        // those rows carries the stock layer's times too.
+        let replaced = matches!(layer, "Conv2d" | "ReLU" | "MaxPool2d");
+        assert_eq!(row["stock"].is_object(), replaced, "{layer}");
+    }
+    // The first convolution at 65 px: 96 x 1 x 11 x 11 weights over a 4 x 96 x 15 x 15 output,
+    // counted once forward and once for the weight gradient (the images need none).
+    assert_eq!(rows[0]["output"], serde_json::json!([4, 96, 15, 15]));
+    assert_eq!(
+        rows[0]["training_macs"].as_u64().unwrap(),
+        2 * 4 * 96 * 15 * 15 * 121
+    );
+}

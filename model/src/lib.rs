@@ -1,8 +1,9 @@
 //! The AlexNet of the d2l.ai chapter "Deep Convolutional Neural Networks (AlexNet)",
 //! adapted to Fashion-MNIST (one input channel, ten classes), generic over any Burn backend.
 //!
-//! This crate depends on `burn` alone, so inference-only users can build the network and load a
-//! trained record without pulling in training code:
+//! This crate depends on `burn` alone (plus, with its `flex` feature, burn-flex, `gemm` and
+//! `rayon` for faster CPU kernels: [`has_fast_cpu_kernels`]), so inference-only users can build
+//! the network and load a trained record without pulling in training code:
 //!
 //! ```
 //! use alexnet_model::{AlexNet, AlexNetConfig};

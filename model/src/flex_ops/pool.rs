@@ -109,10 +109,10 @@ fn pool_plane(plane: &[f32], s: &PoolShape, y: &mut [f32], argmax: &mut [u32]) {
             let (top, left) = (oy * s.stride[0], ox * s.stride[1]);
             let mut best = (f32::NEG_INFINITY, top * width + left);
             for row in top..top + s.kernel[0] {
-                for at in row * width + left..row * width + left + s.kernel[1] {
-                    let value = plane[at];
+                let start = row * width + left;
+                for (offset, &value) in plane[start..start + s.kernel[1]].iter().enumerate() {
                     if beats(value, best.0) {
-                        best = (value, at);
+                        best = (value, start + offset);
                     }
                 }
             }
