@@ -9,6 +9,10 @@
 # throughput figure, then the full d2l protocol (10 epochs at 224, batch 128, SGD lr 0.01) and
 # its final metrics. The binary needs the `flex` feature too for the parity step (the default
 # features include it: `--features cuda` adds CUDA to flex).
+#
+# Seen on an H200 (Burn 0.21): the first CUDA run of each shape compiles and autotunes its
+# kernels, which took minutes (the parity step about 4 minutes; `bench` at 224 more than 150 s
+# of warm-up). Give the whole script an hour, not minutes.
 set -euo pipefail
 
 bin=${1:?usage: gpu-check.sh ALEXNET_BINARY DATA_DIR [EPOCHS]}
