@@ -14,6 +14,7 @@ use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
 use super::conv_kernels::{self, ConvShape};
+use super::winograd;
 use super::{FlexOp, Train, apply, contiguous, flex_tensor, param_as, values};
 
 /// `conv(x)` through the im2col kernels when `B` is a flex backend and `conv` is a plain
@@ -105,7 +106,11 @@ impl<B: Backend> FlexOp for ConvOp<B> {
 
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-    let y = conv_kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
+    let (x, weight, bias) = (values(&x), values(&weight), Some(values(&bias)));
+    let y = match winograd::applies(s) {
+        true => winograd::forward(x, weight, bias, s),
+        false => conv_kernels::forward(x, weight, bias, s),
+    };
     flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
 }
 
@@ -127,14 +132,21 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x_state, weight_state, shape) = ops.state;
         let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
         let weight = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(weight_state));
+        // Winograd layers get their input gradient separately, by the same fast method.
+        let winograd = winograd::applies(&shape);
+        let (x_values, weight_values, dy_values) = (values(&x), values(&weight), values(&dy));
         let wanted = conv_kernels::backward(
-            values(&x),
-            values(&weight),
-            values(&dy),
+            x_values,
+            weight_values,
+            dy_values,
             &shape,
-            node_x.is_some(),
+            node_x.is_some() && !winograd,
         );
-        if let (Some(node), Some(dx)) = (node_x, wanted.x) {
+        if let Some(node) = node_x {
+            let dx = match (winograd, wanted.x) {
+                (false, Some(dx)) => dx,
+                _ => winograd::input_grad(dy_values, weight_values, &shape),
+            };
             grads.register::<Flex>(node.id, flex_tensor(dx, x.shape().to_vec()));
         }
         if let Some(node) = node_weight {
@@ -193,6 +205,8 @@ mod tests {
         assert_eq!(fast.len(), 3 + usize::from(track_input));
         assert_eq!(stock.len(), fast.len());
         for ((name, f), (_, s)) in fast.into_iter().zip(stock) {
+            // The 3x3 layers' Winograd transforms round differently: a few 1e-6 of the largest
+            // value.
             let tolerance = 1e-5 * s.clone().abs().max().into_scalar().max(1.0);
             let diff = (f - s).abs().max().into_scalar();
             assert!(
@@ -212,6 +226,8 @@ mod tests {
         check(conv([1, 8], 11, 4, 1), [3, 1, 67, 67], false);
         check(conv([6, 16], 5, 1, 2), [3, 6, 13, 13], true);
         check(conv([16, 12], 3, 1, 1), [2, 16, 5, 5], true);
+        // 3x3 layers take the Winograd path: even maps, several images per GEMM group.
+        check(conv([16, 24], 3, 1, 1), [6, 16, 12, 12], true);
     }
 
     #[test]

@@ -43,15 +43,15 @@ impl ConvShape {
         self.output[0] * self.output[1]
     }
 
-    fn input_len(&self) -> usize {
+    /// Elements of the weight tensor `[Cout, Cin, kh, kw]`.
+    pub(super) fn input_len(&self) -> usize {
         self.channels_in * self.input[0] * self.input[1]
     }
 
-    fn output_len(&self) -> usize {
+    pub(super) fn output_len(&self) -> usize {
         self.channels_out * self.col_cols()
     }
 
-    /// Elements of the weight tensor `[Cout, Cin, kh, kw]`.
     pub fn weight_len(&self) -> usize {
         self.channels_out * self.col_rows()
     }
@@ -154,7 +154,7 @@ fn col2im_add(col: &[f32], shape: &ConvShape, image: &mut [f32], block: Block) {
 /// # Safety
 /// Every operand must cover the elements its strides address for these sizes.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(
+pub(super) unsafe fn matmul(
     [m, n, k]: [usize; 3],
     dst: &mut [f32],
     accumulate: bool,
@@ -197,24 +197,29 @@ const MIN_GEMM_COLUMNS: usize = 1024;
 
 /// How the images are split: groups of `size` images per task, one GEMM per group.
 #[derive(Clone, Copy)]
-struct Grouping {
-    size: usize,
-    parallelism: Parallelism,
+pub(super) struct Grouping {
+    /// Images per group.
+    pub(super) size: usize,
+    /// Threads inside each GEMM.
+    pub(super) parallelism: Parallelism,
 }
 
 impl Grouping {
     fn new(shape: &ConvShape) -> Self {
+        Self::for_columns(shape.batch, shape.col_cols())
+    }
+
+    /// Groups for `batch` images that each give a GEMM `columns` columns.
+    pub(super) fn for_columns(batch: usize, columns: usize) -> Self {
         let threads = rayon::current_num_threads();
-        let per_thread = shape.batch.div_ceil(threads).max(1);
+        let per_thread = batch.div_ceil(threads).max(1);
         // Equal groups, as few per thread as give each GEMM MIN_GEMM_COLUMNS columns.
-        let wanted = MIN_GEMM_COLUMNS
-            .div_ceil(shape.col_cols())
-            .clamp(1, per_thread);
+        let wanted = MIN_GEMM_COLUMNS.div_ceil(columns).clamp(1, per_thread);
         let groups_per_thread = per_thread.div_ceil(wanted);
         Self {
             size: per_thread.div_ceil(groups_per_thread),
             // Parallel GEMMs only when there are too few images to keep every thread busy.
-            parallelism: match shape.batch >= threads {
+            parallelism: match batch >= threads {
                 true => Parallelism::None,
                 false => Parallelism::Rayon(0),
             },

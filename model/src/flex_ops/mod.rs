@@ -3,7 +3,8 @@
 //! burn-flex 0.21 computes a convolution's gradients with Burn's generic fallbacks (a transposed
 //! convolution for the input, a convolution of swapped tensors for the weights), and its ReLU
 //! and max-pooling go through several generic tensor ops each; together these spent most of a
-//! training step. Here each is one kernel ([`conv_kernels`], [`relu`], [`pool`]); on
+//! training step. Here each is one kernel ([`conv_kernels`], with [`winograd`] for the 3x3
+//! layers; [`relu`]; [`pool`]); on
 //! `Autodiff<Flex>` each is a custom autodiff node with its own backward, as in Burn's "backend
 //! extension" guide.
 //!
@@ -16,6 +17,7 @@ mod conv;
 mod conv_kernels;
 mod pool;
 mod relu;
+mod winograd;
 
 use std::any::{Any, TypeId};
 
