@@ -21,6 +21,8 @@ mod winograd;
 
 use std::any::{Any, TypeId};
 
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -45,6 +47,26 @@ trait FlexOp {
     fn inference(&self, x: FlexTensor) -> FlexTensor;
     /// The op as a node of the autodiff graph.
     fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train>;
+}
+
+/// `forward(x)` as a one-input node of the autodiff graph; the second result of `forward` is
+/// the state `node`'s backward pass receives.
+fn unary_node<N: Backward<Flex, 1>>(
+    node: N,
+    x: FloatTensor<Train>,
+    forward: impl FnOnce(FlexTensor) -> (FlexTensor, N::State),
+) -> FloatTensor<Train> {
+    match node
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (y, state) = forward(x.primitive);
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive).0),
+    }
 }
 
 /// `op(x)` when `B` is one of the flex backends and `x` holds `f32`; `Err(x)` otherwise.

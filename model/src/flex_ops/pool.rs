@@ -2,9 +2,8 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
@@ -13,7 +12,7 @@ use burn::tensor::ops::FloatTensor;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{FlexOp, Train, apply, contiguous, flex_tensor, values};
+use super::{FlexOp, Train, apply, contiguous, flex_tensor, unary_node, values};
 
 /// `pool(x)` through the fast kernels when `B` is a flex backend and the pooling has no padding,
 /// dilation or ceil mode; `Err(x)` otherwise.
@@ -128,17 +127,10 @@ impl FlexOp for PoolShape {
     }
 
     fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
-        match PoolBackward
-            .prepare::<NoCheckpointing>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (y, argmax) = forward(x.primitive, self);
-                prep.finish((argmax, *self), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive, self).0),
-        }
+        unary_node(PoolBackward, x, |x| {
+            let (y, argmax) = forward(x, self);
+            (y, (argmax, *self))
+        })
     }
 }
 

@@ -2,16 +2,15 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{FlexOp, Train, apply, contiguous, flex_tensor, unique_values_mut, values};
+use super::{FlexOp, Train, apply, contiguous, flex_tensor, unary_node, unique_values_mut, values};
 
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 16;
@@ -68,17 +67,10 @@ impl FlexOp for Relu {
     }
 
     fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
-        match ReluBackward
-            .prepare::<NoCheckpointing>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = forward(x.primitive);
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive)),
-        }
+        unary_node(ReluBackward, x, |x| {
+            let y = forward(x);
+            (y.clone(), y)
+        })
     }
 }
 
