@@ -132,29 +132,32 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x_state, weight_state, shape) = ops.state;
         let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
         let weight = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(weight_state));
-        // Winograd layers get their input gradient separately, by the same fast method.
-        let winograd = winograd::applies(&shape);
         let (x_values, weight_values, dy_values) = (values(&x), values(&weight), values(&dy));
-        let wanted = conv_kernels::backward(
-            x_values,
-            weight_values,
-            dy_values,
-            &shape,
-            node_x.is_some() && !winograd,
-        );
-        if let Some(node) = node_x {
-            let dx = match (winograd, wanted.x) {
-                (false, Some(dx)) => dx,
-                _ => winograd::input_grad(dy_values, weight_values, &shape),
-            };
+        let gradients = match winograd::applies(&shape) {
+            true => {
+                let (weight, bias) = winograd::weight_grad(x_values, dy_values, &shape);
+                let dx = node_x
+                    .is_some()
+                    .then(|| winograd::input_grad(dy_values, weight_values, &shape));
+                conv_kernels::Gradients {
+                    x: dx,
+                    weight,
+                    bias,
+                }
+            }
+            false => {
+                conv_kernels::backward(x_values, weight_values, dy_values, &shape, node_x.is_some())
+            }
+        };
+        if let (Some(node), Some(dx)) = (node_x, gradients.x) {
             grads.register::<Flex>(node.id, flex_tensor(dx, x.shape().to_vec()));
         }
         if let Some(node) = node_weight {
             let dims = weight.shape().to_vec();
-            grads.register::<Flex>(node.id, flex_tensor(wanted.weight, dims));
+            grads.register::<Flex>(node.id, flex_tensor(gradients.weight, dims));
         }
         if let Some(node) = node_bias {
-            grads.register::<Flex>(node.id, flex_tensor(wanted.bias, [shape.channels_out]));
+            grads.register::<Flex>(node.id, flex_tensor(gradients.bias, [shape.channels_out]));
         }
     }
 }
