@@ -208,8 +208,8 @@ mod tests {
         assert_eq!(fast.len(), 3 + usize::from(track_input));
         assert_eq!(stock.len(), fast.len());
         for ((name, f), (_, s)) in fast.into_iter().zip(stock) {
-            // The 3x3 layers' Winograd transforms round differently: a few 1e-6 of the largest
-            // value.
+            // The Winograd transforms (3x3 and 5x5 layers) round differently: a few 1e-6 of
+            // the largest value.
             let tolerance = 1e-5 * s.clone().abs().max().into_scalar().max(1.0);
             let diff = (f - s).abs().max().into_scalar();
             assert!(
@@ -229,8 +229,9 @@ mod tests {
         check(conv([1, 8], 11, 4, 1), [3, 1, 67, 67], false);
         check(conv([6, 16], 5, 1, 2), [3, 6, 13, 13], true);
         check(conv([16, 12], 3, 1, 1), [2, 16, 5, 5], true);
-        // 3x3 layers take the Winograd path: even maps, several images per GEMM group.
+        // 3x3 and 5x5 layers take the Winograd path: even maps, several images per GEMM group.
         check(conv([16, 24], 3, 1, 1), [6, 16, 12, 12], true);
+        check(conv([16, 24], 5, 1, 2), [4, 16, 12, 12], true);
     }
 
     #[test]
