@@ -179,7 +179,7 @@ pub fn to_text(rows: &[LayerTiming]) -> String {
         });
         let stock = row.stock.as_ref().map_or(String::new(), |s| {
             format!(
-                "{:.1} / {:.1} ({:.1}x slower)",
+                "{:.1} / {:.1} ({:.1}x our time)",
                 s.forward_ms,
                 s.backward_ms,
                 (s.forward_ms + s.backward_ms) / (row.forward_ms + row.backward_ms)
