@@ -43,15 +43,17 @@ impl ConvShape {
         self.output[0] * self.output[1]
     }
 
-    /// Elements of the weight tensor `[Cout, Cin, kh, kw]`.
-    pub(super) fn input_len(&self) -> usize {
+    /// Elements of one image's input `[Cin, H, W]`.
+    fn input_len(&self) -> usize {
         self.channels_in * self.input[0] * self.input[1]
     }
 
-    pub(super) fn output_len(&self) -> usize {
+    /// Elements of one image's output `[Cout, out_h, out_w]`.
+    fn output_len(&self) -> usize {
         self.channels_out * self.col_cols()
     }
 
+    /// Elements of the weight tensor `[Cout, Cin, kh, kw]`.
     pub fn weight_len(&self) -> usize {
         self.channels_out * self.col_rows()
     }
@@ -314,13 +316,16 @@ impl Accumulator {
     }
 
     fn add(mut self, other: Accumulator) -> Self {
-        for (a, b) in self.weight.iter_mut().zip(&other.weight) {
-            *a += b;
-        }
-        for (a, b) in self.bias.iter_mut().zip(&other.bias) {
-            *a += b;
-        }
+        add_assign(&mut self.weight, &other.weight);
+        add_assign(&mut self.bias, &other.bias);
         self
+    }
+}
+
+/// `sum += other`, element by element: merges two threads' gradient sums.
+pub(super) fn add_assign(sum: &mut [f32], other: &[f32]) {
+    for (a, b) in sum.iter_mut().zip(other) {
+        *a += b;
     }
 }
 

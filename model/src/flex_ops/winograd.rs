@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_kernels::{ConvShape, Grouping, matmul};
+use super::conv_kernels::{ConvShape, Grouping, add_assign, matmul};
 
 /// Output tile side.
 const M: usize = 2;
@@ -150,30 +150,41 @@ fn transform_columns<const S: usize, const K: usize>(
     }
 }
 
-/// Which `ξ` plane and column each transformed tile value goes to: plane `k·A + j`, column
-/// `first_tile + tx` of a buffer of planes `xi_stride` apart.
-#[derive(Clone, Copy)]
-struct Scatter {
-    xi_stride: usize,
-    first_tile: usize,
-    tiles_wide: usize,
-}
-
-/// The second half of a tile transform: along each row `k` of `band`, the `S` values of tile
-/// `tx` (from column 2·tx on) combined by each row `j` of `coefficients` into plane `k·A + j`.
-#[inline(always)]
-fn scatter_rows<const S: usize, const A: usize>(
-    band: &[Vec<f32>; A],
+/// The transform `C t Cᵀ` (`C` = `coefficients`, `A x S`) of every `S x S` tile of a group's
+/// planes `[images][channels][H, W]` into `out[ξ][channel][row_len]`, at column
+/// `image · tiles + tile`. Tile (ty, tx) starts at (2·ty, 2·tx) of each plane's zero-bordered
+/// copy `padded`.
+fn transform_tiles<const S: usize, const A: usize>(
+    planes: &[f32],
+    channels: usize,
+    tiling: &Tiling,
     coefficients: &[[f32; S]; A],
-    scatter: Scatter,
+    mut padded: PaddedPlane,
+    row_len: usize,
     out: &mut [f32],
 ) {
-    for (k, row) in band.iter().enumerate() {
-        for tx in 0..scatter.tiles_wide {
-            let values: [f32; S] = std::array::from_fn(|s| row[M * tx + s]);
-            for (j, coefficients) in coefficients.iter().enumerate() {
-                let at = (k * A + j) * scatter.xi_stride + scatter.first_tile + tx;
-                out[at] = combine(coefficients, values);
+    let xi_stride = channels * row_len;
+    let mut band = [(); A].map(|_| vec![0.0; padded.width]);
+    for (index, plane) in planes
+        .chunks_exact(tiling.height * tiling.width)
+        .enumerate()
+    {
+        let (image, channel) = (index / channels, index % channels);
+        padded.fill(plane, tiling.width);
+        for ty in 0..tiling.tiles_high {
+            let rows = std::array::from_fn(|s| padded.row(M * ty + s));
+            transform_columns(coefficients, rows, &mut band);
+            // Along each transformed row k: the S values of each tile, combined by row j of
+            // `coefficients`, go to plane k·A + j.
+            let first_tile = channel * row_len + image * tiling.tiles() + ty * tiling.tiles_wide;
+            for (k, row) in band.iter().enumerate() {
+                for tx in 0..tiling.tiles_wide {
+                    let values: [f32; S] = std::array::from_fn(|s| row[M * tx + s]);
+                    for (j, coefficients) in coefficients.iter().enumerate() {
+                        out[(k * A + j) * xi_stride + first_tile + tx] =
+                            combine(coefficients, values);
+                    }
+                }
             }
         }
     }
@@ -217,51 +228,30 @@ trait Minimal<const R: usize, const A: usize> {
     /// Transforms every input tile of a group of images into `v[ξ][C][row_len]`: `Bᵀ d B` for
     /// the AxA tile `d` at (2·ty - R/2, 2·tx - R/2).
     fn inputs(images: &[f32], tiling: &Tiling, row_len: usize, v: &mut [f32]) {
-        let plane = tiling.height * tiling.width;
         let side = |tiles: usize| M * tiles + A - M;
-        let mut padded = PaddedPlane::new(side(tiling.tiles_high), side(tiling.tiles_wide), R / 2);
-        let mut band = [(); A].map(|_| vec![0.0; padded.width]);
-        for (i, image) in images.chunks_exact(tiling.input_len()).enumerate() {
-            for (c, channel) in image.chunks_exact(plane).enumerate() {
-                padded.fill(channel, tiling.width);
-                for ty in 0..tiling.tiles_high {
-                    let rows = std::array::from_fn(|s| padded.row(M * ty + s));
-                    transform_columns(&Self::BT, rows, &mut band);
-                    let scatter = Scatter {
-                        xi_stride: tiling.channels_in * row_len,
-                        first_tile: c * row_len + i * tiling.tiles() + ty * tiling.tiles_wide,
-                        tiles_wide: tiling.tiles_wide,
-                    };
-                    scatter_rows(&band, &Self::BT, scatter, v);
-                }
-            }
-        }
+        let padded = PaddedPlane::new(side(tiling.tiles_high), side(tiling.tiles_wide), R / 2);
+        transform_tiles(
+            images,
+            tiling.channels_in,
+            tiling,
+            &Self::BT,
+            padded,
+            row_len,
+            v,
+        );
     }
 
     /// Transforms every 2x2 output-gradient tile of a group of images into `w[ξ][O][row_len]`,
     /// `A dY Aᵀ` (positions past the image's edge count as zero), and adds each channel's sum
     /// of `dy` to `bias`.
     fn output_grads(dy: &[f32], tiling: &Tiling, row_len: usize, w: &mut [f32], bias: &mut [f32]) {
-        let a = transpose(&Self::AT);
-        let plane = tiling.height * tiling.width;
-        let mut padded = PaddedPlane::new(M * tiling.tiles_high, M * tiling.tiles_wide, 0);
-        let mut band = [(); A].map(|_| vec![0.0; padded.width]);
-        for (i, image) in dy.chunks_exact(tiling.output_len()).enumerate() {
-            for ((o, channel), bias) in image.chunks_exact(plane).enumerate().zip(bias.iter_mut()) {
-                *bias += channel.iter().sum::<f32>();
-                padded.fill(channel, tiling.width);
-                for ty in 0..tiling.tiles_high {
-                    let rows = std::array::from_fn(|s| padded.row(M * ty + s));
-                    transform_columns(&a, rows, &mut band);
-                    let scatter = Scatter {
-                        xi_stride: tiling.channels_out * row_len,
-                        first_tile: o * row_len + i * tiling.tiles() + ty * tiling.tiles_wide,
-                        tiles_wide: tiling.tiles_wide,
-                    };
-                    scatter_rows(&band, &a, scatter, w);
-                }
-            }
+        let c_out = tiling.channels_out;
+        for (index, plane) in dy.chunks_exact(tiling.height * tiling.width).enumerate() {
+            bias[index % c_out] += plane.iter().sum::<f32>();
         }
+        let padded = PaddedPlane::new(M * tiling.tiles_high, M * tiling.tiles_wide, 0);
+        let a = transpose(&Self::AT);
+        transform_tiles(dy, c_out, tiling, &a, padded, row_len, w);
     }
 
     /// Turns the products `m[ξ][O][row_len]` of a group back into output images, plus `bias`:
@@ -486,12 +476,8 @@ impl WeightGradSums {
     }
 
     fn add(mut self, other: Self) -> Self {
-        for (a, b) in self.sums.iter_mut().zip(&other.sums) {
-            *a += b;
-        }
-        for (a, b) in self.bias.iter_mut().zip(&other.bias) {
-            *a += b;
-        }
+        add_assign(&mut self.sums, &other.sums);
+        add_assign(&mut self.bias, &other.bias);
         self
     }
 }
