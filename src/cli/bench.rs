@@ -29,7 +29,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
     /// Time each layer's forward and backward pass instead (training batch, autodiff backend),
-    /// beside Burn's stock convolution where this build replaces it.
+    /// beside Burn's stock layer where this build replaces it (convolution, ReLU, max-pooling).
     #[arg(long)]
     pub layers: bool,
     /// Print JSON instead of text.
