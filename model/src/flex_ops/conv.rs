@@ -1,4 +1,5 @@
-//! Convolution: im2col + GEMM forward, and the weight, bias and input gradients in one pass.
+//! Convolution as one autodiff node: Winograd ([`winograd`]) for stride-1, same-size 3x3 and
+//! 5x5 layers, im2col + GEMM ([`conv_kernels`], all gradients in one pass) for the others.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
@@ -17,7 +18,7 @@ use super::conv_kernels::{self, ConvShape};
 use super::winograd;
 use super::{FlexOp, Train, apply, contiguous, flex_tensor, param_as, values};
 
-/// `conv(x)` through the im2col kernels when `B` is a flex backend and `conv` is a plain
+/// `conv(x)` through this crate's kernels when `B` is a flex backend and `conv` is a plain
 /// convolution (one group, no dilation, a bias, no `Same` padding); `Err(x)` otherwise.
 pub(crate) fn conv2d<B: Backend>(
     conv: &Conv2d<B>,
