@@ -4,7 +4,7 @@
 //! convolution for the input, a convolution of swapped tensors for the weights), and its ReLU
 //! and max-pooling go through several generic tensor ops each; together these spent most of a
 //! training step. Here each is one kernel ([`conv_kernels`], with [`winograd`] for the 3x3
-//! and 5x5 layers; [`relu`]; [`pool`]); on
+//! and 5x5 layers; [`relu`](mod@relu); [`pool`]); on
 //! `Autodiff<Flex>` each is a custom autodiff node with its own backward, as in Burn's "backend
 //! extension" guide.
 //!
