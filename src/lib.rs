@@ -3,15 +3,13 @@
 //! The network itself lives in the `alexnet-model` crate; this crate adds the data pipeline,
 //! training through burn-train's `Learner`, progress reporting and the command line.
 
-pub mod artifacts;
 pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
-pub mod devices;
 pub mod evaluation;
 pub mod inference;
-pub mod progress;
 pub mod report;
+pub mod run;
 pub mod summary;
 pub mod training;

@@ -44,7 +44,7 @@ fn unknown_backend_is_refused() {
 
 #[test]
 fn empty_subset_is_refused() {
-    let data = common::real_data_dir();
+    let data = common::synthetic_data_dir();
     refused(
         &["--limit-train", "0", "--data-dir", data.to_str().unwrap()],
         "empty after --limit-train 0",

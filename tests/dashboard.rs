@@ -18,7 +18,7 @@ struct TerminalRun {
 
 impl TerminalRun {
     fn start(dir: &std::path::Path, extra: &[&str]) -> Self {
-        let data = common::real_data_dir();
+        let data = common::synthetic_data_dir();
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows: 40,

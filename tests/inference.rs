@@ -1,4 +1,4 @@
-//! `alexnet infer` and `alexnet eval` on a small real run: images saved as PNG predict like the
+//! `alexnet infer` and `alexnet eval` on a small run on the synthetic set: images saved as PNG predict like the
 //! test-set images they came from, evaluation adds up, and bad inputs get clear errors.
 
 #![cfg(feature = "flex")]
@@ -13,14 +13,14 @@ use alexnet_model::AlexNetConfig;
 use burn::backend::Flex;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use common::{real_data_dir, run, stderr, stdout};
+use common::{run, stderr, stdout, synthetic_data_dir};
 
 /// A finished 2-epoch run at 65 px, trained once for all tests here.
 fn trained_run() -> &'static Path {
     static RUN: OnceLock<tempfile::TempDir> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let data = real_data_dir();
+        let data = synthetic_data_dir().to_path_buf();
         let mut args = common::small_run_args(dir.path(), &data);
         for a in [
             "--limit-train",
@@ -45,7 +45,11 @@ fn trained_run() -> &'static Path {
 
 fn infer(extra: &[&str]) -> std::process::Output {
     let dir = trained_run().to_str().unwrap().to_string();
-    let data = real_data_dir().to_str().unwrap().to_string();
+    let data = synthetic_data_dir()
+        .to_path_buf()
+        .to_str()
+        .unwrap()
+        .to_string();
     let mut args = vec!["infer", "--artifact-dir", &dir, "--data-dir", &data];
     args.extend(extra);
     run(&args)
@@ -61,7 +65,7 @@ fn infer_json(extra: &[&str]) -> serde_json::Value {
 
 /// Saves test image `index` as a grey PNG (inverted if asked) and returns its path.
 fn save_test_png(dir: &Path, index: usize, invert: bool) -> PathBuf {
-    let test = FashionMnist::load(Split::Test, Some(&real_data_dir())).unwrap();
+    let test = FashionMnist::load(Split::Test, Some(synthetic_data_dir())).unwrap();
     let mut pixels = test.get(index).unwrap().pixels.to_vec();
     assert_eq!(pixels.len(), PIXELS);
     if invert {
@@ -81,9 +85,10 @@ fn save_test_png(dir: &Path, index: usize, invert: bool) -> PathBuf {
 #[test]
 fn pngs_of_test_images_predict_like_the_test_images() {
     let tmp = tempfile::tempdir().unwrap();
-    let plain = save_test_png(tmp.path(), 0, false);
-    let inverted = save_test_png(tmp.path(), 0, true);
-    let by_index = infer_json(&["--test-index", "0", "--top", "10"]);
+    // Test image 9 of the synthetic set is class 9.
+    let plain = save_test_png(tmp.path(), 9, false);
+    let inverted = save_test_png(tmp.path(), 9, true);
+    let by_index = infer_json(&["--test-index", "9", "--top", "10"]);
     let from_png = infer_json(&["--top", "10", plain.to_str().unwrap()]);
     let from_inverted = infer_json(&["--top", "10", "--invert", inverted.to_str().unwrap()]);
     assert_eq!(by_index[0]["true_label"], "Ankle boot");
@@ -106,7 +111,7 @@ fn pngs_of_test_images_predict_like_the_test_images() {
 #[test]
 fn resized_colour_images_are_accepted() {
     let tmp = tempfile::tempdir().unwrap();
-    let test = FashionMnist::load(Split::Test, Some(&real_data_dir())).unwrap();
+    let test = FashionMnist::load(Split::Test, Some(synthetic_data_dir())).unwrap();
     let pixels = test.get(1).unwrap().pixels;
     let big = image::RgbImage::from_fn(100, 70, |x, y| {
         let (sx, sy) = ((x * 28 / 70).min(27), (y * 28 / 70).min(27));
@@ -177,7 +182,7 @@ fn bad_artifacts_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let expect_error = |args: &[&str], expected: &str| {
         let mut all = vec!["infer", "--test-index", "0", "--data-dir"];
-        let data = real_data_dir();
+        let data = synthetic_data_dir().to_path_buf();
         all.push(data.to_str().unwrap());
         all.extend(args);
         let out = run(&all);
@@ -206,7 +211,7 @@ fn bad_artifacts_are_clear_errors() {
         let path = tmp.path().join(name);
         config
             .init::<Flex>(&device)
-            .save_file(&path, &alexnet::artifacts::recorder())
+            .save_file(&path, &alexnet::run::recorder())
             .unwrap();
         let record = format!("{}.mpk", path.display());
         expect_error(
@@ -237,7 +242,7 @@ fn bad_artifacts_are_clear_errors() {
 #[test]
 fn eval_reports_loss_accuracy_and_a_consistent_confusion_matrix() {
     let dir = trained_run();
-    let data = real_data_dir();
+    let data = synthetic_data_dir().to_path_buf();
     let eval = |extra: &[&str]| {
         let (dir, data) = (dir.to_str().unwrap(), data.to_str().unwrap());
         let mut args = vec![
@@ -247,7 +252,7 @@ fn eval_reports_loss_accuracy_and_a_consistent_confusion_matrix() {
             "--data-dir",
             data,
             "--limit",
-            "300",
+            "100",
         ];
         args.extend(extra);
         run(&args)
@@ -258,23 +263,23 @@ fn eval_reports_loss_accuracy_and_a_consistent_confusion_matrix() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
     assert_eq!(report, saved);
-    assert_eq!(report["examples"], 300);
+    assert_eq!(report["examples"], 100);
     assert_eq!(report["classes"][9], "Ankle boot");
     let counts: Vec<Vec<u64>> =
         serde_json::from_value(report["confusion"]["counts"].clone()).unwrap();
     assert_eq!(counts.len(), 10);
-    assert_eq!(counts.iter().flatten().sum::<u64>(), 300);
-    // Row sums are the true label counts of the first 300 test images.
+    assert_eq!(counts.iter().flatten().sum::<u64>(), 100);
+    // Row sums are the true label counts of the first 100 test images.
     let test = FashionMnist::load(Split::Test, Some(&data)).unwrap();
     for (class, row) in counts.iter().enumerate() {
-        let expected = test.labels()[..300]
+        let expected = test.labels()[..100]
             .iter()
             .filter(|&&l| l as usize == class)
             .count() as u64;
         assert_eq!(row.iter().sum::<u64>(), expected, "class {class}");
     }
     let diagonal: u64 = (0..10).map(|c| counts[c][c]).sum();
-    assert!((report["accuracy"].as_f64().unwrap() - diagonal as f64 / 300.0).abs() < 1e-12);
+    assert!((report["accuracy"].as_f64().unwrap() - diagonal as f64 / 100.0).abs() < 1e-12);
     let loss = report["loss"].as_f64().unwrap();
     assert!(loss.is_finite() && loss > 0.0);
 
@@ -284,7 +289,7 @@ fn eval_reports_loss_accuracy_and_a_consistent_confusion_matrix() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("accuracy {:.3}", diagonal as f64 / 300.0)),
+        text.contains(&format!("accuracy {:.3}", diagonal as f64 / 100.0)),
         "{text}"
     );
 }

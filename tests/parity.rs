@@ -28,7 +28,7 @@ fn config() -> AlexNetConfig {
 }
 
 fn test_batch<B: Backend>(device: &B::Device) -> FashionMnistBatch<B> {
-    let test = FashionMnist::load(Split::Test, Some(&common::real_data_dir())).unwrap();
+    let test = FashionMnist::load(Split::Test, Some(common::synthetic_data_dir())).unwrap();
     let items = (0..16).map(|i| test.get(i).unwrap()).collect();
     FashionMnistBatcher::new(65).batch(items, device)
 }
@@ -38,7 +38,7 @@ fn load<B: Backend>(path: &std::path::Path) -> AlexNet<B> {
     let device = Default::default();
     config()
         .init::<B>(&device)
-        .load_file(path, &alexnet::artifacts::recorder(), &device)
+        .load_file(path, &alexnet::run::recorder(), &device)
         .unwrap()
 }
 
@@ -50,7 +50,7 @@ fn initial_record(dir: &std::path::Path, seed: u64) -> std::path::PathBuf {
     let path = dir.join("initial");
     config()
         .init::<Flex>(&device)
-        .save_file(&path, &alexnet::artifacts::recorder())
+        .save_file(&path, &alexnet::run::recorder())
         .unwrap();
     path
 }
@@ -108,11 +108,11 @@ fn one_sgd_step_gives_the_same_weights() {
     let flex_record = tmp.path().join("flex");
     flex_after
         .clone()
-        .save_file(&flex_record, &alexnet::artifacts::recorder())
+        .save_file(&flex_record, &alexnet::run::recorder())
         .unwrap();
     let nd_record = tmp.path().join("nd");
     nd_after
-        .save_file(&nd_record, &alexnet::artifacts::recorder())
+        .save_file(&nd_record, &alexnet::run::recorder())
         .unwrap();
     // Compare every parameter through records loaded on one backend.
     let (a, b, before) = (
@@ -155,7 +155,7 @@ impl burn::module::ModuleVisitor<Flex> for Collector<'_> {
 #[test]
 fn a_model_trained_on_flex_predicts_the_same_on_ndarray() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = common::real_data_dir();
+    let data = common::synthetic_data_dir().to_path_buf();
     let args = common::tiny_run_args(tmp.path(), &["--epochs", "1"]);
     let out = common::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", common::stderr(&out));

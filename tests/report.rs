@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{real_data_dir, run, stderr, stdout};
+use common::{run, stderr, stdout, synthetic_data_dir};
 
 /// Batches of one split of one epoch from the logs: (examples, loss, accuracy in [0, 1]).
 fn logged_batches(dir: &Path, split: &str, epoch: usize) -> Vec<(f64, f64, f64)> {
@@ -38,7 +38,7 @@ fn means(batches: &[(f64, f64, f64)]) -> (f64, f64) {
 }
 
 fn train(dir: &Path, extra: &[&str]) -> String {
-    let data = real_data_dir();
+    let data = synthetic_data_dir().to_path_buf();
     let mut args = common::small_run_args(dir, &data);
     for a in [
         "--limit-train",
@@ -264,7 +264,7 @@ fn eval_draws_the_confusion_matrix() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     train(dir, &["--epochs", "1"]);
-    let data = real_data_dir();
+    let data = synthetic_data_dir().to_path_buf();
     let out = run(&[
         "eval",
         "--artifact-dir",
@@ -272,7 +272,7 @@ fn eval_draws_the_confusion_matrix() {
         "--data-dir",
         data.to_str().unwrap(),
         "--limit",
-        "200",
+        "150",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let svg = std::fs::read_to_string(dir.join("confusion.svg")).unwrap();

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{alexnet, real_data_dir, run, stderr, stdout};
+use common::{alexnet, run, stderr, stdout, synthetic_data_dir};
 
 const BATCHES_PER_EPOCH: usize = 8; // 256 images, batch 32
 
 /// 3 epochs of the tiny run, unless `extra` names `--epochs`.
-fn args(dir: &Path, _data: &Path, extra: &[&str]) -> Vec<String> {
+fn args(dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = common::tiny_run_args(dir, extra);
     if !extra.contains(&"--epochs") {
         args.extend(["--epochs".to_string(), "3".to_string()]);
@@ -64,11 +64,10 @@ fn partial_records(dir: &Path) -> Vec<String> {
 
 #[test]
 fn killed_runs_resume_to_completion() {
-    let data = real_data_dir();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let fresh = args(dir, &data, &[]);
-    let resume = args(dir, &data, &["--resume"]);
+    let fresh = args(dir, &[]);
+    let resume = args(dir, &["--resume"]);
 
     // 1. Kill while the first checkpoint is being written (or just after, if the write is too
     //    quick to catch): the half-written record must not be taken for a good one.
@@ -117,7 +116,7 @@ fn killed_runs_resume_to_completion() {
     );
 
     // 4. Raising --epochs continues the finished run by exactly the new epochs.
-    let more = args(dir, &data, &["--resume", "--epochs", "4"]);
+    let more = args(dir, &["--resume", "--epochs", "4"]);
     let out = run(&more.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -133,9 +132,9 @@ fn killed_runs_resume_to_completion() {
 
 #[test]
 fn resume_refuses_conflicting_settings_and_missing_runs() {
-    let data = real_data_dir();
+    let data = synthetic_data_dir();
     let empty = tempfile::tempdir().unwrap();
-    let out = run(&args(empty.path(), &data, &["--resume"])
+    let out = run(&args(empty.path(), &["--resume"])
         .iter()
         .map(String::as_str)
         .collect::<Vec<_>>());
@@ -170,10 +169,9 @@ fn resume_refuses_conflicting_settings_and_missing_runs() {
 
 #[test]
 fn sigint_stops_cleanly_and_says_how_to_resume() {
-    let data = real_data_dir();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let child = spawn(&args(dir, &data, &[]));
+    let child = spawn(&args(dir, &[]));
     assert!(wait_for(240, || lines(dir.join("train/epoch-2/Loss.log")) >= 2));
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

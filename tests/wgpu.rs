@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{real_data_dir, run, stderr, stdout};
+use common::{run, stderr, stdout, synthetic_data_dir};
 
 #[test]
 fn backends_lists_the_software_vulkan_adapter() {
@@ -62,7 +62,7 @@ fn training_and_inference_run_on_lavapipe_and_agree_with_flex() {
         "{text}"
     );
 
-    let data = real_data_dir();
+    let data = synthetic_data_dir();
     let infer = |backend: &[&str]| -> serde_json::Value {
         let mut args = vec![
             "infer",

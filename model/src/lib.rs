@@ -1,9 +1,9 @@
 //! The AlexNet of the d2l.ai chapter "Deep Convolutional Neural Networks (AlexNet)",
 //! adapted to Fashion-MNIST (one input channel, ten classes), generic over any Burn backend.
 //!
-//! This crate depends on `burn` alone (plus, with its `flex` feature, burn-flex, `gemm` and
-//! `rayon` for faster CPU kernels: [`has_fast_cpu_kernels`]), so inference-only users can build
-//! the network and load a trained record without pulling in training code:
+//! This crate depends on `burn` alone (plus, with its `flex` feature, the `alexnet-kernels`
+//! crate's faster CPU kernels: [`has_fast_cpu_kernels`]), so inference-only users can build the
+//! network and load a trained record without pulling in training code:
 //!
 //! ```
 //! use alexnet_model::{AlexNet, AlexNetConfig};
@@ -45,14 +45,49 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-#[cfg(feature = "flex")]
-mod flex_ops;
-
 /// The smallest input side for which every pooling window still fits (65 pixels).
 pub const MIN_IMAGE_SIZE: usize = 65;
 
+/// One convolution of the network and whether a max-pool follows it.
+struct ConvLayer {
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    pool_after: bool,
+}
+
+const fn conv(channels: usize, kernel: usize, stride: usize, padding: usize) -> ConvLayer {
+    ConvLayer {
+        channels,
+        kernel,
+        stride,
+        padding,
+        pool_after: false,
+    }
+}
+
+const fn pooled(layer: ConvLayer) -> ConvLayer {
+    ConvLayer {
+        pool_after: true,
+        ..layer
+    }
+}
+
+/// d2l's five convolutions; everything that depends on the feature-map sizes reads this table.
+const CONV_LAYERS: [ConvLayer; 5] = [
+    pooled(conv(96, 11, 4, 1)),
+    pooled(conv(256, 5, 1, 2)),
+    conv(384, 3, 1, 1),
+    conv(384, 3, 1, 1),
+    pooled(conv(256, 3, 1, 1)),
+];
+
+/// The max-pools' window and stride.
+const POOL: (usize, usize) = (3, 2);
+
 /// Channels of the last convolution, the width of the flattened feature map per pixel.
-const LAST_CONV_CHANNELS: usize = 256;
+const LAST_CONV_CHANNELS: usize = CONV_LAYERS[4].channels;
 
 /// Width of the two hidden fully connected layers.
 const HIDDEN: usize = 4096;
@@ -100,7 +135,7 @@ impl std::fmt::Display for AlexNetConfigError {
             Self::ImageTooSmall { image_size } => write!(
                 f,
                 "image size {image_size} is too small for AlexNet: the input side must be at \
-                 least {MIN_IMAGE_SIZE} pixels (d2l uses 224); choose a larger --resize"
+                 least {MIN_IMAGE_SIZE} pixels (d2l uses 224)"
             ),
             Self::ZeroDimension { field } => write!(f, "{field} must be at least 1"),
             Self::InvalidDropout { dropout } => {
@@ -141,15 +176,31 @@ impl AlexNetConfig {
 
     /// Side of the last feature map (5 at 224), after the third max-pool.
     pub fn feature_map_side(&self) -> Result<usize, AlexNetConfigError> {
-        let too_small = AlexNetConfigError::ImageTooSmall {
-            image_size: self.image_size,
-        };
-        let side = window_out(self.image_size, 11, 4, 1)
-            .and_then(|n| window_out(n, 3, 2, 0))
-            .and_then(|n| window_out(n, 5, 1, 2))
-            .and_then(|n| window_out(n, 3, 2, 0))
-            .and_then(|n| window_out(n, 3, 2, 0));
-        side.ok_or(too_small)
+        let sides = self.conv_output_sides();
+        match sides.len() == CONV_LAYERS.len() {
+            true => Ok(sides[CONV_LAYERS.len() - 1].1),
+            false => Err(AlexNetConfigError::ImageTooSmall {
+                image_size: self.image_size,
+            }),
+        }
+    }
+
+    /// Each convolution's output side and the side after its max-pool (if any), while the
+    /// windows fit; fewer than five entries mean the image is too small.
+    fn conv_output_sides(&self) -> Vec<(usize, usize)> {
+        let mut side = Some(self.image_size);
+        CONV_LAYERS
+            .iter()
+            .map_while(|layer| {
+                let conv = window_out(side?, layer.kernel, layer.stride, layer.padding)?;
+                let pooled = match layer.pool_after {
+                    true => window_out(conv, POOL.0, POOL.1, 0)?,
+                    false => conv,
+                };
+                side = Some(pooled);
+                Some((conv, pooled))
+            })
+            .collect()
     }
 
     /// Width of the flattened features fed to the first linear layer (6400 at 224).
@@ -162,26 +213,13 @@ impl AlexNetConfig {
     /// (0.935 G at 224); FLOPs are twice this, a training step about three times the FLOPs.
     pub fn forward_macs(&self) -> Result<u64, AlexNetConfigError> {
         self.validate()?;
-        let mut side = self.image_size;
         let mut channels = self.in_channels;
         let mut macs = 0u64;
-        // (out channels, kernel, stride, padding, max-pool after)
-        let convs = [
-            (96, 11, 4, 1, true),
-            (256, 5, 1, 2, true),
-            (384, 3, 1, 1, false),
-            (384, 3, 1, 1, false),
-            (LAST_CONV_CHANNELS, 3, 1, 1, true),
-        ];
-        for (out, kernel, stride, padding, pool) in convs {
-            side = window_out(side, kernel, stride, padding).expect("validated");
-            macs += (out * side * side * channels * kernel * kernel) as u64;
-            channels = out;
-            if pool {
-                side = window_out(side, 3, 2, 0).expect("validated");
-            }
+        for (layer, (side, _)) in CONV_LAYERS.iter().zip(self.conv_output_sides()) {
+            macs += (layer.channels * side * side * channels * layer.kernel * layer.kernel) as u64;
+            channels = layer.channels;
         }
-        let flatten = channels * side * side;
+        let flatten = self.flatten_width()?;
         macs += (flatten * HIDDEN + HIDDEN * HIDDEN + HIDDEN * self.num_classes) as u64;
         Ok(macs)
     }
@@ -196,26 +234,29 @@ impl AlexNetConfig {
     ) -> Result<AlexNet<B>, AlexNetConfigError> {
         self.validate()?;
         let flatten = self.flatten_width()?;
-        let conv = |channels: [usize; 2], kernel: usize, stride: usize, padding: usize| {
-            xavier_conv(
-                Conv2dConfig::new(channels, [kernel, kernel])
-                    .with_stride([stride, stride])
-                    .with_padding(PaddingConfig2d::Explicit(
-                        padding, padding, padding, padding,
-                    )),
-                device,
-            )
+        let mut channels_in = self.in_channels;
+        let [conv1, conv2, conv3, conv4, conv5] = CONV_LAYERS.each_ref().map(|layer| {
+            let (k, s, p) = (layer.kernel, layer.stride, layer.padding);
+            let config = Conv2dConfig::new([channels_in, layer.channels], [k, k])
+                .with_stride([s, s])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p));
+            channels_in = layer.channels;
+            xavier_conv(config, device)
+        });
+        let pool = || {
+            MaxPool2dConfig::new([POOL.0, POOL.0])
+                .with_strides([POOL.1, POOL.1])
+                .init()
         };
-        let pool = || MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
         let dropout = || DropoutConfig::new(self.dropout).init();
         Ok(AlexNet {
-            conv1: conv([self.in_channels, 96], 11, 4, 1),
+            conv1,
             pool1: pool(),
-            conv2: conv([96, 256], 5, 1, 2),
+            conv2,
             pool2: pool(),
-            conv3: conv([256, 384], 3, 1, 1),
-            conv4: conv([384, 384], 3, 1, 1),
-            conv5: conv([384, LAST_CONV_CHANNELS], 3, 1, 1),
+            conv3,
+            conv4,
+            conv5,
             pool3: pool(),
             fc1: xavier_linear(LinearConfig::new(flatten, HIDDEN), device),
             dropout1: dropout(),
@@ -401,7 +442,7 @@ impl<B: Backend> Layer<'_, B> {
 /// (`Flex` and `Autodiff<Flex>` with the `flex` feature) instead of Burn's stock layers.
 pub fn has_fast_cpu_kernels<B: Backend>() -> bool {
     #[cfg(feature = "flex")]
-    return flex_ops::applies_to::<B>();
+    return alexnet_kernels::flex::applies_to::<B>();
     #[cfg(not(feature = "flex"))]
     false
 }
@@ -409,7 +450,7 @@ pub fn has_fast_cpu_kernels<B: Backend>() -> bool {
 /// A convolution through the fastest implementation this build has for backend `B`.
 fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match flex_ops::conv2d(conv, x) {
+    let x = match alexnet_kernels::flex::conv2d(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -419,7 +460,7 @@ fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// A ReLU through the fastest implementation this build has for backend `B`.
 fn relu<B: Backend, const D: usize>(relu: &Relu, x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex")]
-    let x = match flex_ops::relu(x) {
+    let x = match alexnet_kernels::flex::relu(x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -429,7 +470,7 @@ fn relu<B: Backend, const D: usize>(relu: &Relu, x: Tensor<B, D>) -> Tensor<B, D
 /// A max-pooling through the fastest implementation this build has for backend `B`.
 fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match flex_ops::max_pool2d(pool, x) {
+    let x = match alexnet_kernels::flex::max_pool2d(pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };

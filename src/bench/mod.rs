@@ -18,18 +18,23 @@ use crate::training::Classifier;
 
 pub mod layers;
 
-/// What to measure.
-#[derive(Debug, Clone)]
+/// What to measure (the flags of `alexnet bench`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchSettings {
     /// Images per training step.
+    #[arg(long, default_value_t = 128)]
     pub batch: usize,
     /// Images per inference pass.
+    #[arg(long, default_value_t = 256)]
     pub infer_batch: usize,
     /// Input side.
+    #[arg(long, default_value_t = 224)]
     pub resize: usize,
-    /// Timed steps (the median is reported).
+    /// Timed steps; the median is reported.
+    #[arg(long, default_value_t = 5)]
     pub iters: usize,
-    /// Untimed steps first.
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
     pub warmup: usize,
 }
 

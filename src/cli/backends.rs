@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::devices;
+use crate::backend::probe;
 
 /// Flags of `alexnet backends`.
 #[derive(Debug, Args)]
@@ -15,13 +15,13 @@ pub struct BackendsArgs {
 
 /// Prints every compiled-in backend with its devices, or why it has none.
 pub fn list(args: &BackendsArgs) -> Result<()> {
-    let backends = devices::probe_all();
+    let backends = probe::probe_all();
     match args.json {
         true => println!(
             "{}",
             serde_json::to_string_pretty(&backends).expect("serialises")
         ),
-        false => print!("{}", devices::to_text(&backends)),
+        false => print!("{}", probe::to_text(&backends)),
     }
     Ok(())
 }

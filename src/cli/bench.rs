@@ -7,27 +7,14 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
-use crate::backend::BackendTask;
+use crate::backend::{Devices, TrainingTask};
 use crate::bench::{self, BenchSettings};
 
 /// Flags of `alexnet bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Images per training step.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    /// Images per inference pass.
-    #[arg(long, default_value_t = 256)]
-    pub infer_batch: usize,
-    /// Input side.
-    #[arg(long, default_value_t = 224)]
-    pub resize: usize,
-    /// Timed steps; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub iters: usize,
-    /// Untimed warm-up steps.
-    #[arg(long, default_value_t = 2)]
-    pub warmup: usize,
+    #[command(flatten)]
+    pub settings: BenchSettings,
     /// Time each layer's forward and backward pass instead (training batch, autodiff backend),
     /// beside Burn's stock layer where this build replaces it (convolution, ReLU, max-pooling).
     #[arg(long)]
@@ -45,24 +32,19 @@ pub struct BenchArgs {
 /// The benchmark on the chosen backend.
 pub struct BenchTask<'a>(pub &'a BenchArgs);
 
-impl BackendTask for BenchTask<'_> {
+impl TrainingTask for BenchTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, label: String) -> Result<()> {
-        let device = devices.into_iter().next().expect("one device");
+    fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
+        let (device, label) = (devices.main, devices.label);
         let args = self.0;
-        if args.batch == 0 || args.infer_batch == 0 || args.iters == 0 {
+        let settings = &args.settings;
+        if settings.batch == 0 || settings.infer_batch == 0 || settings.iters == 0 {
             bail!("--batch, --infer-batch and --iters must be at least 1");
         }
-        let settings = BenchSettings {
-            batch: args.batch,
-            infer_batch: args.infer_batch,
-            resize: args.resize,
-            iters: args.iters,
-            warmup: args.warmup,
-        };
+        super::model_config(settings.resize)?;
         if args.layers {
-            let rows = bench::layer_breakdown::<B>(&device, &settings)?;
+            let rows = bench::layer_breakdown::<B>(&device, settings)?;
             match args.json {
                 true => println!("{}", serde_json::to_string_pretty(&rows)?),
                 false => print!(
@@ -75,7 +57,7 @@ impl BackendTask for BenchTask<'_> {
             }
             return Ok(());
         }
-        let report = bench::run::<B>(&device, &label, &settings, args.data_dir.as_deref())?;
+        let report = bench::run::<B>(&device, &label, settings, args.data_dir.as_deref())?;
         match args.json {
             true => println!("{}", serde_json::to_string_pretty(&report)?),
             false => print!("{}", report.to_text()),

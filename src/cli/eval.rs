@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Backend;
 use clap::Args;
 
 use super::{BackendArgs, ModelArgs};
-use crate::backend::BackendTask;
+use crate::backend::{Devices, InferenceTask};
 use crate::data::{FashionMnist, Split};
 use crate::evaluation::{self, Evaluation};
 use crate::inference;
@@ -42,20 +42,16 @@ pub struct EvalArgs {
 /// Evaluation on the chosen backend, without autodiff.
 pub struct EvalTask<'a>(pub &'a EvalArgs);
 
-impl BackendTask for EvalTask<'_> {
+impl InferenceTask for EvalTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, _label: String) -> Result<()> {
-        let device = devices.into_iter().next().expect("one device");
+    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+        let device = devices.main;
         let args = self.0;
         if args.batch_size == 0 || args.limit == Some(0) {
             anyhow::bail!("--batch-size and --limit must be at least 1");
         }
-        let model = inference::load_model::<B::InnerBackend>(
-            &args.model.artifact_dir,
-            &args.model.checkpoint,
-            &device,
-        )?;
+        let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
         let data = FashionMnist::load(args.split, args.data_dir.as_deref())?.truncated(args.limit);
         let (loss, confusion) = evaluation::evaluate(
             &model.net,
@@ -65,13 +61,7 @@ impl BackendTask for EvalTask<'_> {
             &device,
         );
         let report = Evaluation::new(&model.source, args.split, loss, confusion);
-        let path = args.model.artifact_dir.join("eval.json");
-        report.save_json(&path)?;
-        let picture = args.model.artifact_dir.join("confusion.svg");
-        crate::report::write_confusion_svg(&report, &picture)?;
-        if args.png {
-            crate::report::svg_to_png(&picture, &picture.with_extension("png"))?;
-        }
+        let written = crate::report::save_evaluation(&args.model.run(), &report, args.png)?;
         match args.json {
             true => println!(
                 "{}",
@@ -80,8 +70,8 @@ impl BackendTask for EvalTask<'_> {
             false => print!(
                 "{}\nwrote {} and {}\n",
                 report.to_text(),
-                path.display(),
-                picture.display()
+                written[0].display(),
+                written[1].display()
             ),
         }
         Ok(())

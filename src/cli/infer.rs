@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use burn::data::dataset::Dataset;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Backend;
 use clap::Args;
 use serde::Serialize;
 
 use super::{BackendArgs, ModelArgs};
-use crate::backend::BackendTask;
+use crate::backend::{Devices, InferenceTask};
 use crate::data::{CLASS_NAMES, FashionMnist, FashionMnistItem, Split};
 use crate::inference::{self, Prediction};
 
@@ -128,17 +128,13 @@ impl Inputs {
 /// Prediction on the chosen backend, without autodiff.
 pub struct InferTask<'a>(pub &'a InferArgs);
 
-impl BackendTask for InferTask<'_> {
+impl InferenceTask for InferTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, _label: String) -> Result<()> {
-        let device = devices.into_iter().next().expect("one device");
+    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+        let device = devices.main;
         let args = self.0;
-        let model = inference::load_model::<B::InnerBackend>(
-            &args.model.artifact_dir,
-            &args.model.checkpoint,
-            &device,
-        )?;
+        let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
         let mut inputs = Inputs::read(args)?;
         let predictions = inference::predict(
             &model.net,

@@ -20,8 +20,9 @@ pub use report::{PlotArgs, ReportArgs};
 pub use summary::SummaryArgs;
 pub use train::TrainArgs;
 
-use crate::backend::{self, BackendKind, DeviceChoice};
+use crate::backend::{self, BackendKind, DeviceChoice, InferenceTask, TrainingTask};
 use crate::inference::CheckpointChoice;
+use crate::run::RunDir;
 
 /// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, evaluate, predict.
 #[derive(Debug, Parser)]
@@ -68,10 +69,26 @@ pub struct BackendArgs {
 
 impl BackendArgs {
     fn kind(&self) -> BackendKind {
-        self.backend.unwrap_or_else(BackendKind::default_compiled)
+        self.backend.unwrap_or_else(backend::default_backend)
     }
 
-    fn devices(&self) -> Vec<DeviceChoice> {
+    /// Runs `task` on the chosen backend and device.
+    fn inference<T: InferenceTask<Output = Result<()>>>(&self, task: T) -> Result<()> {
+        backend::run_inference(self.kind(), self.device.as_ref(), task)?
+    }
+
+    /// Runs `task` on the chosen backend's autodiff form, on `devices` (the default device when
+    /// empty).
+    fn training<T: TrainingTask<Output = Result<()>>>(
+        &self,
+        devices: &[DeviceChoice],
+        task: T,
+    ) -> Result<()> {
+        backend::run_training(self.kind(), devices, task)?
+    }
+
+    /// `--device` as a list, for [`Self::training`].
+    fn device_list(&self) -> Vec<DeviceChoice> {
         self.device.iter().cloned().collect()
     }
 }
@@ -88,36 +105,36 @@ pub struct ModelArgs {
     pub checkpoint: CheckpointChoice,
 }
 
+impl ModelArgs {
+    fn run(&self) -> RunDir {
+        RunDir::new(&self.artifact_dir)
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => backend::dispatch(
-            args.backend.kind(),
-            &args.devices(),
-            train::TrainTask(&args),
-        )?,
-        Command::Infer(args) => backend::dispatch(
-            args.backend.kind(),
-            &args.backend.devices(),
-            infer::InferTask(&args),
-        )?,
-        Command::Eval(args) => backend::dispatch(
-            args.backend.kind(),
-            &args.backend.devices(),
-            eval::EvalTask(&args),
-        )?,
-        Command::Bench(args) => backend::dispatch(
-            args.backend.kind(),
-            &args.backend.devices(),
-            bench::BenchTask(&args),
-        )?,
+        Command::Train(args) => args
+            .backend
+            .training(&args.devices(), train::TrainTask(&args)),
+        Command::Bench(args) => {
+            let devices = args.backend.device_list();
+            args.backend.training(&devices, bench::BenchTask(&args))
+        }
+        Command::Infer(args) => args.backend.inference(infer::InferTask(&args)),
+        Command::Eval(args) => args.backend.inference(eval::EvalTask(&args)),
+        Command::Summary(args) => args.backend.inference(summary::SummaryTask(args.resize)),
         Command::Backends(args) => backends::list(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
-        Command::Summary(args) => backend::dispatch(
-            args.backend.kind(),
-            &args.backend.devices(),
-            summary::SummaryTask(args.resize),
-        )?,
     }
+}
+
+/// The network at `--resize`, or the error naming the flag.
+fn model_config(resize: usize) -> Result<alexnet_model::AlexNetConfig> {
+    let config = alexnet_model::AlexNetConfig::new().with_image_size(resize);
+    config
+        .validate()
+        .map_err(|err| anyhow::anyhow!("{err}; choose a larger --resize"))?;
+    Ok(config)
 }

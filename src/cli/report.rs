@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::report::{self, RunReport};
+use crate::run::RunDir;
 
 /// Flags of `alexnet plot`.
 #[derive(Debug, Args)]
@@ -29,24 +30,22 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
-fn run_report(dir: &std::path::Path) -> Result<RunReport> {
-    if !dir.is_dir() {
-        bail!(
-            "artifact directory {} does not exist; pass the --artifact-dir of a training run",
-            dir.display()
-        );
-    }
-    let report = RunReport::from_run(dir)?;
+fn run_report(run: &RunDir) -> Result<RunReport> {
+    let report = RunReport::from_run(run)?;
     if report.epochs.is_empty() {
-        bail!("{} has no logged epoch yet; train first", dir.display());
+        bail!(
+            "{} has no logged epoch yet; train first",
+            run.path().display()
+        );
     }
     Ok(report)
 }
 
 /// Redraws the training curves from the run's logs.
 pub fn plot(args: &PlotArgs) -> Result<()> {
-    let report = run_report(&args.artifact_dir)?;
-    for path in report::plot_run(&args.artifact_dir, report.config.epochs, args.png)? {
+    let run = RunDir::new(&args.artifact_dir);
+    let report = run_report(&run)?;
+    for path in report::plot_run(&run, report.config.epochs, args.png)? {
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -54,8 +53,9 @@ pub fn plot(args: &PlotArgs) -> Result<()> {
 
 /// Rebuilds report.json and report.md from the run's files and prints the report.
 pub fn report(args: &ReportArgs) -> Result<()> {
-    let report = run_report(&args.artifact_dir)?;
-    report.save(&args.artifact_dir)?;
+    let run = RunDir::new(&args.artifact_dir);
+    let report = run_report(&run)?;
+    report.save(&run)?;
     match args.json {
         true => println!(
             "{}",

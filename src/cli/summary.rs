@@ -1,12 +1,11 @@
 //! `alexnet summary`.
 
-use alexnet_model::AlexNetConfig;
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Backend;
 use clap::Args;
 
 use super::BackendArgs;
-use crate::backend::BackendTask;
+use crate::backend::{Devices, InferenceTask};
 use crate::summary;
 
 /// Flags of `alexnet summary`.
@@ -22,13 +21,12 @@ pub struct SummaryArgs {
 /// The layer table on the chosen backend.
 pub struct SummaryTask(pub usize);
 
-impl BackendTask for SummaryTask {
+impl InferenceTask for SummaryTask {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, _label: String) -> Result<()> {
-        let device = devices.into_iter().next().expect("one device");
-        let config = AlexNetConfig::new().with_image_size(self.0);
-        let (rows, parameters) = summary::layer_table::<B::InnerBackend>(&config, &device)?;
+    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+        let config = super::model_config(self.0)?;
+        let (rows, parameters) = summary::layer_table::<B>(&config, &devices.main)?;
         print!("{}", summary::format_table(&rows, parameters));
         Ok(())
     }

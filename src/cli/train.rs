@@ -8,37 +8,14 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
-use crate::backend::{BackendTask, DeviceChoice};
+use crate::backend::{DeviceChoice, Devices, TrainingTask};
 use crate::training::{self, ConfigFlags, RunOptions};
 
 /// Flags of `alexnet train`. Unset flags take d2l's values, or the saved ones with `--resume`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Passes over the training set [default: 10]; with --resume, may be raised.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Images per SGD step [default: 128].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// SGD learning rate [default: 0.01].
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
-    /// Side the 28x28 images are resized to (bilinear), at least 65 [default: 224].
-    #[arg(long)]
-    pub resize: Option<usize>,
-    /// Train on the first N training images only [default: all 60,000].
-    #[arg(long, value_name = "N")]
-    pub limit_train: Option<usize>,
-    /// Evaluate on the first N test images only [default: all 10,000].
-    #[arg(long, value_name = "N")]
-    pub limit_test: Option<usize>,
-    /// Seed of weight init, dropout and shuffling [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Data-loading threads; more than 1 makes the batch order depend on thread timing
-    /// [default: 1].
-    #[arg(long)]
-    pub num_workers: Option<usize>,
+    #[command(flatten)]
+    pub config: ConfigFlags,
     /// Directory for config, logs, checkpoints and the final model.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifact_dir: PathBuf,
@@ -70,22 +47,8 @@ impl TrainArgs {
     /// `--devices`, else `--device`, else the default device.
     pub fn devices(&self) -> Vec<DeviceChoice> {
         match self.devices.is_empty() {
-            true => self.backend.device.iter().cloned().collect(),
+            true => self.backend.device_list(),
             false => self.devices.clone(),
-        }
-    }
-
-    /// The flags that shape the run.
-    pub fn flags(&self) -> ConfigFlags {
-        ConfigFlags {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            resize: self.resize,
-            limit_train: self.limit_train,
-            limit_test: self.limit_test,
-            seed: self.seed,
-            num_workers: self.num_workers,
         }
     }
 }
@@ -93,11 +56,12 @@ impl TrainArgs {
 /// Training on the chosen backend.
 pub struct TrainTask<'a>(pub &'a TrainArgs);
 
-impl BackendTask for TrainTask<'_> {
+impl TrainingTask for TrainTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, label: String) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
         let args = self.0;
+        let label = devices.label;
         let options = RunOptions {
             artifact_dir: args.artifact_dir.clone(),
             data_dir: args.data_dir.clone(),
@@ -106,7 +70,7 @@ impl BackendTask for TrainTask<'_> {
             dashboard: std::io::stdout().is_terminal(),
             device_label: label.clone(),
         };
-        let Some(outcome) = training::train::<B>(devices, &args.flags(), &options)? else {
+        let Some(outcome) = training::train::<B>(devices.all, &args.config, &options)? else {
             return Ok(());
         };
         let epochs = outcome.epochs.epochs();

@@ -5,6 +5,6 @@ mod checkpoint;
 mod images;
 mod predict;
 
-pub use checkpoint::{CheckpointChoice, LoadedModel, best_epoch, load_model};
+pub use checkpoint::{CheckpointChoice, LoadedModel, load_model};
 pub use images::load_image;
 pub use predict::{Prediction, predict};

@@ -1,32 +1,49 @@
 //! What a user sees of a run: training curves, the confusion-matrix picture, and the run report.
 
-mod history;
 mod plot;
 mod run_report;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
-pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals, read_history};
-pub use plot::{Curves, SERIES, svg_to_png, write_confusion_svg, write_curves_svg};
-pub use run_report::{
-    EpochRow, FinalMetrics, JournalEntry, RunReport, append_journal, journal_path,
-};
+use crate::evaluation::Evaluation;
+use crate::run::{EpochHistory, RunDir};
 
-/// The training-curve picture of a run.
-pub fn curves_path(dir: &Path) -> PathBuf {
-    dir.join("curves.svg")
+pub use plot::{Curves, SERIES, svg_to_png, write_confusion_svg, write_curves_svg};
+pub use run_report::{EpochRow, FinalMetrics, RunReport};
+
+/// Draws the run's `curves.svg` from `history` over epochs `1..=epochs`: what training does after
+/// every epoch and `alexnet plot` does from the logs.
+pub fn draw_curves(run: &RunDir, history: &[EpochHistory], epochs: usize) -> Result<PathBuf> {
+    let path = run.curves_file();
+    write_curves_svg(&Curves::from_history(history), epochs, &path)?;
+    Ok(path)
 }
 
 /// Redraws `curves.svg` (and `curves.png` if asked) from the run's logs.
-pub fn plot_run(dir: &Path, epochs: usize, png: bool) -> Result<Vec<PathBuf>> {
-    let svg = curves_path(dir);
-    write_curves_svg(&Curves::from_history(&read_history(dir)), epochs, &svg)?;
+pub fn plot_run(run: &RunDir, epochs: usize, png: bool) -> Result<Vec<PathBuf>> {
+    let svg = draw_curves(run, &run.read_history(), epochs)?;
     let mut written = vec![svg.clone()];
     if png {
         let png_path = svg.with_extension("png");
         svg_to_png(&svg, &png_path)?;
+        written.push(png_path);
+    }
+    Ok(written)
+}
+
+/// Writes an evaluation into the run: `eval.json` and `confusion.svg` (and `confusion.png` if
+/// asked); returns the paths written.
+pub fn save_evaluation(run: &RunDir, eval: &Evaluation, png: bool) -> Result<Vec<PathBuf>> {
+    let json = run.eval_file();
+    eval.save_json(&json)?;
+    let picture = run.confusion_file();
+    write_confusion_svg(eval, &picture)?;
+    let mut written = vec![json, picture.clone()];
+    if png {
+        let png_path = picture.with_extension("png");
+        svg_to_png(&picture, &png_path)?;
         written.push(png_path);
     }
     Ok(written)

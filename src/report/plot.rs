@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 
-use super::history::EpochHistory;
 use crate::evaluation::Evaluation;
+use crate::run::EpochHistory;
 
 /// The three series of d2l's figure.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,54 +1,9 @@
 //! `report.json` / `report.md`: what a run did, from its config, logs and epoch journal.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result};
-use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
-use super::history::read_history;
-use crate::artifacts;
-use crate::progress::EpochMetrics;
-use crate::training::TrainingConfig;
-
-/// One line of `epochs.jsonl`: an epoch's metrics and timing as the training process saw them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JournalEntry {
-    /// The epoch's metrics.
-    #[serde(flatten)]
-    pub metrics: EpochMetrics,
-    /// Backend and device that ran it.
-    pub device: String,
-}
-
-/// The epoch journal of a run directory.
-pub fn journal_path(dir: &Path) -> PathBuf {
-    dir.join("epochs.jsonl")
-}
-
-/// Appends one finished epoch to the journal.
-pub fn append_journal(dir: &Path, entry: &JournalEntry) -> Result<()> {
-    let path = journal_path(dir);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let line = serde_json::to_string(entry).expect("journal entries serialise");
-    writeln!(file, "{line}").with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// The journal's entries by epoch; a rerun epoch (after a resume) keeps its latest entry.
-fn read_journal(dir: &Path) -> BTreeMap<usize, JournalEntry> {
-    std::fs::read_to_string(journal_path(dir))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<JournalEntry>(l).ok())
-        .map(|e| (e.metrics.epoch, e))
-        .collect()
-}
+use crate::run::{EpochMetrics, RunDir, TrainingConfig};
 
 /// One epoch of the report; metrics come from burn-train's logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +44,7 @@ pub struct RunReport {
     pub finished: bool,
     /// Per-epoch metrics.
     pub epochs: Vec<EpochRow>,
-    /// The epoch with the lowest test loss (the `best` checkpoint).
+    /// The best epoch by [`RunDir::best_epoch`]'s rule (what `--checkpoint best` loads).
     pub best_epoch: Option<usize>,
     /// Metrics of the last logged epoch.
     pub final_metrics: Option<FinalMetrics>,
@@ -100,17 +55,12 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Builds the report of the run in `dir` from its config.json, logs and journal.
-    pub fn from_run(dir: &Path) -> Result<Self> {
-        let config_path = artifacts::config_path(dir);
-        let config = TrainingConfig::load(&config_path).with_context(|| {
-            format!(
-                "{} is missing or unreadable; pass the --artifact-dir of a training run",
-                config_path.display()
-            )
-        })?;
-        let journal = read_journal(dir);
-        let epochs: Vec<EpochRow> = read_history(dir)
+    /// Builds the report of `run` from its config.json, logs and journal.
+    pub fn from_run(run: &RunDir) -> Result<Self> {
+        let config = run.load_config()?;
+        let journal = run.read_journal();
+        let epochs: Vec<EpochRow> = run
+            .read_history()
             .iter()
             .filter(|e| !e.train.is_empty())
             .map(|e| {
@@ -125,11 +75,6 @@ impl RunReport {
                 }
             })
             .collect();
-        let best_epoch = epochs
-            .iter()
-            .filter_map(|e| Some((e.epoch, e.test_loss?)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(epoch, _)| epoch);
         let final_metrics = epochs.last().map(|e| FinalMetrics {
             loss: e.train_loss,
             train_acc: e.train_acc,
@@ -143,7 +88,7 @@ impl RunReport {
                 .last()
                 .is_some_and(|e| e.epoch == config.epochs && e.test_acc.is_some()),
             device: journal.values().last().map(|j| j.device.clone()),
-            best_epoch,
+            best_epoch: run.best_epoch(),
             final_metrics,
             examples_per_sec: (train_seconds > 0.0).then(|| examples as f64 / train_seconds),
             wall_seconds: journalled.iter().map(|m| m.epoch_seconds).sum(),
@@ -186,7 +131,7 @@ impl RunReport {
             );
         }
         if let Some(best) = self.best_epoch {
-            md += &format!("- best epoch (lowest test loss): {best}\n");
+            md += &format!("- best epoch (lowest test loss among kept checkpoints): {best}\n");
         }
         if let Some(rate) = self.examples_per_sec {
             md += &format!(
@@ -211,11 +156,14 @@ impl RunReport {
         md
     }
 
-    /// Writes `report.json` and `report.md` into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Writes `report.json` and `report.md` into the run.
+    pub fn save(&self, run: &RunDir) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("reports serialise") + "\n";
-        for (name, text) in [("report.json", json), ("report.md", self.to_markdown())] {
-            let path = dir.join(name);
+        for (path, text) in run
+            .report_files()
+            .into_iter()
+            .zip([json, self.to_markdown()])
+        {
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }

@@ -62,3 +62,35 @@ impl<B: Backend> InferenceStep for Classifier<B> {
         self.forward_classification(batch)
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use alexnet_model::AlexNetConfig;
+    use burn::backend::Flex;
+    use burn::tensor::Tensor;
+
+    use crate::run;
+
+    /// Inference loads checkpoints through `run::CheckpointLayout`, without this type: the two
+    /// must record the same fields.
+    #[test]
+    fn checkpoints_load_without_training_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        let config = AlexNetConfig::new().with_image_size(65);
+        let net = config.init::<Flex>(&device);
+        let images = Tensor::<Flex, 4>::ones([1, 1, 65, 65], &device);
+        let expected = net.forward(images.clone()).into_data();
+        let path = dir.path().join("model-1.mpk");
+        Classifier::new(net)
+            .save_file(&path, &run::recorder())
+            .unwrap();
+        let fresh = config.init::<Flex>(&device);
+        let loaded = run::load_net(&fresh, &path, &device).unwrap();
+        loaded
+            .forward(images)
+            .into_data()
+            .assert_eq(&expected, true);
+    }
+}

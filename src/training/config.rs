@@ -1,55 +1,38 @@
-//! The full configuration of a run (model + protocol), saved as `config.json`.
+//! The configuration of a training run from its flags: d2l's protocol where a flag is not
+//! given, or the saved run's settings on `--resume`.
 
-use alexnet_model::{AlexNetConfig, AlexNetConfigError};
-use burn::config::Config;
+use clap::Args;
 
-/// Hyper-parameters of one training run; the defaults are d2l's AlexNet protocol.
-#[derive(Config, Debug, PartialEq)]
-pub struct TrainingConfig {
-    /// The network (its `image_size` is the `--resize` of the data).
-    pub model: AlexNetConfig,
-    /// Passes over the training set.
-    #[config(default = 10)]
-    pub epochs: usize,
-    /// Images per SGD step.
-    #[config(default = 128)]
-    pub batch_size: usize,
-    /// SGD learning rate (no momentum, no weight decay).
-    #[config(default = 0.01)]
-    pub lr: f64,
-    /// Use only the first N training images.
-    #[config(default = "None")]
-    pub limit_train: Option<usize>,
-    /// Use only the first N test images.
-    #[config(default = "None")]
-    pub limit_test: Option<usize>,
-    /// Seed of weight init, dropout and shuffling.
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Data-loading threads; 1 overlaps loading with compute and keeps batch order fixed.
-    #[config(default = 1)]
-    pub num_workers: usize,
-}
+use crate::run::TrainingConfig;
 
-/// The training flags a user gave; `None` means "not given" (use the default, or the saved value
-/// when resuming).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The flags that shape a training run; `None` means "not given": d2l's value for a new run,
+/// the saved value on `--resume`.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
 pub struct ConfigFlags {
-    /// `--epochs`
+    /// Passes over the training set [default: 10]; with --resume, may be raised.
+    #[arg(long)]
     pub epochs: Option<usize>,
-    /// `--batch-size`
+    /// Images per SGD step [default: 128].
+    #[arg(long)]
     pub batch_size: Option<usize>,
-    /// `--lr`
+    /// SGD learning rate [default: 0.01].
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// `--resize`
+    /// Side the 28x28 images are resized to (bilinear), at least 65 [default: 224].
+    #[arg(long)]
     pub resize: Option<usize>,
-    /// `--limit-train`
+    /// Train on the first N training images only [default: all 60,000].
+    #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
-    /// `--limit-test`
+    /// Evaluate on the first N test images only [default: all 10,000].
+    #[arg(long, value_name = "N")]
     pub limit_test: Option<usize>,
-    /// `--seed`
+    /// Seed of weight init, dropout and shuffling [default: 0].
+    #[arg(long)]
     pub seed: Option<u64>,
-    /// `--num-workers` (may change on resume: it does not change what is learned)
+    /// Data-loading threads; more than 1 makes the batch order depend on thread timing
+    /// [default: 1].
+    #[arg(long)]
     pub num_workers: Option<usize>,
 }
 
@@ -124,73 +107,9 @@ impl ConfigFlags {
     }
 }
 
-/// A training setting that cannot work; the message names the flag to change.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ConfigError {
-    /// The model part is invalid.
-    #[error(transparent)]
-    Model(#[from] AlexNetConfigError),
-    /// A count that must be positive is zero.
-    #[error("--{flag} must be at least 1")]
-    Zero {
-        /// The flag.
-        flag: &'static str,
-    },
-    /// A learning rate that SGD cannot use.
-    #[error(
-        "--lr {lr} is not a usable learning rate: give a finite number above 0 (d2l uses 0.01)"
-    )]
-    LearningRate {
-        /// The value given.
-        lr: f64,
-    },
-}
-
-impl TrainingConfig {
-    /// The d2l protocol at the given input size.
-    pub fn d2l(resize: usize) -> Self {
-        Self::new(AlexNetConfig::new().with_image_size(resize))
-    }
-
-    /// Checks every field; the error names the flag and the accepted range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.model.validate()?;
-        for (flag, value) in [("epochs", self.epochs), ("batch-size", self.batch_size)] {
-            if value == 0 {
-                return Err(ConfigError::Zero { flag });
-            }
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(ConfigError::LearningRate { lr: self.lr });
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_are_the_d2l_protocol() {
-        let c = TrainingConfig::d2l(224);
-        assert_eq!((c.epochs, c.batch_size, c.lr), (10, 128, 0.01));
-        assert_eq!(c.model.image_size, 224);
-        assert_eq!(c.model.dropout, 0.5);
-        assert!(c.validate().is_ok());
-    }
-
-    #[test]
-    fn bad_settings_name_the_flag() {
-        let c = TrainingConfig::d2l(224);
-        let err = |c: TrainingConfig| c.validate().unwrap_err().to_string();
-        assert!(err(c.clone().with_epochs(0)).contains("--epochs"));
-        assert!(err(c.clone().with_batch_size(0)).contains("--batch-size"));
-        for lr in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(err(c.clone().with_lr(lr)).contains("--lr"));
-        }
-        assert!(err(TrainingConfig::d2l(40)).contains("at least 65"));
-    }
 
     #[test]
     fn fresh_runs_take_flags_over_defaults() {
@@ -254,15 +173,5 @@ mod tests {
             assert_eq!(err.flag, flag);
             assert!(err.to_string().contains("another --artifact-dir"), "{err}");
         }
-    }
-
-    #[test]
-    fn round_trips_through_json() {
-        let c = TrainingConfig::d2l(96)
-            .with_limit_train(Some(500))
-            .with_seed(7);
-        let json = serde_json::to_string(&c).unwrap();
-        let back: TrainingConfig = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, c);
     }
 }

@@ -4,7 +4,12 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::train::Interrupter;
+use burn::train::metric::MetricDefinition;
+use burn::train::renderer::{
+    EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining, ProgressType, TrainingProgress,
+};
+use burn::train::{Interrupter, LearnerSummary};
 
 /// The message Ctrl-C leaves in the interrupter.
 const CTRL_C: &str = "Ctrl-C";
@@ -123,7 +128,7 @@ pub fn install(interrupter: Interrupter) {
 
 /// The dashboard puts the terminal in raw mode, where Ctrl-C is a key press the dashboard
 /// ignores; turning the terminal's signal keys back on makes Ctrl-C a SIGINT again.
-pub fn keep_ctrl_c_as_signal() {
+fn keep_ctrl_c_as_signal() {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return;
@@ -136,6 +141,57 @@ pub fn keep_ctrl_c_as_signal() {
             attrs.c_lflag |= libc::ISIG;
             libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &attrs);
         }
+    }
+}
+
+/// A dashboard that keeps Ctrl-C a signal: before each redraw, the terminal's signal keys are
+/// turned back on (one `tcgetattr` when they already are).
+pub struct KeepCtrlC<R>(pub R);
+
+impl<R: MetricsRenderer> MetricsRendererTraining for KeepCtrlC<R> {
+    fn update_train(&mut self, state: MetricState) {
+        self.0.update_train(state);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.0.update_valid(state);
+    }
+
+    fn render_train(&mut self, item: TrainingProgress, indicators: Vec<ProgressType>) {
+        keep_ctrl_c_as_signal();
+        self.0.render_train(item, indicators);
+    }
+
+    fn render_valid(&mut self, item: TrainingProgress, indicators: Vec<ProgressType>) {
+        keep_ctrl_c_as_signal();
+        self.0.render_valid(item, indicators);
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        self.0.on_train_end(summary)
+    }
+}
+
+impl<R: MetricsRenderer> MetricsRendererEvaluation for KeepCtrlC<R> {
+    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
+        self.0.update_test(name, state);
+    }
+
+    fn render_test(&mut self, item: EvaluationProgress, indicators: Vec<ProgressType>) {
+        self.0.render_test(item, indicators);
+    }
+}
+
+impl<R: MetricsRenderer> MetricsRenderer for KeepCtrlC<R> {
+    fn manual_close(&mut self) {
+        self.0.manual_close();
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.0.register_metric(definition);
     }
 }
 

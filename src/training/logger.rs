@@ -1,6 +1,6 @@
 //! burn-train's metric logs (`{train,valid}/epoch-N/Metric_Name.log`, one entry per batch),
-//! written by a logger that survives what Burn's `FileMetricLogger` does not: a resumed run and
-//! a full disk.
+//! written by a logger that survives what Burn's `FileMetricLogger` does not (a resumed run, a
+//! full disk) and that does the per-epoch accounting as the entries arrive.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -12,40 +12,56 @@ use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 
-/// Writes the same files as Burn's `FileMetricLogger`, with two differences:
+use super::epochs::EpochAccounting;
+use crate::run::{Batch, LogSplit, RunDir, parse_log_entry};
+
+/// Writes the same files as Burn's `FileMetricLogger`, with three differences:
 ///
 /// - burn-train 0.21's event store numbers the first epoch it sees 1, even when the Learner
 ///   resumes from a checkpoint, so the first resumed epoch's metrics would overwrite `epoch-1/`;
 ///   they are filed under the epoch that actually runs.
 /// - A write that fails (disk full, directory gone) stops training through the interrupter with
 ///   the error as its message, where Burn's logger panics in a background thread.
+/// - Each batch's loss and accuracy go to the [`EpochAccounting`] too.
 pub struct RunLogger {
-    dir: PathBuf,
+    run: RunDir,
     first_epoch: usize,
     names: HashMap<MetricId, String>,
     files: HashMap<PathBuf, BufWriter<File>>,
     interrupter: Interrupter,
     failed: bool,
+    accounting: EpochAccounting,
+}
+
+/// The metrics whose entries make up a [`Batch`].
+const LOSS: &str = "Loss";
+const ACCURACY: &str = "Accuracy";
+
+fn log_split(split: &Split) -> Option<LogSplit> {
+    match split {
+        Split::Train => Some(LogSplit::Train),
+        Split::Valid => Some(LogSplit::Valid),
+        _ => None,
+    }
 }
 
 impl RunLogger {
-    /// Logs into `dir` for a run whose first epoch is `first_epoch`.
-    pub fn new(dir: &Path, first_epoch: usize, interrupter: Interrupter) -> Self {
+    /// Logs into `run` for a run whose first epoch is `first_epoch`.
+    pub fn new(
+        run: &RunDir,
+        first_epoch: usize,
+        interrupter: Interrupter,
+        accounting: EpochAccounting,
+    ) -> Self {
         Self {
-            dir: dir.to_path_buf(),
+            run: run.clone(),
             first_epoch,
             names: HashMap::new(),
             files: HashMap::new(),
             interrupter,
             failed: false,
+            accounting,
         }
-    }
-
-    fn path(&self, name: &str, epoch: usize, split: &Split) -> PathBuf {
-        self.dir
-            .join(split.to_string())
-            .join(format!("epoch-{epoch}"))
-            .join(format!("{}.log", name.replace(' ', "_")))
     }
 
     fn fail(&mut self, path: &Path, err: std::io::Error) {
@@ -99,22 +115,34 @@ impl RunLogger {
 
 impl MetricLogger for RunLogger {
     fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
+        let Some(split) = log_split(split) else {
+            return;
+        };
         let epoch = epoch.max(self.first_epoch);
         let entries = update
             .entries
             .iter()
             .chain(update.entries_numeric.iter().map(|n| &n.entry));
-        let lines: Vec<(PathBuf, String)> = entries
-            .filter_map(|entry| {
-                let name = self.names.get(&entry.metric_id)?;
-                Some((
-                    self.path(name, epoch, split),
-                    entry.serialized_entry.serialized.clone(),
-                ))
-            })
-            .collect();
+        let mut lines = Vec::new();
+        let (mut loss, mut accuracy) = (None, None);
+        for entry in entries {
+            let Some(name) = self.names.get(&entry.metric_id) else {
+                continue;
+            };
+            let line = entry.serialized_entry.serialized.clone();
+            match name.as_str() {
+                LOSS => loss = parse_log_entry(&line),
+                ACCURACY => accuracy = parse_log_entry(&line),
+                _ => {}
+            }
+            lines.push((self.run.metric_log(split, epoch, name), line));
+        }
         for (path, line) in lines {
             self.write(path, &line);
+        }
+        if let (Some((loss, _)), Some((percent, examples))) = (loss, accuracy) {
+            let batch = Batch::new(examples, loss, percent / 100.0);
+            self.accounting.add_batch(epoch, split, batch);
         }
     }
 
@@ -125,7 +153,10 @@ impl MetricLogger for RunLogger {
         split: &Split,
     ) -> Result<Vec<NumericEntry>, String> {
         self.flush();
-        let text = fs::read_to_string(self.path(name, epoch, split)).unwrap_or_default();
+        let Some(split) = log_split(split) else {
+            return Ok(Vec::new());
+        };
+        let text = fs::read_to_string(self.run.metric_log(split, epoch, name)).unwrap_or_default();
         // A tail cut short by a crash is not an error: the entries before it are kept.
         Ok(text
             .lines()
@@ -138,9 +169,12 @@ impl MetricLogger for RunLogger {
             .insert(definition.metric_id.clone(), definition.name.clone());
     }
 
-    fn log_epoch_summary(&mut self, _summary: EpochSummary) {
+    fn log_epoch_summary(&mut self, summary: EpochSummary) {
         self.flush();
         self.files.clear();
+        if let Some(split) = log_split(&summary.split) {
+            self.accounting.end_pass(split);
+        }
     }
 }
 

@@ -1,40 +1,47 @@
 //! Training with burn-train's `SupervisedTraining` + `Learner`: the d2l protocol by default,
-//! resumable from the newest complete checkpoint.
+//! resumable from the newest complete checkpoint. [`train`] reads in three phases: prepare
+//! (config, data, resume point, directory), launch, finish.
 
 mod classifier;
 mod config;
+mod epochs;
 mod guard;
 mod interrupt;
 mod logger;
+mod renderer;
 mod resume;
 mod throughput;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alexnet_model::AlexNet;
 
 use anyhow::{Context, Result};
-use burn::config::Config;
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::optim::SgdConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
-use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{
-    ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
+    ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
 
 pub use classifier::Classifier;
-pub use config::{ConfigError, ConfigFlags, ResumeConflict, TrainingConfig};
+pub use config::{ConfigFlags, ResumeConflict};
+pub use epochs::{EpochLog, EpochSink};
 pub use guard::{LossFault, LossGuard};
-pub use interrupt::{StopReason, TrainingStopped, keep_ctrl_c_as_signal};
-pub use logger::RunLogger;
+pub use interrupt::{StopReason, TrainingStopped};
+pub use renderer::EpochLines;
 pub use throughput::ExamplesPerSecond;
 
-use crate::artifacts;
-use crate::data::{FashionMnist, FashionMnistBatcher, Split};
-use crate::progress::{EpochLog, ProgressRenderer, RunFiles};
-use crate::report;
+use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, Split};
+use crate::report::RunReport;
+use crate::run::{self, RunDir, TrainingConfig};
+use epochs::{EpochAccounting, RunFiles};
+use logger::RunLogger;
+use renderer::Renderer;
 
 /// Where and how one training run happens, beyond the hyper-parameters.
 #[derive(Debug, Clone)]
@@ -62,6 +69,40 @@ pub struct TrainOutcome {
     pub model_path: PathBuf,
 }
 
+/// Everything [`launch`] needs, decided before anything is written.
+struct Prepared<B: AutodiffBackend> {
+    run: RunDir,
+    config: TrainingConfig,
+    train_set: FashionMnist,
+    test_set: FashionMnist,
+    model: Classifier<B>,
+    /// The epoch to resume from, if any.
+    resume_from: Option<usize>,
+}
+
+impl<B: AutodiffBackend> Prepared<B> {
+    /// Epochs finished before this process.
+    fn done(&self) -> usize {
+        self.resume_from.unwrap_or(0)
+    }
+}
+
+/// Trains AlexNet on backend `B` on `devices` (the first is the main one), writing everything
+/// into the artifact directory.
+///
+/// Returns `None` when resuming a run that already finished all its epochs.
+pub fn train<B: AutodiffBackend>(
+    devices: Vec<B::Device>,
+    flags: &ConfigFlags,
+    options: &RunOptions,
+) -> Result<Option<TrainOutcome>> {
+    let Some(prepared) = prepare::<B>(&devices[0], flags, options)? else {
+        return Ok(None);
+    };
+    let launched = launch(prepared, devices, options);
+    finish(launched).map(Some)
+}
+
 /// Loads one split, truncated to `limit`, refusing an empty result.
 fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
     let data = FashionMnist::load(split, dir)?.truncated(limit);
@@ -74,79 +115,137 @@ fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<
     Ok(data)
 }
 
-/// Trains AlexNet on backend `B`, writing everything into the artifact directory.
-///
-/// Returns `None` when resuming a run that already finished all its epochs.
-pub fn train<B: AutodiffBackend>(
-    devices: Vec<B::Device>,
+/// The config, data, model and resume point; the artifact directory made ready. `None` when
+/// a resumed run has nothing left to do.
+fn prepare<B: AutodiffBackend>(
+    device: &B::Device,
     flags: &ConfigFlags,
     options: &RunOptions,
-) -> Result<Option<TrainOutcome>> {
-    let device = devices.first().expect("at least one device").clone();
-    let dir = &options.artifact_dir;
+) -> Result<Option<Prepared<B>>> {
+    let run = RunDir::new(&options.artifact_dir);
     let config = match options.resume {
-        true => resume::saved_config(dir, flags)?,
+        true => resume::saved_config(&run, flags)?,
         false => flags.fresh(),
     };
     config.validate()?;
-    let train_set = load_split(
-        Split::Train,
-        options.data_dir.as_deref(),
-        config.limit_train,
-    )?;
-    let test_set = load_split(Split::Test, options.data_dir.as_deref(), config.limit_test)?;
-    let train_len = train_set.len();
+    let data_dir = options.data_dir.as_deref();
+    let train_set = load_split(Split::Train, data_dir, config.limit_train)?;
+    let test_set = load_split(Split::Test, data_dir, config.limit_test)?;
 
-    let model = Classifier::new(config.model.try_init::<B>(&device)?);
+    let model = Classifier::new(config.model.try_init::<B>(device)?);
     let resume_from = match options.resume {
-        true => resume::newest_loadable_checkpoint(dir, &model, &device),
+        true => resume::newest_loadable_checkpoint(&run, &model, device),
         false => None,
     };
-    let done = resume_from.unwrap_or(0);
-    if done >= config.epochs {
+    if resume_from.unwrap_or(0) >= config.epochs {
         println!(
             "nothing to resume: the run in {} finished all {} epochs (raise --epochs to train further)",
-            dir.display(),
+            run.path().display(),
             config.epochs
         );
         return Ok(None);
     }
-    if options.resume {
-        artifacts::remove_partial_records(dir)?;
-    } else {
-        artifacts::prepare_run_dir(dir, options.overwrite)?;
+    match options.resume {
+        true => run.remove_partial_records()?,
+        false => run.prepare_new(options.overwrite)?,
     }
-    config
-        .save(artifacts::config_path(dir))
-        .with_context(|| format!("cannot write the run config into {}", dir.display()))?;
+    run.save_config(&config)?;
+    Ok(Some(Prepared {
+        run,
+        config,
+        train_set,
+        test_set,
+        model,
+        resume_from,
+    }))
+}
 
-    // Burn draws parameters lazily, at first use: seeding here still fixes the initial weights.
-    // A resumed run draws fresh shuffles and dropout masks rather than replaying epoch 1's.
+/// The training and test loaders. Burn draws parameters lazily, at first use: seeding here
+/// still fixes the initial weights. A resumed run draws fresh shuffles and dropout masks rather
+/// than replaying epoch 1's.
+#[allow(clippy::type_complexity)]
+fn loaders<B: AutodiffBackend>(
+    config: &TrainingConfig,
+    done: usize,
+    (train_set, test_set): (FashionMnist, FashionMnist),
+    device: &B::Device,
+) -> (
+    Arc<dyn DataLoader<B, FashionMnistBatch<B>>>,
+    Arc<dyn DataLoader<B::InnerBackend, FashionMnistBatch<B::InnerBackend>>>,
+) {
     let seed = config.seed.wrapping_add(done as u64);
-    B::seed(&device, seed);
+    B::seed(device, seed);
     let batcher = FashionMnistBatcher::new(config.model.image_size);
-    let train_loader = DataLoaderBuilder::new(batcher.clone())
+    let train = DataLoaderBuilder::new(batcher.clone())
         .batch_size(config.batch_size)
         .shuffle(seed)
         .num_workers(config.num_workers)
         .set_device(device.clone())
         .build(train_set);
-    let test_loader = DataLoaderBuilder::new(batcher)
+    let test = DataLoaderBuilder::new(batcher)
         .batch_size(config.batch_size)
         .num_workers(config.num_workers)
         .set_device(device.clone())
         .build(test_set);
+    (train, test)
+}
 
-    let log = EpochLog::default();
-    let training = SupervisedTraining::new(dir, train_loader, test_loader)
+/// What [`launch`] leaves for [`finish`].
+struct Launched<B: AutodiffBackend> {
+    run: RunDir,
+    config: TrainingConfig,
+    done: usize,
+    train_len: usize,
+    net: AlexNet<B::InnerBackend>,
+    log: EpochLog,
+    guard: LossGuard,
+    interrupter: Interrupter,
+}
+
+/// Runs burn-train's Learner with our metric logger, epoch sinks, renderer and loss guard.
+fn launch<B: AutodiffBackend>(
+    prepared: Prepared<B>,
+    devices: Vec<B::Device>,
+    options: &RunOptions,
+) -> Launched<B> {
+    let done = prepared.done();
+    let Prepared {
+        run,
+        config,
+        train_set,
+        test_set,
+        model,
+        resume_from,
+    } = prepared;
+    let (train_len, test_len) = (train_set.len(), test_set.len());
+    let (train_loader, test_loader) =
+        loaders::<B>(&config, done, (train_set, test_set), &devices[0]);
+    let training = SupervisedTraining::new(run.path(), train_loader, test_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metrics((ExamplesPerSecond::new(),))
-        .with_file_checkpointer(artifacts::recorder())
+        .with_file_checkpointer(run::recorder())
         .num_epochs(config.epochs);
     let interrupter = training.interrupter();
-    let mut training =
-        training.with_metric_logger(RunLogger::new(dir, done + 1, interrupter.clone()));
+
+    let log = EpochLog::default();
+    let mut sinks: Vec<Box<dyn EpochSink>> = vec![
+        Box::new(RunFiles::new(
+            &run,
+            options.device_label.clone(),
+            config.epochs,
+            done,
+        )),
+        Box::new(log.clone()),
+    ];
+    if !options.dashboard {
+        sinks.push(Box::new(EpochLines {
+            total_epochs: config.epochs,
+        }));
+    }
+    let accounting = EpochAccounting::new(test_len, sinks);
+    let logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
+    let mut training = training.with_metric_logger(logger);
     if let Some(epoch) = resume_from {
         training = training.checkpoint(epoch);
     }
@@ -155,33 +254,48 @@ pub fn train<B: AutodiffBackend>(
         training = training.with_training_strategy(TrainingStrategy::Default(strategy));
     }
     interrupt::install(interrupter.clone());
-    let dashboard = options
-        .dashboard
-        .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), resume_from));
-    let files = RunFiles {
-        dir: dir.clone(),
-        device: options.device_label.clone(),
-        earlier: report::read_history(dir).into_iter().take(done).collect(),
+    let renderer = match options.dashboard {
+        true => Renderer::dashboard(interrupter.clone(), resume_from),
+        false => Renderer::lines(),
     };
-    let renderer = ProgressRenderer::new(
-        config.epochs,
-        log.clone(),
-        dashboard.map(|d| Box::new(d) as _),
-        Some(files),
-    );
     let training = training.renderer(renderer);
 
     let guard = LossGuard::new(interrupter.clone());
-    let model = model.with_guard(guard.clone());
-    let learner = Learner::new(model, SgdConfig::new().init(), config.lr);
+    let learner = Learner::new(
+        model.with_guard(guard.clone()),
+        SgdConfig::new().init(),
+        config.lr,
+    );
     let result = training.launch(learner);
     drop(result.renderer); // closes the dashboard and restores the terminal
+    Launched {
+        run,
+        config,
+        done,
+        train_len,
+        net: result.model.net,
+        log,
+        guard,
+        interrupter,
+    }
+}
+
+/// Writes the report, then either the final model or the reason the run stopped early.
+fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
+    let Launched {
+        run,
+        config,
+        done,
+        train_len,
+        net,
+        log,
+        guard,
+        interrupter,
+    } = launched;
     // burn-train has flushed its logs by now: the report reads them.
-    let reported = report::RunReport::from_run(dir).and_then(|r| r.save(dir));
-    if let Err(err) = reported {
+    if let Err(err) = RunReport::from_run(&run).and_then(|r| r.save(&run)) {
         eprintln!("warning: no run report: {err:#}");
     }
-
     // The dashboard resets the interrupter when training ends, so tell an interrupted run by
     // its missing last epoch instead.
     if log.epochs().last().map(|e| e.epoch) != Some(config.epochs) {
@@ -194,26 +308,20 @@ pub fn train<B: AutodiffBackend>(
             lr: config.lr,
         });
         let reason = StopReason::from_interrupter(&interrupter, loss_fault);
-        return Err(stopped(dir, &log, done, reason).into());
+        let last_done = log.epochs().last().map_or(done, |e| e.epoch);
+        return Err(TrainingStopped {
+            reason,
+            epoch: last_done + 1,
+            kept: run.complete_checkpoints().last().copied(),
+            dir: run.path().display().to_string(),
+        }
+        .into());
     }
-    let model_path = artifacts::model_path(dir);
-    result
-        .model
-        .net
-        .save_file(&model_path, &artifacts::recorder())
+    let model_path = run.model_file();
+    net.save_file(&model_path, &run::recorder())
         .with_context(|| format!("cannot write the final model to {}", model_path.display()))?;
-    Ok(Some(TrainOutcome {
+    Ok(TrainOutcome {
         epochs: log,
-        model_path: model_path.with_extension("mpk"),
-    }))
-}
-
-fn stopped(dir: &Path, log: &EpochLog, done_before: usize, reason: StopReason) -> TrainingStopped {
-    let last_done = log.epochs().last().map_or(done_before, |e| e.epoch);
-    TrainingStopped {
-        reason,
-        epoch: last_done + 1,
-        kept: artifacts::complete_checkpoints(dir).last().copied(),
-        dir: dir.display().to_string(),
-    }
+        model_path,
+    })
 }

@@ -1,5 +1,5 @@
-//! Convolution as one autodiff node: Winograd ([`winograd`]) for stride-1, same-size 3x3 and
-//! 5x5 layers, im2col + GEMM ([`conv_kernels`], all gradients in one pass) for the others.
+//! Convolution as one autodiff node over [`crate::conv`] (Winograd or im2col + GEMM, all
+//! gradients in one backward pass).
 
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
@@ -14,16 +14,12 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::conv_kernels::{self, ConvShape};
-use super::winograd;
 use super::{FlexOp, Train, apply, contiguous, flex_tensor, param_as, values};
+use crate::conv::{self as kernels, ConvShape};
 
 /// `conv(x)` through this crate's kernels when `B` is a flex backend and `conv` is a plain
 /// convolution (one group, no dilation, a bias, no `Same` padding); `Err(x)` otherwise.
-pub(crate) fn conv2d<B: Backend>(
-    conv: &Conv2d<B>,
-    x: Tensor<B, 4>,
-) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     let (Some(shape), Some(bias)) = (conv_shape(conv, x.dims()), conv.bias.as_ref()) else {
         return Err(x);
     };
@@ -107,11 +103,7 @@ impl<B: Backend> FlexOp for ConvOp<B> {
 
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-    let (x, weight, bias) = (values(&x), values(&weight), Some(values(&bias)));
-    let y = match winograd::applies(s) {
-        true => winograd::forward(x, weight, bias, s),
-        false => conv_kernels::forward(x, weight, bias, s),
-    };
+    let y = kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
     flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
 }
 
@@ -133,23 +125,13 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x_state, weight_state, shape) = ops.state;
         let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
         let weight = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(weight_state));
-        let (x_values, weight_values, dy_values) = (values(&x), values(&weight), values(&dy));
-        let gradients = match winograd::applies(&shape) {
-            true => {
-                let (weight, bias) = winograd::weight_grad(x_values, dy_values, &shape);
-                let dx = node_x
-                    .is_some()
-                    .then(|| winograd::input_grad(dy_values, weight_values, &shape));
-                conv_kernels::Gradients {
-                    x: dx,
-                    weight,
-                    bias,
-                }
-            }
-            false => {
-                conv_kernels::backward(x_values, weight_values, dy_values, &shape, node_x.is_some())
-            }
-        };
+        let gradients = kernels::backward(
+            values(&x),
+            values(&weight),
+            values(&dy),
+            &shape,
+            node_x.is_some(),
+        );
         if let (Some(node), Some(dx)) = (node_x, gradients.x) {
             grads.register::<Flex>(node.id, flex_tensor(dx, x.shape().to_vec()));
         }

@@ -1,9 +1,14 @@
-//! The compute backends compiled into this binary, the devices they can see, and monomorphised
-//! dispatch to one of them.
+//! The compute backends: which are compiled in ([`BackendKind`]), what each can see and which
+//! to use by default ([`probe`]), and monomorphised dispatch of a task to one of them
+//! ([`dispatch`]).
 
-use burn::backend::Autodiff;
-use burn::tensor::backend::AutodiffBackend;
+mod dispatch;
+pub mod probe;
+
 use serde::Serialize;
+
+pub use dispatch::{Devices, InferenceTask, TrainingTask, run_inference, run_training};
+pub use probe::{BackendDevices, DeviceInfo, default_backend, probe_all};
 
 #[cfg(not(any(
     feature = "flex",
@@ -63,17 +68,6 @@ impl BackendKind {
     pub fn compiled() -> Vec<BackendKind> {
         Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
     }
-
-    /// The fastest compiled-in backend with a usable device: a GPU backend only when it sees a
-    /// real GPU (a CPU-emulated Vulkan adapter such as lavapipe is slower than flex).
-    pub fn default_compiled() -> BackendKind {
-        let compiled = Self::compiled();
-        compiled
-            .iter()
-            .copied()
-            .find(|b| !b.is_gpu() || crate::devices::has_gpu(*b))
-            .unwrap_or(compiled[0])
-    }
 }
 
 /// Which device of the backend to use (`--device`).
@@ -109,15 +103,6 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
-/// Work that runs on whichever backend the user picked; `run` is monomorphised per backend.
-pub trait BackendTask {
-    /// What the task returns.
-    type Output;
-    /// Runs on backend `B` (with autodiff) on `devices` (the first is the main one), described
-    /// for humans by `label`.
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>, label: String) -> Self::Output;
-}
-
 /// Why a backend or device cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -148,73 +133,6 @@ fn compiled_names() -> String {
     names.join(", ")
 }
 
-fn cpu_label(name: &str) -> String {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("cpu ({name}, {threads} threads)")
-}
-
-/// Runs `task` on `kind` with the chosen devices (one `Default` when `choices` is empty).
-pub fn dispatch<T: BackendTask>(
-    kind: BackendKind,
-    choices: &[DeviceChoice],
-    task: T,
-) -> Result<T::Output, BackendError> {
-    let choices: Vec<DeviceChoice> = match choices {
-        [] => vec![DeviceChoice::Default],
-        given => given.to_vec(),
-    };
-    if !kind.is_gpu() && choices.iter().any(|c| *c != DeviceChoice::Default) {
-        return Err(BackendError::NotAGpuBackend(kind));
-    }
-    match kind {
-        #[cfg(feature = "flex")]
-        BackendKind::Flex => {
-            Ok(task
-                .run::<Autodiff<burn::backend::Flex>>(vec![Default::default()], cpu_label("flex")))
-        }
-        #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => Ok(task.run::<Autodiff<burn::backend::NdArray>>(
-            vec![Default::default()],
-            cpu_label("ndarray"),
-        )),
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => {
-            use burn::backend::wgpu::WgpuDevice;
-            let devices = choices
-                .iter()
-                .map(|c| match c {
-                    DeviceChoice::Default => WgpuDevice::DefaultDevice,
-                    DeviceChoice::Index(n) => WgpuDevice::DiscreteGpu(*n),
-                    DeviceChoice::Integrated(n) => WgpuDevice::IntegratedGpu(*n),
-                    DeviceChoice::Cpu => WgpuDevice::Cpu,
-                })
-                .collect::<Vec<_>>();
-            let label = format!("wgpu {:?}", devices);
-            Ok(task.run::<Autodiff<burn::backend::Wgpu>>(devices, label))
-        }
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => {
-            use burn::backend::cuda::CudaDevice;
-            let devices = choices
-                .iter()
-                .map(|c| match c {
-                    DeviceChoice::Default => Ok(CudaDevice::default()),
-                    DeviceChoice::Index(n) => Ok(CudaDevice::new(*n)),
-                    other => Err(BackendError::BadDevice {
-                        backend: "cuda",
-                        choice: other.clone(),
-                        hint: "CUDA devices are numbered: --device 0, 1, …",
-                    }),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let label = format!("cuda {:?}", devices);
-            Ok(task.run::<Autodiff<burn::backend::Cuda>>(devices, label))
-        }
-        #[allow(unreachable_patterns)]
-        other => Err(BackendError::NotCompiled(other)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,10 +150,5 @@ mod tests {
                 .unwrap_err()
                 .contains("use N, integrated:N, cpu")
         );
-    }
-
-    #[test]
-    fn the_default_backend_is_compiled_in() {
-        assert!(BackendKind::default_compiled().is_compiled());
     }
 }

@@ -1,23 +1,15 @@
-//! Faster CPU kernels for burn-flex, added through Burn's backend-extension mechanism.
+//! The kernels as burn-flex ops, added through Burn's backend-extension mechanism: on `Flex`
+//! each is a plain op, on `Autodiff<Flex>` a custom autodiff node with its own backward, as in
+//! Burn's "backend extension" guide.
 //!
-//! burn-flex 0.21 computes a convolution's gradients with Burn's generic fallbacks (a transposed
-//! convolution for the input, a convolution of swapped tensors for the weights), and its ReLU
-//! and max-pooling go through several generic tensor ops each; together these spent most of a
-//! training step. Here each is one kernel ([`conv_kernels`], with [`winograd`] for the 3x3
-//! and 5x5 layers; [`relu`](mod@relu); [`pool`]); on
-//! `Autodiff<Flex>` each is a custom autodiff node with its own backward, as in Burn's "backend
-//! extension" guide.
-//!
-//! The entry points keep [`crate::AlexNet`] generic over every backend: they take the fast path
-//! when the backend *is* `Flex` or `Autodiff<Flex>` (checked with `Any`, since Rust has no
+//! The entry points keep a model generic over every backend: they take the fast path when the
+//! backend *is* `Flex` or `Autodiff<Flex>` (checked with `Any`, since Rust has no
 //! specialisation) and the layer is one the kernels handle, and hand the input back otherwise,
 //! for Burn's stock layer.
 
 mod conv;
-mod conv_kernels;
 mod pool;
 mod relu;
-mod winograd;
 
 use std::any::{Any, TypeId};
 
@@ -29,15 +21,15 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 
-pub(crate) use conv::conv2d;
-pub(crate) use pool::max_pool2d;
-pub(crate) use relu::relu;
+pub use conv::conv2d;
+pub use pool::max_pool2d;
+pub use relu::relu;
 
 /// The training backend the fast path serves.
 type Train = Autodiff<Flex>;
 
 /// Whether the fast path can run on backend `B`.
-pub(crate) fn applies_to<B: Backend>() -> bool {
+pub fn applies_to<B: Backend>() -> bool {
     [TypeId::of::<Flex>(), TypeId::of::<Train>()].contains(&TypeId::of::<B>())
 }
 

@@ -156,7 +156,7 @@ fn col2im_add(col: &[f32], shape: &ConvShape, image: &mut [f32], block: Block) {
 /// # Safety
 /// Every operand must cover the elements its strides address for these sizes.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn matmul(
+pub(crate) unsafe fn matmul(
     [m, n, k]: [usize; 3],
     dst: &mut [f32],
     accumulate: bool,
@@ -199,11 +199,11 @@ const MIN_GEMM_COLUMNS: usize = 1024;
 
 /// How the images are split: groups of `size` images per task, one GEMM per group.
 #[derive(Clone, Copy)]
-pub(super) struct Grouping {
+pub(crate) struct Grouping {
     /// Images per group.
-    pub(super) size: usize,
+    pub(crate) size: usize,
     /// Threads inside each GEMM.
-    pub(super) parallelism: Parallelism,
+    pub(crate) parallelism: Parallelism,
 }
 
 impl Grouping {
@@ -212,7 +212,7 @@ impl Grouping {
     }
 
     /// Groups for `batch` images that each give a GEMM `columns` columns.
-    pub(super) fn for_columns(batch: usize, columns: usize) -> Self {
+    pub(crate) fn for_columns(batch: usize, columns: usize) -> Self {
         let threads = rayon::current_num_threads();
         let per_thread = batch.div_ceil(threads).max(1);
         // Equal groups, as few per thread as give each GEMM MIN_GEMM_COLUMNS columns.
@@ -323,7 +323,7 @@ impl Accumulator {
 }
 
 /// `sum += other`, element by element: merges two threads' gradient sums.
-pub(super) fn add_assign(sum: &mut [f32], other: &[f32]) {
+pub(crate) fn add_assign(sum: &mut [f32], other: &[f32]) {
     for (a, b) in sum.iter_mut().zip(other) {
         *a += b;
     }

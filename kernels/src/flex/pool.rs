@@ -1,4 +1,4 @@
-//! Max-pooling with the argmax kept for the backward pass; NaN wins a window, as in PyTorch.
+//! Max-pooling over [`crate::pool`] as one autodiff node, its argmax kept for the backward pass.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -10,13 +10,13 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn_flex::FlexTensor;
-use rayon::prelude::*;
 
 use super::{FlexOp, Train, apply, contiguous, flex_tensor, unary_node, values};
+use crate::pool::{self, PoolShape};
 
 /// `pool(x)` through the fast kernels when `B` is a flex backend and the pooling has no padding,
 /// dilation or ceil mode; `Err(x)` otherwise.
-pub(crate) fn max_pool2d<B: Backend>(
+pub fn max_pool2d<B: Backend>(
     pool: &MaxPool2d,
     x: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
@@ -27,108 +27,57 @@ pub(crate) fn max_pool2d<B: Backend>(
             PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
         );
     let [batch, channels, height, width] = x.dims();
-    let [kh, kw] = pool.kernel_size;
-    let out = |input: usize, kernel: usize, stride: usize| {
-        input.checked_sub(kernel).map(|span| span / stride + 1)
-    };
-    let (Some(out_h), Some(out_w)) = (
-        out(height, kh, pool.stride[0]),
-        out(width, kw, pool.stride[1]),
-    ) else {
+    let kernel = PoolShape::new(
+        batch * channels,
+        [height, width],
+        pool.kernel_size,
+        pool.stride,
+    );
+    let Some(kernel) = kernel.filter(|_| plain) else {
         return Err(x);
     };
-    if !plain {
-        return Err(x);
-    }
-    let shape = PoolShape {
-        planes: batch * channels,
+    let op = PoolOp {
+        kernel,
         dims: [batch, channels],
-        input: [height, width],
-        kernel: pool.kernel_size,
-        stride: pool.stride,
-        output: [out_h, out_w],
     };
-    apply(&shape, x)
+    apply(&op, x)
 }
 
-/// The sizes of one max-pooling.
+/// The kernel's shape plus the batch and channel split of its planes, for the output tensor.
 #[derive(Debug, Clone, Copy)]
-struct PoolShape {
-    /// Batch times channels.
-    planes: usize,
+struct PoolOp {
+    kernel: PoolShape,
     /// Batch and channels.
     dims: [usize; 2],
-    input: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    output: [usize; 2],
 }
 
-impl PoolShape {
-    fn input_plane(&self) -> usize {
-        self.input[0] * self.input[1]
-    }
-
-    fn output_plane(&self) -> usize {
-        self.output[0] * self.output[1]
-    }
-
+impl PoolOp {
     fn output_dims(&self) -> [usize; 4] {
-        [self.dims[0], self.dims[1], self.output[0], self.output[1]]
+        let [h, w] = self.kernel.output;
+        [self.dims[0], self.dims[1], h, w]
     }
 
     fn input_dims(&self) -> [usize; 4] {
-        [self.dims[0], self.dims[1], self.input[0], self.input[1]]
+        let [h, w] = self.kernel.input;
+        [self.dims[0], self.dims[1], h, w]
+    }
+
+    /// The maxima, and where in its input plane each one was.
+    fn forward(&self, x: FlexTensor) -> (FlexTensor, Vec<u32>) {
+        let x = contiguous(x);
+        let (y, argmax) = pool::forward(values(&x), &self.kernel);
+        (flex_tensor(y, self.output_dims()), argmax)
     }
 }
 
-/// The maxima, and where in its input plane each one was.
-fn forward(x: FlexTensor, s: &PoolShape) -> (FlexTensor, Vec<u32>) {
-    let x = contiguous(x);
-    let mut y = vec![0.0; s.planes * s.output_plane()];
-    let mut argmax = vec![0u32; y.len()];
-    y.par_chunks_mut(s.output_plane())
-        .zip(argmax.par_chunks_mut(s.output_plane()))
-        .zip(values(&x).par_chunks(s.input_plane()))
-        .for_each(|((y, argmax), plane)| pool_plane(plane, s, y, argmax));
-    (flex_tensor(y, s.output_dims()), argmax)
-}
-
-/// Whether `candidate` replaces `best` as a window's maximum: larger, or the first NaN. Ties
-/// keep the first in row-major order, as Burn's and PyTorch's pooling do.
-fn beats(candidate: f32, best: f32) -> bool {
-    candidate > best || (candidate.is_nan() && !best.is_nan())
-}
-
-fn pool_plane(plane: &[f32], s: &PoolShape, y: &mut [f32], argmax: &mut [u32]) {
-    let [out_h, out_w] = s.output;
-    let width = s.input[1];
-    for oy in 0..out_h {
-        for ox in 0..out_w {
-            let (top, left) = (oy * s.stride[0], ox * s.stride[1]);
-            let mut best = (f32::NEG_INFINITY, top * width + left);
-            for row in top..top + s.kernel[0] {
-                let start = row * width + left;
-                for (offset, &value) in plane[start..start + s.kernel[1]].iter().enumerate() {
-                    if beats(value, best.0) {
-                        best = (value, start + offset);
-                    }
-                }
-            }
-            y[oy * out_w + ox] = best.0;
-            argmax[oy * out_w + ox] = best.1 as u32;
-        }
-    }
-}
-
-impl FlexOp for PoolShape {
+impl FlexOp for PoolOp {
     fn inference(&self, x: FlexTensor) -> FlexTensor {
-        forward(x, self).0
+        self.forward(x).0
     }
 
     fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
         unary_node(PoolBackward, x, |x| {
-            let (y, argmax) = forward(x, self);
+            let (y, argmax) = self.forward(x);
             (y, (argmax, *self))
         })
     }
@@ -139,24 +88,16 @@ impl FlexOp for PoolShape {
 struct PoolBackward;
 
 impl Backward<Flex, 1> for PoolBackward {
-    type State = (Vec<u32>, PoolShape);
+    type State = (Vec<u32>, PoolOp);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [Some(parent)] = ops.parents else {
             return;
         };
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let (argmax, s) = ops.state;
-        let mut dx = vec![0.0; s.planes * s.input_plane()];
-        dx.par_chunks_mut(s.input_plane())
-            .zip(values(&dy).par_chunks(s.output_plane()))
-            .zip(argmax.par_chunks(s.output_plane()))
-            .for_each(|((dx, dy), argmax)| {
-                for (dy, at) in dy.iter().zip(argmax) {
-                    dx[*at as usize] += dy;
-                }
-            });
-        grads.register::<Flex>(parent.id, flex_tensor(dx, s.input_dims()));
+        let (argmax, op) = ops.state;
+        let dx = pool::backward(values(&dy), &argmax, &op.kernel);
+        grads.register::<Flex>(parent.id, flex_tensor(dx, op.input_dims()));
     }
 }
 

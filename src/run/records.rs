@@ -1,16 +1,29 @@
-//! A MessagePack file recorder that never leaves a half-written record under its final name.
+//! Record files: the recorder of every record this crate writes (named MessagePack, f32, never
+//! half-written under its final name), and loading a network from a final model or a training
+//! checkpoint.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use alexnet_model::AlexNet;
+use anyhow::anyhow;
+use burn::module::Module;
 use burn::record::{FileRecorder, FullPrecisionSettings, Recorder, RecorderError};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Extension of every record file.
-pub const EXTENSION: &str = "mpk";
+const EXTENSION: &str = "mpk";
+
+/// The three records burn-train's checkpointer writes for an epoch.
+pub const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// The recorder of every record this crate writes.
+pub fn recorder() -> AtomicMpkRecorder {
+    AtomicMpkRecorder
+}
 
 /// Writes the same bytes as Burn's `NamedMpkFileRecorder<FullPrecisionSettings>` (named
 /// MessagePack, f32), but into `NAME.mpk.partial` first, synced to disk and then renamed over
@@ -104,6 +117,40 @@ impl<B: Backend> FileRecorder<B> for AtomicMpkRecorder {
     fn file_extension() -> &'static str {
         EXTENSION
     }
+}
+
+/// What the Learner checkpoints: training's `Classifier`, whose only recorded field is the
+/// network (its loss guard is `#[module(skip)]`). Declared here so that loading a checkpoint
+/// needs no training code; a test in `training` keeps the two layouts the same.
+#[derive(Module, Debug)]
+pub struct CheckpointLayout<B: Backend> {
+    /// The network.
+    pub net: AlexNet<B>,
+}
+
+/// Loads `path` into `fresh`'s architecture, as a final model record (`model.mpk`) or, failing
+/// that, as a training checkpoint (`checkpoint/model-N.mpk`).
+pub fn load_net<B: Backend>(
+    fresh: &AlexNet<B>,
+    path: &Path,
+    device: &B::Device,
+) -> anyhow::Result<AlexNet<B>> {
+    let bare_err = match fresh.clone().load_file(path, &recorder(), device) {
+        Ok(net) => return Ok(net),
+        Err(err) => err,
+    };
+    CheckpointLayout { net: fresh.clone() }
+        .load_file(path, &recorder(), device)
+        .map(|c| c.net)
+        .map_err(|_| {
+            let reason = bare_err.to_string();
+            anyhow!(
+                "cannot load {}: not a readable AlexNet record ({}); the file is truncated, \
+                 corrupt or from another program",
+                path.display(),
+                reason.lines().next().unwrap_or("unknown error")
+            )
+        })
 }
 
 #[cfg(all(test, feature = "flex"))]

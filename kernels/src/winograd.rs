@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_kernels::{ConvShape, Grouping, add_assign, matmul};
+use crate::im2col::{ConvShape, Grouping, add_assign, matmul};
 
 /// Output tile side.
 const M: usize = 2;
@@ -482,7 +482,7 @@ impl WeightGradSums {
     }
 }
 
-/// The convolution of [`super::conv_kernels::forward`] for a layer where [`applies`].
+/// The convolution of [`crate::im2col::forward`] for a layer where [`applies`].
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
     let tiling = Tiling::new(shape.channels_in, shape.channels_out, shape.input);
     match shape.kernel[0] {
@@ -524,8 +524,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv_kernels;
     use super::*;
+    use crate::im2col as conv_kernels;
 
     /// Deterministic values in [-1, 1).
     fn noise(len: usize, seed: u64) -> Vec<f32> {

@@ -1,6 +1,5 @@
-//! The metric history of a run, read from burn-train's logs or gathered while training.
-
-use std::path::Path;
+//! The metric history of a run: its batches per epoch, read from the metric logs or gathered
+//! while training, and d2l's example-weighted means over them.
 
 use serde::Serialize;
 
@@ -27,6 +26,17 @@ pub struct Totals {
     pub loss: f64,
     /// Accuracy.
     pub accuracy: f64,
+}
+
+impl Batch {
+    /// A batch of `examples` with its mean loss and accuracy.
+    pub fn new(examples: usize, loss: f64, accuracy: f64) -> Self {
+        Self {
+            examples,
+            loss,
+            accuracy,
+        }
+    }
 }
 
 fn totals(batches: &[Batch]) -> Totals {
@@ -90,67 +100,15 @@ impl EpochHistory {
     }
 }
 
-/// Parses one `Loss.log` / `Accuracy.log` line: `value,count` or `value`.
-fn parse_entry(line: &str) -> Option<(f64, usize)> {
-    match line.split_once(',') {
-        Some((value, count)) => Some((value.parse().ok()?, count.parse().ok()?)),
-        None => Some((line.parse().ok()?, 1)),
-    }
-}
-
-/// The batches logged for one split of one epoch: sizes and accuracies from `Accuracy.log`
-/// (percent, with the batch size), losses from `Loss.log`. Unparsable tails (a run killed
-/// while writing) are dropped.
-fn read_batches(dir: &Path) -> Vec<Batch> {
-    let read = |name: &str| -> Vec<(f64, usize)> {
-        std::fs::read_to_string(dir.join(name))
-            .unwrap_or_default()
-            .lines()
-            .map_while(parse_entry)
-            .collect()
-    };
-    read("Accuracy.log")
-        .into_iter()
-        .zip(read("Loss.log"))
-        .map(|((accuracy, examples), (loss, _))| Batch {
-            examples,
-            loss,
-            accuracy: accuracy / 100.0,
-        })
-        .collect()
-}
-
-/// Every epoch logged in the run directory `dir`, in order, up to the first missing one.
-pub fn read_history(dir: &Path) -> Vec<EpochHistory> {
-    (1..)
-        .map_while(|epoch| {
-            let train_dir = dir.join(format!("train/epoch-{epoch}"));
-            train_dir.is_dir().then(|| EpochHistory {
-                epoch,
-                train: read_batches(&train_dir),
-                test: read_batches(&dir.join(format!("valid/epoch-{epoch}"))),
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(examples: usize, loss: f64, accuracy: f64) -> Batch {
-        Batch {
-            examples,
-            loss,
-            accuracy,
-        }
-    }
 
     #[test]
     fn means_are_weighted_by_examples() {
         let e = EpochHistory {
             epoch: 1,
-            train: vec![batch(3, 1.0, 1.0), batch(1, 3.0, 0.0)],
+            train: vec![Batch::new(3, 1.0, 1.0), Batch::new(1, 3.0, 0.0)],
             test: vec![],
         };
         let t = e.train_totals();
@@ -163,37 +121,12 @@ mod tests {
     fn samples_are_running_means_at_fractional_epochs() {
         let e = EpochHistory {
             epoch: 2,
-            train: (0..10).map(|i| batch(1, i as f64, 0.0)).collect(),
+            train: (0..10).map(|i| Batch::new(1, i as f64, 0.0)).collect(),
             test: vec![],
         };
         let s = e.train_samples();
         assert_eq!(s.len(), 5);
         assert_eq!(s[0], (1.2, 0.5, 0.0)); // mean of 0, 1
         assert_eq!(s[4], (2.0, 4.5, 0.0)); // mean of 0..=9
-    }
-
-    #[test]
-    fn reads_burn_logs_and_stops_at_the_first_missing_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |split: &str, epoch: usize, acc: &str, loss: &str| {
-            let d = dir.path().join(format!("{split}/epoch-{epoch}"));
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("Accuracy.log"), acc).unwrap();
-            std::fs::write(d.join("Loss.log"), loss).unwrap();
-        };
-        write("train", 1, "50,2\n100,1\n", "2.0,1\n1.0,1\n");
-        write("valid", 1, "25,4\n", "1.5,1\n");
-        write("train", 2, "0,2\n50,2\n5,", "2.5,1\n2.4,1\n2.3,1\n");
-        write("train", 4, "0,2\n", "2.5,1\n");
-        let h = read_history(dir.path());
-        assert_eq!(h.len(), 2);
-        assert_eq!(h[0].train, vec![batch(2, 2.0, 0.5), batch(1, 1.0, 1.0)]);
-        assert_eq!(h[0].test_totals().unwrap().accuracy, 0.25);
-        assert_eq!(
-            h[1].train.len(),
-            2,
-            "an unparsable tail is dropped, not fatal"
-        );
-        assert!(h[1].test.is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! ReLU in one pass each way; NaN passes through, as in Burn's and PyTorch's.
+//! ReLU over [`crate::relu`] as one autodiff node, in place where nothing else holds the tensor.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -8,17 +8,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
-use rayon::prelude::*;
 
 use super::{FlexOp, Train, apply, contiguous, flex_tensor, unary_node, unique_values_mut, values};
-
-/// Elements per rayon task.
-const CHUNK: usize = 1 << 16;
+use crate::relu as kernels;
 
 /// `max(x, 0)` through the fast kernels when `B` is a flex backend; `Err(x)` otherwise.
-pub(crate) fn relu<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-) -> Result<Tensor<B, D>, Tensor<B, D>> {
+pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
     apply(&Relu, x)
 }
 
@@ -26,39 +21,25 @@ struct Relu;
 
 /// `max(x, 0)`, in place when nothing else holds `x` (the usual case: a layer's fresh output).
 fn forward(x: FlexTensor) -> FlexTensor {
-    let relu = |x: f32| if x <= 0.0 { 0.0 } else { x };
     let mut x = contiguous(x);
     if let Some(values) = unique_values_mut(&mut x) {
-        values
-            .par_chunks_mut(CHUNK)
-            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = relu(*v)));
+        kernels::forward_in_place(values);
         return x;
     }
-    let y = values(&x)
-        .par_iter()
-        .with_min_len(CHUNK)
-        .map(|v| relu(*v))
-        .collect();
-    flex_tensor(y, x.shape().to_vec())
+    flex_tensor(kernels::forward(values(&x)), x.shape().to_vec())
 }
 
 /// `dy` where `y > 0` (or NaN), else 0; in place when nothing else holds `dy`.
 fn backward(dy: FlexTensor, y: &FlexTensor) -> FlexTensor {
-    let gate = |dy: f32, y: f32| if y <= 0.0 { 0.0 } else { dy };
     let mut dy = contiguous(dy);
     if let Some(grad) = unique_values_mut(&mut dy) {
-        grad.par_chunks_mut(CHUNK)
-            .zip(values(y).par_chunks(CHUNK))
-            .for_each(|(grad, y)| grad.iter_mut().zip(y).for_each(|(g, y)| *g = gate(*g, *y)));
+        kernels::backward_in_place(grad, values(y));
         return dy;
     }
-    let dx = values(&dy)
-        .par_iter()
-        .zip(values(y))
-        .with_min_len(CHUNK)
-        .map(|(g, y)| gate(*g, *y))
-        .collect();
-    flex_tensor(dx, dy.shape().to_vec())
+    flex_tensor(
+        kernels::backward(values(&dy), values(y)),
+        dy.shape().to_vec(),
+    )
 }
 
 impl FlexOp for Relu {

@@ -1,8 +1,9 @@
-//! What each compiled-in backend can see right now: `alexnet backends`.
+//! What each compiled-in backend can see right now (`alexnet backends`), and the default
+//! backend: the fastest one compiled in that has a usable device.
 
 use serde::Serialize;
 
-use crate::backend::BackendKind;
+use super::BackendKind;
 
 /// One device a backend can use, with the `--device` value that selects it.
 #[derive(Debug, Clone, Serialize)]
@@ -33,8 +34,19 @@ pub fn probe_all() -> Vec<BackendDevices> {
 }
 
 /// Whether `kind` sees a real (not CPU-emulated) GPU.
-pub fn has_gpu(kind: BackendKind) -> bool {
+fn has_gpu(kind: BackendKind) -> bool {
     probe(kind).devices.iter().any(|d| d.kind != "cpu")
+}
+
+/// The fastest compiled-in backend with a usable device: a GPU backend only when it sees a
+/// real GPU (a CPU-emulated Vulkan adapter such as lavapipe is slower than flex).
+pub fn default_backend() -> BackendKind {
+    let compiled = BackendKind::compiled();
+    compiled
+        .iter()
+        .copied()
+        .find(|b| !b.is_gpu() || has_gpu(*b))
+        .unwrap_or(compiled[0])
 }
 
 fn probe(kind: BackendKind) -> BackendDevices {
@@ -184,9 +196,16 @@ pub fn to_text(backends: &[BackendDevices]) -> String {
             missing.join(", ")
         ));
     }
-    out.push_str(&format!(
-        "default backend: {}\n",
-        BackendKind::default_compiled().name()
-    ));
+    out.push_str(&format!("default backend: {}\n", default_backend().name()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_backend_is_compiled_in() {
+        assert!(default_backend().is_compiled());
+    }
 }

@@ -1,0 +1,185 @@
+//! Per-epoch accounting: the batches of each epoch as the metric logger receives them, turned
+//! into d2l's example-weighted epoch metrics when the epoch's test pass is complete, and handed
+//! to the [`EpochSink`]s (the journal and curves, the epoch lines, the caller's log).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::report;
+use crate::run::{Batch, EpochHistory, EpochMetrics, JournalEntry, LogSplit, RunDir};
+
+/// Receives every finished epoch.
+pub trait EpochSink: Send {
+    /// Called once per epoch whose training and test passes both completed.
+    fn epoch_finished(&mut self, history: &EpochHistory, metrics: &EpochMetrics);
+}
+
+/// Batches of the running epoch and the clocks of its two passes.
+pub struct EpochAccounting {
+    test_examples: usize,
+    current: EpochHistory,
+    phase_start: Instant,
+    train_seconds: f64,
+    sinks: Vec<Box<dyn EpochSink>>,
+}
+
+impl EpochAccounting {
+    /// Accounts for epochs whose test pass covers `test_examples` images.
+    pub fn new(test_examples: usize, sinks: Vec<Box<dyn EpochSink>>) -> Self {
+        Self {
+            test_examples,
+            current: EpochHistory::default(),
+            phase_start: Instant::now(),
+            train_seconds: 0.0,
+            sinks,
+        }
+    }
+
+    /// Adds one logged batch of `epoch`: its size and mean loss and accuracy (in `[0, 1]`).
+    pub fn add_batch(&mut self, epoch: usize, split: LogSplit, batch: Batch) {
+        if epoch != self.current.epoch {
+            self.current = EpochHistory {
+                epoch,
+                ..Default::default()
+            };
+        }
+        match split {
+            LogSplit::Train => self.current.train.push(batch),
+            LogSplit::Valid => self.current.test.push(batch),
+        }
+    }
+
+    /// A pass of the running epoch ended. The epoch is finished when its test pass saw every
+    /// test image (an interrupted test pass also ends, but its epoch is not finished).
+    pub fn end_pass(&mut self, split: LogSplit) {
+        match split {
+            LogSplit::Train => self.train_seconds = self.phase_start.elapsed().as_secs_f64(),
+            LogSplit::Valid => {
+                let tested: usize = self.current.test.iter().map(|b| b.examples).sum();
+                if tested == self.test_examples && !self.current.train.is_empty() {
+                    self.finish_epoch();
+                }
+                self.phase_start = Instant::now();
+            }
+        }
+    }
+
+    fn finish_epoch(&mut self) {
+        let (train, test) = (self.current.train_totals(), self.current.test_totals());
+        let metrics = EpochMetrics {
+            epoch: self.current.epoch,
+            train_loss: train.loss,
+            train_acc: train.accuracy,
+            test_loss: test.map_or(f64::NAN, |t| t.loss),
+            test_acc: test.map_or(f64::NAN, |t| t.accuracy),
+            train_examples: train.examples,
+            train_seconds: self.train_seconds,
+            epoch_seconds: self.phase_start.elapsed().as_secs_f64(),
+        };
+        for sink in &mut self.sinks {
+            sink.epoch_finished(&self.current, &metrics);
+        }
+    }
+}
+
+/// Finished epochs, shared between training (which fills it) and its caller.
+#[derive(Debug, Clone, Default)]
+pub struct EpochLog(Arc<Mutex<Vec<EpochMetrics>>>);
+
+impl EpochLog {
+    /// A copy of the epochs finished so far.
+    pub fn epochs(&self) -> Vec<EpochMetrics> {
+        self.0.lock().expect("epoch log poisoned").clone()
+    }
+
+    /// Training throughput over all finished epochs, as d2l's final figure.
+    pub fn examples_per_sec(&self) -> f64 {
+        let epochs = self.epochs();
+        let examples: usize = epochs.iter().map(|e| e.train_examples).sum();
+        let seconds: f64 = epochs.iter().map(|e| e.train_seconds).sum();
+        examples as f64 / seconds.max(f64::MIN_POSITIVE)
+    }
+}
+
+impl EpochSink for EpochLog {
+    fn epoch_finished(&mut self, _: &EpochHistory, metrics: &EpochMetrics) {
+        self.0
+            .lock()
+            .expect("epoch log poisoned")
+            .push(metrics.clone());
+    }
+}
+
+/// Extends the run's journal and redraws its curves after every epoch; a failure is a warning,
+/// training goes on.
+pub struct RunFiles {
+    run: RunDir,
+    device: String,
+    total_epochs: usize,
+    /// Every epoch so far: those of earlier processes (a resumed run), then this one's.
+    history: Vec<EpochHistory>,
+}
+
+impl RunFiles {
+    /// Files of `run`, whose first `done` epochs were logged by an earlier process.
+    pub fn new(run: &RunDir, device: String, total_epochs: usize, done: usize) -> Self {
+        Self {
+            history: run.read_history().into_iter().take(done).collect(),
+            run: run.clone(),
+            device,
+            total_epochs,
+        }
+    }
+}
+
+impl EpochSink for RunFiles {
+    fn epoch_finished(&mut self, history: &EpochHistory, metrics: &EpochMetrics) {
+        self.history.push(history.clone());
+        let entry = JournalEntry {
+            metrics: metrics.clone(),
+            device: self.device.clone(),
+        };
+        let written = self.run.append_journal(&entry).and_then(|_| {
+            report::draw_curves(&self.run, &self.history, self.total_epochs).map(|_| ())
+        });
+        if let Err(err) = written {
+            eprintln!("warning: {err:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Seen(Arc<Mutex<Vec<EpochMetrics>>>);
+
+    impl EpochSink for Seen {
+        fn epoch_finished(&mut self, _: &EpochHistory, metrics: &EpochMetrics) {
+            self.0.lock().unwrap().push(metrics.clone());
+        }
+    }
+
+    #[test]
+    fn an_epoch_finishes_when_its_test_pass_is_complete() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut accounting = EpochAccounting::new(3, vec![Box::new(Seen(seen.clone()))]);
+        accounting.add_batch(4, LogSplit::Train, Batch::new(3, 2.0, 0.0));
+        accounting.add_batch(4, LogSplit::Train, Batch::new(1, 1.0, 1.0));
+        accounting.end_pass(LogSplit::Train);
+        accounting.add_batch(4, LogSplit::Valid, Batch::new(2, 0.5, 0.5));
+        accounting.end_pass(LogSplit::Valid); // interrupted: 2 of 3 test images
+        assert!(seen.lock().unwrap().is_empty());
+        accounting.add_batch(5, LogSplit::Train, Batch::new(4, 1.0, 0.5));
+        accounting.end_pass(LogSplit::Train);
+        accounting.add_batch(5, LogSplit::Valid, Batch::new(2, 0.5, 0.5));
+        accounting.add_batch(5, LogSplit::Valid, Batch::new(1, 2.0, 1.0));
+        accounting.end_pass(LogSplit::Valid);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let m = &seen[0];
+        assert_eq!((m.epoch, m.train_examples), (5, 4));
+        assert_eq!((m.train_loss, m.train_acc), (1.0, 0.5));
+        assert_eq!((m.test_loss, m.test_acc), (1.0, 2.0 / 3.0));
+    }
+}
