@@ -1,48 +1,80 @@
 #!/usr/bin/env bash
-# GPU check for a Linux x86-64 machine with an NVIDIA GPU and no internet.
+# The GPU check: cold and warm kernel compile/tune times, time to the first training step,
+# steady-state throughput, and PyTorch beside it on the same GPU. Sized to fit 9 minutes of a
+# lent GPU; every step has its own time limit and writes to OUT as it goes, so a run cut short
+# still reports.
 #
-# Build elsewhere:   cargo build --release --features cuda      (no CUDA toolkit needed)
-# Copy over:         target/release/alexnet, this script, and the Fashion-MNIST directory
-# Run:               scripts/gpu-check.sh ./alexnet /path/to/fashion-mnist [epochs]
+#   scripts/gpu-check.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]
 #
-# Prints: the backends the binary sees, a CUDA-vs-flex parity check on real test images, a
-# throughput figure, then the full d2l protocol (10 epochs at 224, batch 128, SGD lr 0.01) and
-# its final metrics. The binary needs the `flex` feature too for the parity step (the default
-# features include it: `--features cuda` adds CUDA to flex).
+# BACKEND FLAGS default to `--backend cuda`. Rehearse on a machine without a GPU first, on
+# Mesa's lavapipe at small sizes, so that GPU minutes are not spent on script bugs:
 #
-# Seen on an H200 (Burn 0.21): the first CUDA run of each shape compiles and autotunes its
-# kernels, which took minutes (the parity step about 4 minutes; `bench` at 224 more than 150 s
-# of warm-up). Give the whole script an hour, not minutes.
-set -euo pipefail
+#   SIZE=65 BATCH=8 INFER_BATCH=8 ITERS=3 REF_DEVICE=cpu \
+#     scripts/gpu-check.sh target/release/alexnet /usr/share/datasets/fashion-mnist /tmp/gc \
+#     --backend wgpu --device cpu
+#
+# Environment: SIZE (224), BATCH (128), INFER_BATCH (256), ITERS (20 timed bench steps),
+# KERNELS (kernel cache, /tmp/alexnet-kernels: cold on a fresh machine), LEVEL (autotune
+# level, balanced), PY (python3 with torch), REF (../shared/reference/pytorch, or the copy
+# scripts/gpu-bundle.sh makes), REF_DEVICE (cuda).
+#
+# OUT receives summary.txt (one line per step: exit status and seconds), log.txt (everything,
+# as it comes), warmup-cold.json, warmup-warm.json, bench.json and pytorch.txt: six files, within
+# what the device tool brings back.
+set -uo pipefail
 
-bin=${1:?usage: gpu-check.sh ALEXNET_BINARY DATA_DIR [EPOCHS]}
-data=${2:?usage: gpu-check.sh ALEXNET_BINARY DATA_DIR [EPOCHS]}
-epochs=${3:-10}
-work=$(mktemp -d)
-trap 'echo "artifacts kept in $work"' EXIT
+bin=${1:?usage: gpu-check.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]}
+data=${2:?usage: gpu-check.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]}
+out=${3:?usage: gpu-check.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]}
+shift 3
+backend=("$@")
+[ ${#backend[@]} -gt 0 ] || backend=(--backend cuda)
+size=${SIZE:-224}
+batch=${BATCH:-128}
+infer_batch=${INFER_BATCH:-256}
+iters=${ITERS:-20}
+level=${LEVEL:-balanced}
+kernels=${KERNELS:-/tmp/alexnet-kernels}
+here=$(cd "$(dirname "$0")" && pwd)
+ref=${REF:-$here/../../shared/reference/pytorch}
+py=${PY:-python3}
+ref_device=${REF_DEVICE:-cuda}
 
-echo "== backends"
-"$bin" backends
+mkdir -p "$out"
+: > "$out/summary.txt"
+cache=(--kernel-cache "$kernels" --autotune-level "$level")
+gpu=("${backend[@]}" "${cache[@]}")
 
-echo "== parity: a few CUDA training steps, then the same record's predictions on cuda and flex"
-"$bin" train --backend cuda --resize 65 --limit-train 512 --limit-test 128 --epochs 1 \
-  --batch-size 64 --lr 0.05 --data-dir "$data" --artifact-dir "$work/parity"
-for backend in cuda flex; do
-  "$bin" infer --backend "$backend" --artifact-dir "$work/parity" --data-dir "$data" \
-    --test-index 0,1,2,3,4,5,6,7,8,9 --top 1 --json > "$work/infer-$backend.json"
-done
-python3 - "$work/infer-cuda.json" "$work/infer-flex.json" <<'PY'
-import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-diff = max(abs(x["top"][0]["probability"] - y["top"][0]["probability"]) for x, y in zip(a, b))
-same = all(x["top"][0]["class"] == y["top"][0]["class"] for x, y in zip(a, b))
-print(f"parity: same top class on 10 images: {same}; max top-1 probability difference {diff:.2e}")
-sys.exit(0 if same and diff < 1e-3 else 1)
-PY
+# shellcheck source=scripts/steps.sh
+. "$here/steps.sh"
 
-echo "== throughput (batch 128 training, 256 inference, 224 px)"
-"$bin" bench --backend cuda --iters 10 --warmup 3 --data-dir "$data"
+{
+  echo "alexnet GPU check, $(date -u +%FT%TZ)"
+  describe_host
+  echo "sizes: $size px, batch $batch, inference batch $infer_batch; kernel cache $kernels"
+} | tee -a "$out/log.txt" >>"$out/summary.txt"
 
-echo "== full d2l protocol: $epochs epochs at 224, batch 128, SGD lr 0.01"
-"$bin" train --backend cuda --epochs "$epochs" --data-dir "$data" --artifact-dir "$work/d2l" | tail -n 14
-"$bin" report --artifact-dir "$work/d2l"
+# 1. What the binary sees, and the cache's state per device.
+step backends 30 - "$bin" backends "${cache[@]}"
+
+# 2. A cold warm-up: every kernel train, eval, infer and bench use at these sizes.
+sizes=(--resize "$size" --batch "$batch" --infer-batch "$infer_batch")
+step warmup-cold 240 warmup-cold.json "$bin" warmup "${gpu[@]}" "${sizes[@]}" --json
+
+# 3. A warm start: a new process on the filled cache, then one short training run that says
+#    when its first step finished.
+step warmup-warm 60 warmup-warm.json "$bin" warmup "${gpu[@]}" "${sizes[@]}" --json
+step warm-start 90 - "$bin" train "${gpu[@]}" --resize "$size" --batch-size "$batch" \
+  --epochs 1 --limit-train $((batch * 8)) --limit-test "$batch" \
+  --data-dir "$data" --artifact-dir /tmp/alexnet-warm-start --overwrite
+
+# 4. Steady state, each step read back before its clock stops.
+step bench 120 bench.json "$bin" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters" --warmup 3 \
+  --data-dir "$data" --json
+
+# 5. PyTorch on the same device, same sizes.
+step pytorch 120 pytorch.txt "$py" "$ref/bench_ref.py" --device "$ref_device" --synthetic \
+  --batch "$batch" --infer-batch "$infer_batch" --resize "$size" --iters "$iters" --warmup 5
+
+rm -rf /tmp/alexnet-warm-start
+echo "== summary" && cat "$out/summary.txt"

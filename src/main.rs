@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     keep_freed_memory();
     quiet_graphics_probe();
     let cli = alexnet::cli::Cli::parse();
+    // SAFETY: no other thread exists yet.
+    unsafe { cli.export_driver_caches() };
     match alexnet::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -173,6 +173,72 @@ fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint() {
     assert!(copy.join("model.mpk").exists());
 }
 
+/// Fills the file system of `dir` until `leave` bytes are free; returns the filler file.
+fn fill_disk(dir: &Path, leave: u64) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![1u8; 1 << 16];
+    loop {
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let avail: u64 = stdout(&out).lines().nth(1).unwrap().trim().parse().unwrap();
+        if avail <= leave {
+            return filler;
+        }
+        let n = (avail - leave).min(chunk.len() as u64) as usize;
+        if file
+            .write_all(&chunk[..n])
+            .and_then(|_| file.sync_all())
+            .is_err()
+        {
+            return filler;
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_while_logging_keeps_the_last_good_epoch_resumable() {
+    // Records are 86 MB each at 65 px; epoch 2 needs room for two checkpoints and the final
+    // model written beside the old one. After epoch 1 the disk is filled to two free pages:
+    // enough to restart, not for epoch 2's metric logs.
+    let Some(disk) = SmallDisk::mount("the full-disk-while-logging test", 400, false) else {
+        return;
+    };
+    let dir = disk.path().join("run");
+    let out = train(&dir, &["--epochs", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filler = fill_disk(&disk.path(), 8192);
+    let out = train(&dir, &["--resume", "--epochs", "2"]);
+    assert_one_clear_line(
+        &out,
+        &[
+            "cannot write the metric log",
+            "No space left on device",
+            "the checkpoint of epoch 1 is intact",
+            "--resume",
+        ],
+    );
+    let journal = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 1, "{journal}");
+
+    std::fs::remove_file(filler).unwrap();
+    let out = train(&dir, &["--resume", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("epoch 2/2:"), "{}", stdout(&out));
+    let journal = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 2, "one line per epoch: {journal}");
+    let batches = std::fs::read_to_string(dir.join("train/epoch-2/Loss.log")).unwrap();
+    assert_eq!(
+        batches.lines().count(),
+        8,
+        "every batch of epoch 2 logged once"
+    );
+}
+
 #[test]
 fn an_unwritable_artifact_directory_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

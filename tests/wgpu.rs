@@ -39,9 +39,12 @@ fn backends_lists_the_software_vulkan_adapter() {
 fn training_and_inference_run_on_lavapipe_and_agree_with_flex() {
     let tmp = tempfile::tempdir().unwrap();
     // lavapipe compiles every kernel on the CPU: keep the run tiny (one step, 32 test images).
+    let kernels = tempfile::tempdir().unwrap();
     let args = common::tiny_run_args(
         tmp.path(),
         &[
+            "--kernel-cache",
+            kernels.path().to_str().unwrap(),
             "--epochs",
             "1",
             "--limit-train",
@@ -61,6 +64,16 @@ fn training_and_inference_run_on_lavapipe_and_agree_with_flex() {
         text.contains("epoch 1/1:") && text.contains("examples/sec on wgpu"),
         "{text}"
     );
+    // The first minutes on a GPU backend are not silent: each step's kernels, then the first
+    // step's time.
+    for line in [
+        "kernels: compiling and tuning",
+        "kernels: train step, batch 32 ready in",
+        "kernels: test pass, batch 32 ready in",
+        "first training step done",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in {text}");
+    }
 
     let data = synthetic_data_dir();
     let infer = |backend: &[&str]| -> serde_json::Value {
@@ -98,4 +111,105 @@ fn training_and_inference_run_on_lavapipe_and_agree_with_flex() {
     }
     eprintln!("wgpu (lavapipe) vs flex: max probability difference {worst:e}");
     assert!(worst < 1e-4, "{worst}");
+}
+
+/// `alexnet warmup` at tiny sizes into `cache`: its `--json` report and stderr.
+fn warmup(cache: &std::path::Path) -> (serde_json::Value, String) {
+    let out = run(&[
+        "warmup",
+        "--backend",
+        "wgpu",
+        "--device",
+        "cpu",
+        "--resize",
+        "65",
+        "--batch",
+        "4",
+        "--infer-batch",
+        "4",
+        "--limit-train",
+        "8",
+        "--limit-test",
+        "4",
+        "--autotune-level",
+        "minimal",
+        "--kernel-cache",
+        cache.to_str().unwrap(),
+        "--json",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    (serde_json::from_str(&stdout(&out)).unwrap(), err)
+}
+
+fn count(report: &serde_json::Value, field: &str) -> u64 {
+    report[field].as_u64().unwrap()
+}
+
+/// The kernel cache's contract, without a GPU: a second warm-up tunes nothing, `backends`
+/// calls the cache warm, and a damaged cache file is reported in one line and re-tuned.
+#[test]
+fn a_second_warmup_tunes_nothing_and_a_damaged_cache_is_tuned_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let (cold, _) = warmup(cache.path());
+    let phases: Vec<&str> = cold["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "train step, batch 4",
+            "test pass, batch 4",
+            "inference, batch 4",
+            "inference, batch 1"
+        ]
+    );
+    let tuned = count(&cold, "tuned_keys");
+    assert!(tuned > 0, "a cold cache tunes: {cold}");
+    assert_eq!(count(&cold, "cached_keys"), tuned);
+
+    let (warm, _) = warmup(cache.path());
+    assert_eq!(count(&warm, "tuned_keys"), 0, "{warm}");
+    assert_eq!(count(&warm, "cached_keys"), tuned);
+
+    let listing = stdout(&run(&[
+        "backends",
+        "--kernel-cache",
+        cache.path().to_str().unwrap(),
+        "--autotune-level",
+        "minimal",
+    ]));
+    assert!(
+        listing.contains(&format!("warm ({tuned} tuned kernels)")),
+        "{listing}"
+    );
+
+    // Overwrite one tuner's file with garbage: its entries are dropped, said once, tuned again.
+    let dir = std::path::PathBuf::from(cold["kernel_cache"].as_str().unwrap());
+    let file = walk(&dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("conv-forward-tune.json.log"))
+        .expect("the conv forward tuner's cache file");
+    let entries = std::fs::read_to_string(&file).unwrap().lines().count() as u64;
+    std::fs::write(&file, "{\"key\": garbage\n\u{0}\u{1}\n").unwrap();
+    let (repaired, err) = warmup(cache.path());
+    let notes: Vec<&str> = err.lines().filter(|l| l.contains("damaged")).collect();
+    assert_eq!(notes.len(), 1, "one line per damaged file: {err}");
+    assert!(notes[0].contains("tuned again"), "{err}");
+    assert_eq!(count(&repaired, "tuned_keys"), entries, "{repaired}");
+    assert_eq!(count(&repaired, "cached_keys"), tuned);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        match entry.path().is_dir() {
+            true => files.extend(walk(&entry.path())),
+            false => files.push(entry.path()),
+        }
+    }
+    files
 }

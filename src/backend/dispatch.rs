@@ -4,7 +4,9 @@
 use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use super::{BackendError, BackendKind, DeviceChoice};
+use std::path::PathBuf;
+
+use super::{BackendError, BackendKind, DeviceChoice, GpuOptions};
 
 /// The devices a task runs on, the first being the main one.
 #[derive(Debug, Clone)]
@@ -15,6 +17,8 @@ pub struct Devices<B: Backend> {
     pub all: Vec<B::Device>,
     /// Backend and devices, for humans ("cpu (flex, 2 threads)", "cuda [Cuda(0)]").
     pub label: String,
+    /// The kernel cache directory in use (GPU backends).
+    pub kernel_cache: Option<PathBuf>,
 }
 
 impl<B: Backend> Devices<B> {
@@ -23,6 +27,15 @@ impl<B: Backend> Devices<B> {
             main: all[0].clone(),
             all,
             label,
+            kernel_cache: None,
+        }
+    }
+
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    fn with_cache(self, dir: PathBuf) -> Self {
+        Self {
+            kernel_cache: Some(dir),
+            ..self
         }
     }
 
@@ -32,6 +45,7 @@ impl<B: Backend> Devices<B> {
             main: self.main,
             all: self.all,
             label: self.label,
+            kernel_cache: self.kernel_cache,
         }
     }
 }
@@ -80,10 +94,11 @@ impl<T: TrainingTask> BackendVisitor for Training<T> {
 pub fn run_inference<T: InferenceTask>(
     kind: BackendKind,
     choice: Option<&DeviceChoice>,
+    gpu: &GpuOptions,
     task: T,
 ) -> Result<T::Output, BackendError> {
     let choices: Vec<DeviceChoice> = choice.into_iter().cloned().collect();
-    with_backend(kind, &choices, Inference(task))
+    with_backend(kind, &choices, gpu, Inference(task))
 }
 
 /// Runs `task` on `kind`'s autodiff backend with the chosen devices (one default device when
@@ -91,9 +106,23 @@ pub fn run_inference<T: InferenceTask>(
 pub fn run_training<T: TrainingTask>(
     kind: BackendKind,
     choices: &[DeviceChoice],
+    gpu: &GpuOptions,
     task: T,
 ) -> Result<T::Output, BackendError> {
-    with_backend(kind, choices, Training(task))
+    with_backend(kind, choices, gpu, Training(task))
+}
+
+/// Finds the main device's GPU model and points cubecl's caches at its directory.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn activate_cache(
+    kind: BackendKind,
+    main: &DeviceChoice,
+    gpu: &GpuOptions,
+) -> Result<PathBuf, BackendError> {
+    let model = super::probe::gpu_model(kind, main).map_err(BackendError::Unavailable)?;
+    gpu.cache
+        .activate(&model, gpu.level)
+        .map_err(BackendError::Unavailable)
 }
 
 fn cpu_label(name: &str) -> String {
@@ -101,9 +130,11 @@ fn cpu_label(name: &str) -> String {
     format!("cpu ({name}, {threads} threads)")
 }
 
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
 fn with_backend<V: BackendVisitor>(
     kind: BackendKind,
     choices: &[DeviceChoice],
+    gpu: &GpuOptions,
     visitor: V,
 ) -> Result<V::Output, BackendError> {
     let choices: Vec<DeviceChoice> = match choices {
@@ -137,7 +168,9 @@ fn with_backend<V: BackendVisitor>(
                 })
                 .collect::<Vec<_>>();
             let label = format!("wgpu {:?}", devices);
-            Ok(visitor.visit::<burn::backend::Wgpu>(Devices::new(devices, label)))
+            let cache = activate_cache(kind, &choices[0], gpu)?;
+            let devices = Devices::new(devices, label).with_cache(cache);
+            Ok(visitor.visit::<burn::backend::Wgpu>(devices))
         }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
@@ -155,7 +188,9 @@ fn with_backend<V: BackendVisitor>(
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let label = format!("cuda {:?}", devices);
-            Ok(visitor.visit::<burn::backend::Cuda>(Devices::new(devices, label)))
+            let cache = activate_cache(kind, &choices[0], gpu)?;
+            let devices = Devices::new(devices, label).with_cache(cache);
+            Ok(visitor.visit::<burn::backend::Cuda>(devices))
         }
         #[allow(unreachable_patterns)]
         other => Err(BackendError::NotCompiled(other)),

@@ -3,12 +3,23 @@
 //! ([`dispatch`]).
 
 mod dispatch;
+mod kernel_cache;
 pub mod probe;
 
 use serde::Serialize;
 
 pub use dispatch::{Devices, InferenceTask, TrainingTask, run_inference, run_training};
+pub use kernel_cache::{CacheStatus, KernelCache, TuneLevel, count_tuned_keys};
 pub use probe::{BackendDevices, DeviceInfo, default_backend, probe_all};
+
+/// How the GPU backends keep and tune their kernels.
+#[derive(Debug, Clone)]
+pub struct GpuOptions {
+    /// Where compiled and tuned kernels are kept.
+    pub cache: KernelCache,
+    /// How hard the autotuner searches.
+    pub level: TuneLevel,
+}
 
 #[cfg(not(any(
     feature = "flex",
@@ -84,6 +95,17 @@ pub enum DeviceChoice {
     Cpu,
 }
 
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::Index(n) => write!(f, "{n}"),
+            Self::Integrated(n) => write!(f, "integrated:{n}"),
+            Self::Cpu => f.write_str("cpu"),
+        }
+    }
+}
+
 impl std::str::FromStr for DeviceChoice {
     type Err = String;
 
@@ -116,6 +138,9 @@ pub enum BackendError {
     /// `--device` or `--devices` given to a CPU backend.
     #[error("--device/--devices select GPUs; backend {} runs on the CPU: drop the flag or pick --backend cuda or wgpu", .0.name())]
     NotAGpuBackend(BackendKind),
+    /// The device is missing, or its kernel cache cannot be used.
+    #[error("{0}")]
+    Unavailable(String),
     /// A device choice the backend does not have.
     #[error("backend {backend} has no device {choice:?}: {hint}")]
     BadDevice {

@@ -3,17 +3,27 @@
 
 use serde::Serialize;
 
-use super::BackendKind;
+use super::kernel_cache::CacheStatus;
+use super::{BackendKind, DeviceChoice, GpuOptions};
 
 /// One device a backend can use, with the `--device` value that selects it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceInfo {
-    /// The device's name (adapter name for wgpu).
+    /// The device's name (adapter name, API and driver for wgpu).
     pub name: String,
     /// Its kind: cpu, discrete GPU, integrated GPU, …
     pub kind: String,
     /// The `--device` value that selects it.
     pub selector: String,
+    /// The GPU model its kernels are cached under (GPU backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Device memory in bytes, where the driver says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// The kernel cache of this model, build and autotune level (GPU backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_cache: Option<CacheStatus>,
 }
 
 /// A compiled-in backend and its devices, or why it has none.
@@ -28,9 +38,15 @@ pub struct BackendDevices {
     pub unavailable: Option<String>,
 }
 
-/// Probes every compiled-in backend.
-pub fn probe_all() -> Vec<BackendDevices> {
-    BackendKind::compiled().into_iter().map(probe).collect()
+/// Probes every compiled-in backend, with the state of each GPU's kernel cache.
+pub fn probe_all(gpu: &GpuOptions) -> Vec<BackendDevices> {
+    let mut all: Vec<BackendDevices> = BackendKind::compiled().into_iter().map(probe).collect();
+    for device in all.iter_mut().flat_map(|b| b.devices.iter_mut()) {
+        if let Some(model) = &device.model {
+            device.kernel_cache = Some(gpu.cache.status(model, gpu.level));
+        }
+    }
+    all
 }
 
 /// Whether `kind` sees a real (not CPU-emulated) GPU.
@@ -58,6 +74,9 @@ fn probe(kind: BackendKind) -> BackendDevices {
             ),
             kind: "cpu".into(),
             selector: "default".into(),
+            model: None,
+            memory_bytes: None,
+            kernel_cache: None,
         }]),
         BackendKind::Wgpu => wgpu_devices(),
         BackendKind::Cuda => cuda_devices(),
@@ -75,21 +94,25 @@ fn probe(kind: BackendKind) -> BackendDevices {
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
-    use wgpu::DeviceType;
+fn wgpu_instance() -> wgpu::Instance {
     let descriptor = wgpu::InstanceDescriptor {
         backends: wgpu::Backends::PRIMARY,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     };
-    let instance = wgpu::Instance::new(descriptor);
+    wgpu::Instance::new(descriptor)
+}
+
+#[cfg(feature = "wgpu")]
+const NO_WGPU_ADAPTER: &str = "no wgpu adapter: install GPU drivers, or Mesa's software Vulkan \
+                               driver (apt-get install mesa-vulkan-drivers) to run on the CPU";
+
+#[cfg(feature = "wgpu")]
+fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
+    use wgpu::DeviceType;
     let adapters =
-        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        futures_lite::future::block_on(wgpu_instance().enumerate_adapters(wgpu::Backends::all()));
     if adapters.is_empty() {
-        return Err(
-            "no wgpu adapter: install GPU drivers, or Mesa's software Vulkan driver \
-                    (apt-get install mesa-vulkan-drivers) to run on the CPU"
-                .into(),
-        );
+        return Err(NO_WGPU_ADAPTER.into());
     }
     let (mut discrete, mut integrated) = (0, 0);
     Ok(adapters
@@ -112,9 +135,49 @@ fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
                 name: format!("{} ({:?}, {})", info.name, info.backend, info.driver),
                 kind: kind.into(),
                 selector,
+                model: Some(info.name.clone()),
+                memory_bytes: None,
+                kernel_cache: None,
             }
         })
         .collect())
+}
+
+/// The adapter name burn-wgpu will pick for `choice`, by cubecl's own rules: the N-th adapter
+/// of the asked type, or for the default device wgpu's high-performance choice.
+#[cfg(feature = "wgpu")]
+fn wgpu_model(choice: &DeviceChoice) -> Result<String, String> {
+    use wgpu::DeviceType;
+    let instance = wgpu_instance();
+    let (wanted, n) = match choice {
+        DeviceChoice::Default => {
+            let options = wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+            };
+            return futures_lite::future::block_on(instance.request_adapter(&options))
+                .map(|a| a.get_info().name)
+                .map_err(|_| NO_WGPU_ADAPTER.to_string());
+        }
+        DeviceChoice::Index(n) => (DeviceType::DiscreteGpu, *n),
+        DeviceChoice::Integrated(n) => (DeviceType::IntegratedGpu, *n),
+        DeviceChoice::Cpu => (DeviceType::Cpu, 0),
+    };
+    let adapters =
+        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters
+        .iter()
+        .map(|a| a.get_info())
+        .filter(|info| info.device_type == wanted)
+        .nth(n)
+        .map(|info| info.name)
+        .ok_or_else(|| {
+            format!(
+                "wgpu has no device `--device {choice}`; `alexnet backends` lists the devices \
+                 it sees (for the CPU adapter: apt-get install mesa-vulkan-drivers)"
+            )
+        })
 }
 
 #[cfg(feature = "wgpu")]
@@ -128,9 +191,11 @@ fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
     Err("not compiled in (cargo feature wgpu)".into())
 }
 
+/// Each CUDA device's name and memory, from the driver API (not through cubecl, whose
+/// configuration must be set before it first starts).
 #[cfg(feature = "cuda")]
-fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
-    use burn::tensor::backend::Backend;
+fn cuda_names() -> Result<Vec<(String, u64)>, String> {
+    use cudarc::driver::result;
     if cfg!(target_os = "linux") && !std::path::Path::new("/proc/driver/nvidia/version").exists() {
         return Err(
             "no NVIDIA driver loaded (/proc/driver/nvidia/version is missing); install \
@@ -138,19 +203,27 @@ fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
                 .into(),
         );
     }
-    // cubecl initialises CUDA by panicking when something is missing: probe quietly.
+    let query = || -> Result<Vec<(String, u64)>, result::DriverError> {
+        result::init()?;
+        (0..result::device::get_count()?)
+            .map(|i| {
+                let device = result::device::get(i)?;
+                // SAFETY: `device` is a valid handle from `get` after `init`.
+                let memory = unsafe { result::device::total_mem(device)? };
+                Ok((result::device::get_name(device)?, memory as u64))
+            })
+            .collect()
+    };
+    // cudarc loads the driver library lazily and panics when it is missing: probe quietly.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let count = std::panic::catch_unwind(|| <burn::backend::Cuda as Backend>::device_count(0));
+    let found = std::panic::catch_unwind(query);
     std::panic::set_hook(hook);
-    match count {
-        Ok(n) => Ok((0..n)
-            .map(|i| DeviceInfo {
-                name: format!("CUDA device {i}"),
-                kind: "NVIDIA GPU".into(),
-                selector: i.to_string(),
-            })
-            .collect()),
+    match found {
+        Ok(Ok(devices)) => Ok(devices),
+        Ok(Err(err)) => Err(format!(
+            "no usable CUDA driver ({err}); install the NVIDIA driver"
+        )),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -165,9 +238,63 @@ fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
     }
 }
 
+#[cfg(feature = "cuda")]
+fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
+    Ok(cuda_names()?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, memory))| DeviceInfo {
+            name: format!("{name}, {:.1} GiB", memory as f64 / (1u64 << 30) as f64),
+            kind: "NVIDIA GPU".into(),
+            selector: i.to_string(),
+            model: Some(name),
+            memory_bytes: Some(memory),
+            kernel_cache: None,
+        })
+        .collect())
+}
+
+/// The model of CUDA device `choice`.
+#[cfg(feature = "cuda")]
+fn cuda_model(choice: &DeviceChoice) -> Result<String, String> {
+    let n = match choice {
+        DeviceChoice::Default => 0,
+        DeviceChoice::Index(n) => *n,
+        other => {
+            return Err(format!(
+                "CUDA devices are numbered, not `--device {other}`: --device 0, 1, …"
+            ));
+        }
+    };
+    let names = cuda_names()?;
+    let count = names.len();
+    names
+        .into_iter()
+        .nth(n)
+        .map(|(name, _)| name)
+        .ok_or_else(|| {
+            format!(
+                "there is no CUDA device {n}: this machine has {count} (see `alexnet backends`)"
+            )
+        })
+}
+
 #[cfg(not(feature = "cuda"))]
 fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
     Err("not compiled in (cargo feature cuda)".into())
+}
+
+/// The GPU model that backend `kind` will run on for `choice`, which its kernels are cached
+/// under; the error says what to do when there is no such device.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
+pub fn gpu_model(kind: BackendKind, choice: &DeviceChoice) -> Result<String, String> {
+    match kind {
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => wgpu_model(choice),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => cuda_model(choice),
+        _ => Err(format!("{} has no GPU model", kind.name())),
+    }
 }
 
 /// The listing as text.
@@ -180,6 +307,13 @@ pub fn to_text(backends: &[BackendDevices]) -> String {
                 "  --device {:<14} {} [{}]\n",
                 d.selector, d.name, d.kind
             ));
+            if let Some(cache) = &d.kernel_cache {
+                out.push_str(&format!(
+                    "    kernel cache: {}, {}\n",
+                    cache.dir.display(),
+                    cache.describe()
+                ));
+            }
         }
         if let Some(reason) = &b.unavailable {
             out.push_str(&format!("  unavailable: {reason}\n"));

@@ -9,27 +9,21 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Distribution, Int, Tensor};
 use serde::Serialize;
 
 use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, FashionMnistItem, Split};
 use crate::training::Classifier;
+use crate::training::warmup::{Shapes, random_batch};
 
 pub mod layers;
 
 /// What to measure (the flags of `alexnet bench`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchSettings {
-    /// Images per training step.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    /// Images per inference pass.
-    #[arg(long, default_value_t = 256)]
-    pub infer_batch: usize,
-    /// Input side.
-    #[arg(long, default_value_t = 224)]
-    pub resize: usize,
+    #[command(flatten)]
+    pub shapes: Shapes,
     /// Timed steps; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
@@ -83,15 +77,25 @@ fn time<B: Backend, T>(device: &B::Device, work: impl FnOnce() -> T) -> (T, f64)
     (result, start.elapsed().as_secs_f64())
 }
 
-/// Runs `step` `warmup + iters` times and summarises the timed ones.
+/// Runs `step` `warmup + iters` times and summarises the timed ones; says how long the
+/// warm-up took when `announce` (on a GPU, where it compiles and tunes kernels).
 fn measure(
     settings: &BenchSettings,
+    (name, announce): (&str, bool),
     batch: usize,
     gflop_per_image: Option<f64>,
     mut step: impl FnMut(),
 ) -> Throughput {
+    let start = Instant::now();
     for _ in 0..settings.warmup {
         step();
+    }
+    if announce {
+        eprintln!(
+            "bench: {name} warm-up ({} steps, compiling and tuning kernels) took {:.1} s",
+            settings.warmup,
+            start.elapsed().as_secs_f64()
+        );
     }
     let times: Vec<f64> = (0..settings.iters.max(1))
         .map(|_| {
@@ -127,65 +131,71 @@ fn items(count: usize, data_dir: Option<&std::path::Path>) -> Vec<FashionMnistIt
     }
 }
 
-fn random_batch<B: Backend>(batch: usize, side: usize, device: &B::Device) -> FashionMnistBatch<B> {
-    FashionMnistBatch {
-        images: Tensor::random(
-            [batch, 1, side, side],
-            Distribution::Uniform(0.0, 1.0),
-            device,
-        ),
-        targets: Tensor::<B, 1, Int>::from_ints(
-            (0..batch)
-                .map(|i| (i % 10) as i32)
-                .collect::<Vec<_>>()
-                .as_slice(),
-            device,
-        ),
-    }
-}
-
-/// Measures backend `B` (with autodiff for training, without for inference).
+/// Measures backend `B` (with autodiff for training, without for inference). Each timed step
+/// ends with its result read back to the host, so a GPU's clock stops only when the work is
+/// done. `gpu` prints the warm-up times, which are the kernels' compile and tune times there.
 pub fn run<B: AutodiffBackend>(
     device: &B::Device,
     label: &str,
     settings: &BenchSettings,
     data_dir: Option<&std::path::Path>,
+    gpu: bool,
 ) -> Result<BenchReport> {
-    let config = AlexNetConfig::new().with_image_size(settings.resize);
+    let config = AlexNetConfig::new().with_image_size(settings.shapes.resize);
     let forward_gflop = 2.0 * config.forward_macs()? as f64 / 1e9;
 
-    let batcher = FashionMnistBatcher::new(settings.resize);
-    let pipeline_items = items(settings.batch, data_dir);
-    let data_pipeline = measure(settings, settings.batch, None, || {
-        let batch: FashionMnistBatch<B::InnerBackend> =
-            batcher.batch(pipeline_items.clone(), device);
-        B::InnerBackend::sync(device).expect("device sync");
-        drop(batch);
-    });
+    let batcher = FashionMnistBatcher::new(settings.shapes.resize);
+    let pipeline_items = items(settings.shapes.batch, data_dir);
+    let data_pipeline = measure(
+        settings,
+        ("data pipeline", gpu),
+        settings.shapes.batch,
+        None,
+        || {
+            let batch: FashionMnistBatch<B::InnerBackend> =
+                batcher.batch(pipeline_items.clone(), device);
+            B::InnerBackend::sync(device).expect("device sync");
+            drop(batch);
+        },
+    );
 
     B::seed(device, 0);
     let mut model = Classifier::new(config.try_init::<B>(device)?);
     let mut optimizer = SgdConfig::new().init::<B, Classifier<B>>();
-    let train_batch = random_batch::<B>(settings.batch, settings.resize, device);
-    let train_step = measure(settings, settings.batch, Some(3.0 * forward_gflop), || {
-        let output = model.forward_classification(train_batch.clone());
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        model = optimizer.step(0.01, model.clone(), grads);
-        B::sync(device).expect("device sync");
-    });
+    let train_batch = random_batch::<B>(settings.shapes.batch, settings.shapes.resize, device);
+    let train_flop = Some(3.0 * forward_gflop);
+    let train_step = measure(
+        settings,
+        ("train step", gpu),
+        settings.shapes.batch,
+        train_flop,
+        || {
+            let output = model.forward_classification(train_batch.clone());
+            let _: f64 = output.loss.clone().into_scalar().elem();
+            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+            model = optimizer.step(0.01, model.clone(), grads);
+            B::sync(device).expect("device sync");
+        },
+    );
 
     let net = model.valid().net;
-    let infer_images =
-        random_batch::<B::InnerBackend>(settings.infer_batch, settings.resize, device).images;
-    let inference = measure(settings, settings.infer_batch, Some(forward_gflop), || {
-        let logits = net.forward(infer_images.clone());
-        B::InnerBackend::sync(device).expect("device sync");
-        drop(logits);
-    });
+    let infer_images = random_batch::<B::InnerBackend>(
+        settings.shapes.infer_batch,
+        settings.shapes.resize,
+        device,
+    )
+    .images;
+    let inference = measure(
+        settings,
+        ("inference", gpu),
+        settings.shapes.infer_batch,
+        Some(forward_gflop),
+        || drop(net.forward(infer_images.clone()).into_data()),
+    );
 
     Ok(BenchReport {
         device: label.to_string(),
-        resize: settings.resize,
+        resize: settings.shapes.resize,
         forward_gflop_per_image: forward_gflop,
         data_pipeline,
         train_step,
@@ -201,7 +211,7 @@ pub fn layer_breakdown<B: AutodiffBackend>(
     device: &B::Device,
     settings: &BenchSettings,
 ) -> Result<Vec<layers::LayerTiming>> {
-    let config = AlexNetConfig::new().with_image_size(settings.resize);
+    let config = AlexNetConfig::new().with_image_size(settings.shapes.resize);
     B::seed(device, 0);
     let net = config.try_init::<B>(device)?;
     Ok(layers::breakdown(&net, device, settings))

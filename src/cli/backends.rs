@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use super::GpuArgs;
 use crate::backend::probe;
 
 /// Flags of `alexnet backends`.
@@ -11,17 +12,25 @@ pub struct BackendsArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
 }
 
 /// Prints every compiled-in backend with its devices, or why it has none.
 pub fn list(args: &BackendsArgs) -> Result<()> {
-    let backends = probe::probe_all();
+    let gpu = args.gpu.options();
+    let backends = probe::probe_all(&gpu);
     match args.json {
         true => println!(
             "{}",
             serde_json::to_string_pretty(&backends).expect("serialises")
         ),
-        false => print!("{}", probe::to_text(&backends)),
+        false => println!(
+            "{}kernel cache: {} (autotune level {})",
+            probe::to_text(&backends),
+            gpu.cache.root().display(),
+            gpu.level.name()
+        ),
     }
     Ok(())
 }

@@ -36,28 +36,29 @@ impl TrainingTask for BenchTask<'_> {
     type Output = Result<()>;
 
     fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
+        let gpu = devices.kernel_cache.is_some();
         let (device, label) = (devices.main, devices.label);
         let args = self.0;
         let settings = &args.settings;
-        if settings.batch == 0 || settings.infer_batch == 0 || settings.iters == 0 {
+        if settings.shapes.batch == 0 || settings.shapes.infer_batch == 0 || settings.iters == 0 {
             bail!("--batch, --infer-batch and --iters must be at least 1");
         }
-        super::model_config(settings.resize)?;
+        super::model_config(settings.shapes.resize)?;
         if args.layers {
             let rows = bench::layer_breakdown::<B>(&device, settings)?;
             match args.json {
                 true => println!("{}", serde_json::to_string_pretty(&rows)?),
                 false => print!(
                     "{label}, batch {}, {}x{}\n{}",
-                    settings.batch,
-                    settings.resize,
-                    settings.resize,
+                    settings.shapes.batch,
+                    settings.shapes.resize,
+                    settings.shapes.resize,
                     bench::layers::to_text(&rows)
                 ),
             }
             return Ok(());
         }
-        let report = bench::run::<B>(&device, &label, settings, args.data_dir.as_deref())?;
+        let report = bench::run::<B>(&device, &label, settings, args.data_dir.as_deref(), gpu)?;
         match args.json {
             true => println!("{}", serde_json::to_string_pretty(&report)?),
             false => print!("{}", report.to_text()),

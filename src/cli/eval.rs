@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 
 use super::{BackendArgs, ModelArgs};
-use crate::backend::{Devices, InferenceTask};
+use crate::backend::{Devices, InferenceTask, count_tuned_keys};
 use crate::data::{FashionMnist, Split};
 use crate::evaluation::{self, Evaluation};
 use crate::inference;
@@ -46,6 +46,14 @@ impl InferenceTask for EvalTask<'_> {
     type Output = Result<()>;
 
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+        if let Some(cache) = &devices.kernel_cache {
+            eprintln!(
+                "kernels: the first batches compile and tune GPU kernels ({} tuned kernels \
+                 cached in {}; `alexnet warmup` does this once, ahead)",
+                count_tuned_keys(cache),
+                cache.display()
+            );
+        }
         let device = devices.main;
         let args = self.0;
         if args.batch_size == 0 || args.limit == Some(0) {

@@ -7,6 +7,7 @@ mod infer;
 mod report;
 mod summary;
 mod train;
+mod warmup;
 
 use std::path::PathBuf;
 
@@ -19,8 +20,12 @@ pub use infer::InferArgs;
 pub use report::{PlotArgs, ReportArgs};
 pub use summary::SummaryArgs;
 pub use train::TrainArgs;
+pub use warmup::WarmupArgs;
 
-use crate::backend::{self, BackendKind, DeviceChoice, InferenceTask, TrainingTask};
+use crate::backend::{
+    self, BackendKind, DeviceChoice, GpuOptions, InferenceTask, KernelCache, TrainingTask,
+    TuneLevel,
+};
 use crate::inference::CheckpointChoice;
 use crate::run::RunDir;
 
@@ -53,6 +58,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
     Summary(SummaryArgs),
+    /// Compile and tune a GPU backend's kernels for train, eval, infer and bench at the given
+    /// sizes, into the kernel cache, so that later runs start at once.
+    Warmup(WarmupArgs),
 }
 
 /// Which backend and device run the work.
@@ -65,6 +73,32 @@ pub struct BackendArgs {
     /// GPU to use: N (CUDA device, or wgpu discrete GPU), integrated:N or cpu (wgpu), default.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceChoice>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}
+
+/// Where GPU backends keep their compiled and tuned kernels, and how hard they tune.
+#[derive(Debug, Args)]
+pub struct GpuArgs {
+    /// GPU kernel cache: autotune results, compiled kernels and the driver's shader cache, one
+    /// directory per GPU model and build [default: $ALEXNET_KERNEL_CACHE, else
+    /// ~/.cache/alexnet-burn/kernels].
+    #[arg(long, value_name = "DIR")]
+    pub kernel_cache: Option<PathBuf>,
+    /// How many kernel variants GPU autotuning tries per operation [default:
+    /// $CUBECL_AUTOTUNE_LEVEL, else balanced].
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub autotune_level: Option<TuneLevel>,
+}
+
+impl GpuArgs {
+    /// The options these flags (and their environment variables) select.
+    pub fn options(&self) -> GpuOptions {
+        GpuOptions {
+            cache: KernelCache::resolve(self.kernel_cache.as_deref()),
+            level: TuneLevel::resolve(self.autotune_level),
+        }
+    }
 }
 
 impl BackendArgs {
@@ -74,7 +108,7 @@ impl BackendArgs {
 
     /// Runs `task` on the chosen backend and device.
     fn inference<T: InferenceTask<Output = Result<()>>>(&self, task: T) -> Result<()> {
-        backend::run_inference(self.kind(), self.device.as_ref(), task)?
+        backend::run_inference(self.kind(), self.device.as_ref(), &self.gpu.options(), task)?
     }
 
     /// Runs `task` on the chosen backend's autodiff form, on `devices` (the default device when
@@ -84,7 +118,7 @@ impl BackendArgs {
         devices: &[DeviceChoice],
         task: T,
     ) -> Result<()> {
-        backend::run_training(self.kind(), devices, task)?
+        backend::run_training(self.kind(), devices, &self.gpu.options(), task)?
     }
 
     /// `--device` as a list, for [`Self::training`].
@@ -111,6 +145,33 @@ impl ModelArgs {
     }
 }
 
+impl Cli {
+    /// The GPU flags of the command, for those that can run on a GPU.
+    fn gpu_args(&self) -> Option<&GpuArgs> {
+        match &self.command {
+            Command::Train(args) => Some(&args.backend.gpu),
+            Command::Infer(args) => Some(&args.backend.gpu),
+            Command::Eval(args) => Some(&args.backend.gpu),
+            Command::Bench(args) => Some(&args.backend.gpu),
+            Command::Summary(args) => Some(&args.backend.gpu),
+            Command::Warmup(args) => Some(&args.backend.gpu),
+            Command::Backends(args) => Some(&args.gpu),
+            Command::Plot(_) | Command::Report(_) => None,
+        }
+    }
+
+    /// Points the GPU drivers' own kernel caches into the kernel cache (environment variables).
+    ///
+    /// # Safety
+    /// Call before any thread starts: it writes the environment.
+    pub unsafe fn export_driver_caches(&self) {
+        if let Some(gpu) = self.gpu_args() {
+            // SAFETY: forwarded to the caller.
+            unsafe { KernelCache::resolve(gpu.kernel_cache.as_deref()).export_driver_caches() };
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -124,6 +185,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Infer(args) => args.backend.inference(infer::InferTask(&args)),
         Command::Eval(args) => args.backend.inference(eval::EvalTask(&args)),
         Command::Summary(args) => args.backend.inference(summary::SummaryTask(args.resize)),
+        Command::Warmup(args) => {
+            let devices = args.backend.device_list();
+            args.backend.training(&devices, warmup::WarmupTask(&args))
+        }
         Command::Backends(args) => backends::list(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),

@@ -69,6 +69,7 @@ impl TrainingTask for TrainTask<'_> {
             resume: args.resume,
             dashboard: std::io::stdout().is_terminal(),
             device_label: label.clone(),
+            kernel_cache: devices.kernel_cache,
         };
         let Some(outcome) = training::train::<B>(devices.all, &args.config, &options)? else {
             return Ok(());

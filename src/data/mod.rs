@@ -52,6 +52,14 @@ impl std::fmt::Display for Split {
 }
 
 impl Split {
+    /// Images in the whole split of Fashion-MNIST.
+    pub fn full_len(self) -> usize {
+        match self {
+            Split::Train => 60_000,
+            Split::Test => 10_000,
+        }
+    }
+
     /// The file-name prefix of this split (`train` or `t10k`).
     fn prefix(self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use alexnet_model::{AlexNet, AlexNetConfig};
 use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
 
-use crate::run::{self, RunDir};
+use crate::run::{self, RecordError, RunDir};
 
 /// The record `--checkpoint` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,13 @@ pub fn load_model<B: Backend>(
     let config = run.load_config()?.model;
     let source = resolve(run, choice)?;
     let fresh = config.try_init::<B>(device)?;
-    let net = run::load_net(&fresh, &source, device)?;
+    let net = run::load_net(&fresh, &source, device).map_err(|err| match err {
+        RecordError::Damaged(_) => anyhow::anyhow!(
+            "{err}; load another record with --checkpoint last, best or an epoch (available: {})",
+            available(run)
+        ),
+        other => other.into(),
+    })?;
     if let Some((name, found, expected)) = net.shape_mismatch(&fresh) {
         bail!(
             "{} does not fit the run's config.json (image_size {}, num_classes {}): parameter \

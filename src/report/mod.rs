@@ -5,7 +5,7 @@ mod run_report;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::evaluation::Evaluation;
 use crate::run::{EpochHistory, RunDir};
@@ -17,7 +17,10 @@ pub use run_report::{EpochRow, FinalMetrics, RunReport};
 /// every epoch and `alexnet plot` does from the logs.
 pub fn draw_curves(run: &RunDir, history: &[EpochHistory], epochs: usize) -> Result<PathBuf> {
     let path = run.curves_file();
-    write_curves_svg(&Curves::from_history(history), epochs, &path)?;
+    // Drawn beside it and renamed, so that a kill while drawing leaves the previous picture.
+    let partial = path.with_extension("svg.partial");
+    write_curves_svg(&Curves::from_history(history), epochs, &partial)?;
+    std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

@@ -1,6 +1,6 @@
 //! `report.json` / `report.md`: what a run did, from its config, logs and epoch journal.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::run::{EpochMetrics, RunDir, TrainingConfig};
@@ -164,8 +164,7 @@ impl RunReport {
             .into_iter()
             .zip([json, self.to_markdown()])
         {
-            std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            crate::run::write_atomically(&path, text.as_bytes())?;
         }
         Ok(())
     }

@@ -59,6 +59,22 @@ impl RunDir {
         writeln!(file, "{line}").with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Keeps the journal's entries of epochs `1..=done` only (one each), for a run resumed from
+    /// the checkpoint of epoch `done`: the epochs after it run again and are journalled again.
+    pub fn truncate_journal(&self, done: usize) -> Result<()> {
+        let path = self.journal_file();
+        if !path.exists() {
+            return Ok(());
+        }
+        let kept: String = self
+            .read_journal()
+            .into_values()
+            .filter(|e| e.metrics.epoch <= done)
+            .map(|e| serde_json::to_string(&e).expect("journal entries serialise") + "\n")
+            .collect();
+        super::write_atomically(&path, kept.as_bytes())
+    }
+
     /// The journal's entries by epoch; a rerun epoch (after a resume) keeps its latest entry,
     /// and a line cut short by a crash is skipped.
     pub fn read_journal(&self) -> BTreeMap<usize, JournalEntry> {

@@ -5,6 +5,7 @@
 mod config;
 mod history;
 mod journal;
+mod lock;
 mod logs;
 mod records;
 
@@ -17,8 +18,11 @@ use burn::config::Config;
 pub use config::{ConfigError, TrainingConfig};
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry};
+pub use lock::RunLock;
 pub use logs::{LogSplit, parse_log_entry};
-pub use records::{AtomicMpkRecorder, CHECKPOINT_PARTS, load_net, partial_path, recorder};
+pub use records::{
+    AtomicMpkRecorder, CHECKPOINT_PARTS, RecordError, load_net, partial_path, recorder,
+};
 
 /// Entries a training run writes; a directory holding any of them holds a run.
 const RUN_ENTRIES: [&str; 13] = [
@@ -36,6 +40,21 @@ const RUN_ENTRIES: [&str; 13] = [
     "eval.json",
     "confusion.svg",
 ];
+
+/// Writes `bytes` to `path` through a `.partial` file and a rename, so that a reader or a crash
+/// sees the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = path.with_extension(format!(
+        "{}.partial",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    fs::write(&partial, bytes)
+        .and_then(|_| fs::rename(&partial, path))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&partial);
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
+}
 
 /// One training run's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,16 +3,16 @@
 //! checkpoint.
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use alexnet_model::AlexNet;
-use anyhow::anyhow;
 use burn::module::Module;
 use burn::record::{FileRecorder, FullPrecisionSettings, Recorder, RecorderError};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use xxhash_rust::xxh3::Xxh3;
 
 /// Extension of every record file.
 const EXTENSION: &str = "mpk";
@@ -25,9 +25,16 @@ pub fn recorder() -> AtomicMpkRecorder {
     AtomicMpkRecorder
 }
 
-/// Writes the same bytes as Burn's `NamedMpkFileRecorder<FullPrecisionSettings>` (named
-/// MessagePack, f32), but into `NAME.mpk.partial` first, synced to disk and then renamed over
-/// `NAME.mpk`: a crash, a kill or a full disk leaves the previous file intact.
+/// Writes the same MessagePack as Burn's `NamedMpkFileRecorder<FullPrecisionSettings>` (named,
+/// f32), with two differences:
+///
+/// - It goes into `NAME.mpk.partial` first, synced to disk, renamed over `NAME.mpk`, and the
+///   directory synced: a crash, a kill or a full disk leaves the previous file intact.
+/// - A 16-byte trailer follows it: a magic number and the XXH3-64 checksum of the MessagePack
+///   bytes, checked on every load, so damage inside the float data is found rather than
+///   predicted with. In the file itself rather than a sidecar, so that the record and its
+///   checksum are renamed into place together. MessagePack readers stop at the end of the
+///   value, so Burn's own recorder still loads these files.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AtomicMpkRecorder;
 
@@ -40,18 +47,34 @@ pub fn partial_path(final_path: &Path) -> PathBuf {
     final_path.with_extension(format!("{EXTENSION}.partial"))
 }
 
-/// A writer that keeps the I/O error MessagePack's encoder would otherwise hide behind
-/// "error while writing multi-byte MessagePack value".
-struct ErrorKeepingWriter<W> {
+/// The trailer's first 8 bytes; the checksum follows, little-endian.
+const CHECKSUM_MAGIC: &[u8; 8] = b"AXNTXXH3";
+
+/// Whether a record's checksum was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// The trailer's checksum matches the record.
+    Verified,
+    /// A record written before checksums existed: loaded unverified.
+    Missing,
+}
+
+/// A writer that hashes what it writes and keeps the I/O error MessagePack's encoder would
+/// otherwise hide behind "error while writing multi-byte MessagePack value".
+struct RecordWriter<W> {
     inner: W,
+    hasher: Xxh3,
     error: Option<std::io::Error>,
 }
 
-impl<W: Write> Write for ErrorKeepingWriter<W> {
+impl<W: Write> Write for RecordWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner
+        let written = self
+            .inner
             .write(buf)
-            .inspect_err(|e| self.error = Some(std::io::Error::new(e.kind(), e.to_string())))
+            .inspect_err(|e| self.error = Some(std::io::Error::new(e.kind(), e.to_string())))?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -68,12 +91,18 @@ fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderE
     let partial = partial_path(path);
     let write = || -> Result<(), RecorderError> {
         let file = File::create(&partial).map_err(|e| unknown("cannot create", &partial, e))?;
-        let mut writer = ErrorKeepingWriter {
+        let mut writer = RecordWriter {
             inner: BufWriter::new(file),
+            hasher: Xxh3::new(),
             error: None,
         };
         let encoded = rmp_serde::encode::write_named(&mut writer, item);
-        let flushed = writer.flush();
+        let digest = writer.hasher.digest();
+        let trailer = writer
+            .inner
+            .write_all(CHECKSUM_MAGIC)
+            .and_then(|_| writer.inner.write_all(&digest.to_le_bytes()));
+        let flushed = trailer.and_then(|_| writer.flush());
         if let Some(err) = writer.error.take() {
             return Err(unknown("cannot write", &partial, err));
         }
@@ -85,11 +114,81 @@ fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderE
             .map_err(|e| unknown("cannot write", &partial, e.error()))?;
         file.sync_all()
             .map_err(|e| unknown("cannot sync", &partial, e))?;
-        fs::rename(&partial, path).map_err(|e| unknown("cannot rename into", path, e))
+        fs::rename(&partial, path).map_err(|e| unknown("cannot rename into", path, e))?;
+        sync_dir(path);
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = fs::remove_file(&partial);
     })
+}
+
+/// Syncs the directory holding `path`, so that a rename survives a power cut; best effort (some
+/// file systems cannot sync a directory).
+pub(crate) fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
+        let _ = dir.sync_all();
+    }
+}
+
+/// A reader that hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Xxh3,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
+    }
+}
+
+/// The one-line error of a record whose checksum does not match.
+pub const CHECKSUM_MISMATCH: &str = "failed its checksum: the file is damaged";
+
+/// Decodes the record in `file` and checks its trailer.
+fn read_record<I: DeserializeOwned>(file: &Path) -> Result<(I, Checksum), RecorderError> {
+    let opened = File::open(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RecorderError::FileNotFound(file.display().to_string()),
+        _ => unknown("cannot open", file, e),
+    })?;
+    let mut reader = HashingReader {
+        inner: BufReader::new(opened),
+        hasher: Xxh3::new(),
+    };
+    let item = rmp_serde::decode::from_read(&mut reader)
+        .map_err(|e| unknown("unreadable record", file, e))?;
+    let digest = reader.hasher.digest();
+    let mut tail = Vec::new();
+    reader
+        .inner
+        .read_to_end(&mut tail)
+        .map_err(|e| unknown("cannot read", file, e))?;
+    if tail.is_empty() {
+        return Ok((item, Checksum::Missing));
+    }
+    let expected = (tail.len() == 16 && tail[..8] == CHECKSUM_MAGIC[..])
+        .then(|| u64::from_le_bytes(tail[8..].try_into().expect("8 bytes")));
+    match expected == Some(digest) {
+        true => Ok((item, Checksum::Verified)),
+        false => Err(RecorderError::Unknown(format!(
+            "{} {CHECKSUM_MISMATCH}",
+            file.display()
+        ))),
+    }
+}
+
+/// Says once per process that records without a checksum load unverified.
+fn note_missing_checksum(file: &Path) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!(
+            "note: {} has no checksum (written before records had one); it loads unverified",
+            file.display()
+        )
+    });
 }
 
 impl<B: Backend> Recorder<B> for AtomicMpkRecorder {
@@ -104,12 +203,11 @@ impl<B: Backend> Recorder<B> for AtomicMpkRecorder {
 
     fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {
         file.set_extension(EXTENSION);
-        let opened = File::open(&*file).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => RecorderError::FileNotFound(file.display().to_string()),
-            _ => unknown("cannot open", file, e),
-        })?;
-        rmp_serde::decode::from_read(BufReader::new(opened))
-            .map_err(|e| unknown("unreadable record", file, e))
+        let (item, checksum) = read_record(file)?;
+        if checksum == Checksum::Missing {
+            note_missing_checksum(file);
+        }
+        Ok(item)
     }
 }
 
@@ -128,28 +226,50 @@ pub struct CheckpointLayout<B: Backend> {
     pub net: AlexNet<B>,
 }
 
+/// Why a record does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Its checksum does not match: the file was damaged after it was written.
+    #[error("{} {CHECKSUM_MISMATCH}", .0.display())]
+    Damaged(PathBuf),
+    /// Not a record of this network at all.
+    #[error(
+        "cannot load {}: not a readable AlexNet record ({reason}); the file is truncated, \
+         corrupt or from another program",
+        path.display()
+    )]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The first line of the decoder's error.
+        reason: String,
+    },
+}
+
 /// Loads `path` into `fresh`'s architecture, as a final model record (`model.mpk`) or, failing
 /// that, as a training checkpoint (`checkpoint/model-N.mpk`).
 pub fn load_net<B: Backend>(
     fresh: &AlexNet<B>,
     path: &Path,
     device: &B::Device,
-) -> anyhow::Result<AlexNet<B>> {
+) -> Result<AlexNet<B>, RecordError> {
     let bare_err = match fresh.clone().load_file(path, &recorder(), device) {
         Ok(net) => return Ok(net),
-        Err(err) => err,
+        Err(err) => err.to_string(),
     };
+    if bare_err.contains(CHECKSUM_MISMATCH) {
+        return Err(RecordError::Damaged(path.to_path_buf()));
+    }
     CheckpointLayout { net: fresh.clone() }
         .load_file(path, &recorder(), device)
         .map(|c| c.net)
-        .map_err(|_| {
-            let reason = bare_err.to_string();
-            anyhow!(
-                "cannot load {}: not a readable AlexNet record ({}); the file is truncated, \
-                 corrupt or from another program",
-                path.display(),
-                reason.lines().next().unwrap_or("unknown error")
-            )
+        .map_err(|_| RecordError::Unreadable {
+            path: path.to_path_buf(),
+            reason: bare_err
+                .lines()
+                .next()
+                .unwrap_or("unknown error")
+                .to_string(),
         })
 }
 

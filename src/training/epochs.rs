@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use burn::train::Interrupter;
+
 use crate::report;
 use crate::run::{Batch, EpochHistory, EpochMetrics, JournalEntry, LogSplit, RunDir};
 
@@ -110,24 +112,33 @@ impl EpochSink for EpochLog {
     }
 }
 
-/// Extends the run's journal and redraws its curves after every epoch; a failure is a warning,
-/// training goes on.
+/// Extends the run's journal and redraws its curves after every epoch. A journal that cannot
+/// be written stops training (the epoch would be missing from it); a curve that cannot be drawn
+/// is a warning.
 pub struct RunFiles {
     run: RunDir,
     device: String,
     total_epochs: usize,
+    interrupter: Interrupter,
     /// Every epoch so far: those of earlier processes (a resumed run), then this one's.
     history: Vec<EpochHistory>,
 }
 
 impl RunFiles {
-    /// Files of `run`, whose first `done` epochs were logged by an earlier process.
-    pub fn new(run: &RunDir, device: String, total_epochs: usize, done: usize) -> Self {
+    /// Files of `run`, whose first `done` epochs were logged by an earlier process; a failed
+    /// journal write stops `interrupter`.
+    pub fn new(
+        run: &RunDir,
+        (device, total_epochs): (String, usize),
+        done: usize,
+        interrupter: Interrupter,
+    ) -> Self {
         Self {
             history: run.read_history().into_iter().take(done).collect(),
             run: run.clone(),
             device,
             total_epochs,
+            interrupter,
         }
     }
 }
@@ -139,10 +150,11 @@ impl EpochSink for RunFiles {
             metrics: metrics.clone(),
             device: self.device.clone(),
         };
-        let written = self.run.append_journal(&entry).and_then(|_| {
-            report::draw_curves(&self.run, &self.history, self.total_epochs).map(|_| ())
-        });
-        if let Err(err) = written {
+        if let Err(err) = self.run.append_journal(&entry) {
+            self.interrupter.stop(Some(&format!("{err:#}")));
+            return;
+        }
+        if let Err(err) = report::draw_curves(&self.run, &self.history, self.total_epochs) {
             eprintln!("warning: {err:#}");
         }
     }
@@ -158,6 +170,34 @@ mod tests {
         fn epoch_finished(&mut self, _: &EpochHistory, metrics: &EpochMetrics) {
             self.0.lock().unwrap().push(metrics.clone());
         }
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_stops_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        std::fs::create_dir(run.journal_file()).unwrap(); // appending to a directory fails
+        let interrupter = Interrupter::new();
+        let mut files = RunFiles::new(&run, ("cpu".into(), 2), 0, interrupter.clone());
+        let history = EpochHistory {
+            epoch: 1,
+            train: vec![Batch::new(2, 1.0, 0.5)],
+            test: vec![Batch::new(2, 1.0, 0.5)],
+        };
+        let metrics = EpochMetrics {
+            epoch: 1,
+            train_loss: 1.0,
+            train_acc: 0.5,
+            test_loss: 1.0,
+            test_acc: 0.5,
+            train_examples: 2,
+            train_seconds: 1.0,
+            epoch_seconds: 1.0,
+        };
+        files.epoch_finished(&history, &metrics);
+        assert!(interrupter.should_stop());
+        let message = interrupter.get_message().unwrap();
+        assert!(message.contains("epochs.jsonl"), "{message}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use burn::train::Interrupter;
 use burn::train::logger::MetricLogger;
@@ -31,6 +32,8 @@ pub struct RunLogger {
     interrupter: Interrupter,
     failed: bool,
     accounting: EpochAccounting,
+    /// When training started, until the first training step is logged and announced.
+    announce_first_step: Option<Instant>,
 }
 
 /// The metrics whose entries make up a [`Batch`].
@@ -61,7 +64,15 @@ impl RunLogger {
             interrupter,
             failed: false,
             accounting,
+            announce_first_step: None,
         }
+    }
+
+    /// Prints how long after `start` the first training step finished (on a GPU, the
+    /// compile-and-tune cost of a start).
+    pub fn announce_first_step(mut self, start: Instant) -> Self {
+        self.announce_first_step = Some(start);
+        self
     }
 
     fn fail(&mut self, path: &Path, err: std::io::Error) {
@@ -139,6 +150,14 @@ impl MetricLogger for RunLogger {
         }
         for (path, line) in lines {
             self.write(path, &line);
+        }
+        if split == LogSplit::Train
+            && let Some(start) = self.announce_first_step.take()
+        {
+            println!(
+                "first training step done {:.1} s after training started",
+                start.elapsed().as_secs_f64()
+            );
         }
         if let (Some((loss, _)), Some((percent, examples))) = (loss, accuracy) {
             let batch = Batch::new(examples, loss, percent / 100.0);

@@ -11,9 +11,11 @@ mod logger;
 mod renderer;
 mod resume;
 mod throughput;
+pub mod warmup;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use alexnet_model::AlexNet;
 
@@ -36,12 +38,14 @@ pub use interrupt::{StopReason, TrainingStopped};
 pub use renderer::EpochLines;
 pub use throughput::ExamplesPerSecond;
 
+use crate::backend;
 use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, Split};
 use crate::report::RunReport;
-use crate::run::{self, RunDir, TrainingConfig};
+use crate::run::{self, RunDir, RunLock, TrainingConfig};
 use epochs::{EpochAccounting, RunFiles};
 use logger::RunLogger;
 use renderer::Renderer;
+use warmup::Phase;
 
 /// Where and how one training run happens, beyond the hyper-parameters.
 #[derive(Debug, Clone)]
@@ -58,6 +62,9 @@ pub struct RunOptions {
     pub dashboard: bool,
     /// Backend and device, for the journal and report.
     pub device_label: String,
+    /// The GPU kernel cache in use; on a GPU backend, training first compiles and tunes the
+    /// kernels of its steps there, saying so, rather than leaving the first minutes silent.
+    pub kernel_cache: Option<PathBuf>,
 }
 
 /// What a finished run reports, in d2l's terms.
@@ -72,6 +79,8 @@ pub struct TrainOutcome {
 /// Everything [`launch`] needs, decided before anything is written.
 struct Prepared<B: AutodiffBackend> {
     run: RunDir,
+    /// This process's hold on the run directory, until training returns.
+    lock: RunLock,
     config: TrainingConfig,
     train_set: FashionMnist,
     test_set: FashionMnist,
@@ -96,10 +105,14 @@ pub fn train<B: AutodiffBackend>(
     flags: &ConfigFlags,
     options: &RunOptions,
 ) -> Result<Option<TrainOutcome>> {
+    let start = Instant::now();
     let Some(prepared) = prepare::<B>(&devices[0], flags, options)? else {
         return Ok(None);
     };
-    let launched = launch(prepared, devices, options);
+    if let Some(dir) = &options.kernel_cache {
+        compile_kernels::<B>(&prepared, &devices[0], dir)?;
+    }
+    let launched = launch(prepared, devices, options, start);
     finish(launched).map(Some)
 }
 
@@ -115,8 +128,9 @@ fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<
     Ok(data)
 }
 
-/// The config, data, model and resume point; the artifact directory made ready. `None` when
-/// a resumed run has nothing left to do.
+/// The config, data, model and resume point; the artifact directory locked and made ready.
+/// `None` when a resumed run has nothing left to do (after completing what a kill may have cut
+/// short at its very end).
 fn prepare<B: AutodiffBackend>(
     device: &B::Device,
     flags: &ConfigFlags,
@@ -128,16 +142,18 @@ fn prepare<B: AutodiffBackend>(
         false => flags.fresh(),
     };
     config.validate()?;
+    let lock = run.lock()?;
     let data_dir = options.data_dir.as_deref();
     let train_set = load_split(Split::Train, data_dir, config.limit_train)?;
     let test_set = load_split(Split::Test, data_dir, config.limit_test)?;
 
     let model = Classifier::new(config.model.try_init::<B>(device)?);
     let resume_from = match options.resume {
-        true => resume::newest_loadable_checkpoint(&run, &model, device),
+        true => resume::newest_good_checkpoint(&run, &model, device),
         false => None,
     };
-    if resume_from.unwrap_or(0) >= config.epochs {
+    if let Some(done) = resume_from.filter(|&done| done >= config.epochs) {
+        resume::finish_completed(&run, (&config, done), &model, device)?;
         println!(
             "nothing to resume: the run in {} finished all {} epochs (raise --epochs to train further)",
             run.path().display(),
@@ -145,19 +161,49 @@ fn prepare<B: AutodiffBackend>(
         );
         return Ok(None);
     }
-    match options.resume {
-        true => run.remove_partial_records()?,
-        false => run.prepare_new(options.overwrite)?,
+    match resume_from {
+        Some(done) => resume::forget_after(&run, done)?,
+        None if options.resume => resume::forget_after(&run, 0)?,
+        None => run.prepare_new(options.overwrite)?,
     }
     run.save_config(&config)?;
     Ok(Some(Prepared {
         run,
+        lock,
         config,
         train_set,
         test_set,
         model,
         resume_from,
     }))
+}
+
+/// Compiles and tunes the kernels of this run's steps before the Learner starts (and before
+/// the seed is set, so the run's numbers do not change), one line per step.
+fn compile_kernels<B: AutodiffBackend>(
+    prepared: &Prepared<B>,
+    device: &B::Device,
+    cache: &Path,
+) -> Result<()> {
+    let config = &prepared.config;
+    println!(
+        "kernels: compiling and tuning the GPU kernels of this run ({} tuned kernels cached in \
+         {}; `alexnet warmup` does this once, ahead)",
+        backend::count_tuned_keys(cache),
+        cache.display()
+    );
+    let phases = Phase::of_training(
+        config.batch_size,
+        prepared.train_set.len(),
+        prepared.test_set.len(),
+    );
+    warmup::warm_up::<B>(device, config.model.image_size, &phases, Some(cache), |t| {
+        println!(
+            "kernels: {} ready in {:.1} s ({} tuned)",
+            t.phase, t.seconds, t.tuned_keys
+        )
+    })?;
+    Ok(())
 }
 
 /// The training and test loaders. Burn draws parameters lazily, at first use: seeding here
@@ -193,6 +239,7 @@ fn loaders<B: AutodiffBackend>(
 /// What [`launch`] leaves for [`finish`].
 struct Launched<B: AutodiffBackend> {
     run: RunDir,
+    _lock: RunLock,
     config: TrainingConfig,
     done: usize,
     train_len: usize,
@@ -207,10 +254,12 @@ fn launch<B: AutodiffBackend>(
     prepared: Prepared<B>,
     devices: Vec<B::Device>,
     options: &RunOptions,
+    start: Instant,
 ) -> Launched<B> {
     let done = prepared.done();
     let Prepared {
         run,
+        lock,
         config,
         train_set,
         test_set,
@@ -232,9 +281,9 @@ fn launch<B: AutodiffBackend>(
     let mut sinks: Vec<Box<dyn EpochSink>> = vec![
         Box::new(RunFiles::new(
             &run,
-            options.device_label.clone(),
-            config.epochs,
+            (options.device_label.clone(), config.epochs),
             done,
+            interrupter.clone(),
         )),
         Box::new(log.clone()),
     ];
@@ -244,7 +293,10 @@ fn launch<B: AutodiffBackend>(
         }));
     }
     let accounting = EpochAccounting::new(test_len, sinks);
-    let logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
+    let mut logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
+    if options.kernel_cache.is_some() && !options.dashboard {
+        logger = logger.announce_first_step(start);
+    }
     let mut training = training.with_metric_logger(logger);
     if let Some(epoch) = resume_from {
         training = training.checkpoint(epoch);
@@ -270,6 +322,7 @@ fn launch<B: AutodiffBackend>(
     drop(result.renderer); // closes the dashboard and restores the terminal
     Launched {
         run,
+        _lock: lock,
         config,
         done,
         train_len,
@@ -284,6 +337,7 @@ fn launch<B: AutodiffBackend>(
 fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
     let Launched {
         run,
+        _lock,
         config,
         done,
         train_len,
@@ -292,13 +346,16 @@ fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
         guard,
         interrupter,
     } = launched;
-    // burn-train has flushed its logs by now: the report reads them.
-    if let Err(err) = RunReport::from_run(&run).and_then(|r| r.save(&run)) {
+    // burn-train has flushed its logs by now: the report reads them. A run stopped by a fault
+    // (a full disk) says so once; its report is rebuilt when it resumes.
+    let report = RunReport::from_run(&run).and_then(|r| r.save(&run));
+    let finished = log.epochs().last().map(|e| e.epoch) == Some(config.epochs);
+    if let (Err(err), true) = (report, finished) {
         eprintln!("warning: no run report: {err:#}");
     }
     // The dashboard resets the interrupter when training ends, so tell an interrupted run by
     // its missing last epoch instead.
-    if log.epochs().last().map(|e| e.epoch) != Some(config.epochs) {
+    if !finished {
         let steps = train_len.div_ceil(config.batch_size);
         let loss_fault = guard.fault().map(|f| StopReason::LossNotFinite {
             epoch: done + (f.step - 1) / steps + 1,

@@ -1,0 +1,27 @@
+# Sourced by the GPU scripts: `step NAME LIMIT_SECONDS OUTPUT_FILE COMMAND…` runs one step
+# within its time limit, its output going to OUTPUT_FILE under $out (or only to the log when it
+# is -) and to $out/log.txt, and its exit status and seconds to $out/summary.txt.
+step() {
+  local name=$1 limit=$2 file=$3
+  shift 3
+  echo "== $name: $*" | tee -a "$out/log.txt"
+  local start end status
+  start=$(date +%s.%N)
+  if [ "$file" = - ]; then
+    timeout "$limit" "$@" 2>&1 | tee -a "$out/log.txt"
+  else
+    timeout "$limit" "$@" 2>>"$out/log.txt" | tee "$out/$file" >>"$out/log.txt"
+  fi
+  status=${PIPESTATUS[0]}
+  end=$(date +%s.%N)
+  printf '%-14s exit %3d  %7.1f s  (limit %d s)\n' "$name" "$status" \
+    "$(awk "BEGIN { print $end - $start }")" "$limit" | tee -a "$out/summary.txt"
+}
+
+# The machine, for the summary's header.
+describe_host() {
+  echo "host: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  fi
+}
