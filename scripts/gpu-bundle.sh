@@ -6,6 +6,9 @@
 #
 #   scripts/gpu-bundle.sh [DIR]        (default .gpu, which .git/info/exclude should list)
 #
+# NOFUSION=1 adds alexnet-nofusion, built without Burn's kernel fusion, for gpu-check.sh's
+# optional fusion comparison (NOFUSION_BIN).
+#
 # Then, in one `run` with `carry: [".gpu"]`:
 #   . .gpu/unpack.sh && .gpu/scripts/gpu-check.sh .gpu/alexnet .gpu/data $OUT/check
 set -euo pipefail
@@ -17,6 +20,12 @@ cargo build --release --features cuda
 target=${CARGO_TARGET_DIR:-target}
 strip -o "$dir/alexnet" "$target/release/alexnet"
 xz -T0 -6 "$dir/alexnet"
+if [ -n "${NOFUSION:-}" ]; then
+  cargo build --release --no-default-features --features flex,cuda
+  strip -o "$dir/alexnet-nofusion" "$target/release/alexnet"
+  xz -T0 -6 "$dir/alexnet-nofusion"
+  cargo build --release --features cuda # leave the default build in place
+fi
 cp "$data"/*-ubyte* "$dir/data/"
 cp scripts/gpu-check.sh scripts/gpu-protocol.sh scripts/steps.sh "$dir/scripts/"
 cp ../shared/reference/pytorch/*.py "$dir/reference/"
@@ -24,8 +33,11 @@ cat > "$dir/unpack.sh" <<'UNPACK'
 #!/usr/bin/env bash
 # Unpacks the binary beside this script (python3's lzma: the image may lack xz).
 here=$(cd "$(dirname "$0")" && pwd)
-python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
-  "$here/alexnet.xz" "$here/alexnet" && chmod +x "$here/alexnet"
+for bin in alexnet alexnet-nofusion; do
+  [ -f "$here/$bin.xz" ] || continue
+  python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+    "$here/$bin.xz" "$here/$bin" && chmod +x "$here/$bin"
+done
 export REF=$here/reference
 UNPACK
 chmod +x "$dir/unpack.sh"

@@ -9,14 +9,15 @@
 # BACKEND FLAGS default to `--backend cuda`. Rehearse on a machine without a GPU first, on
 # Mesa's lavapipe at small sizes, so that GPU minutes are not spent on script bugs:
 #
-#   SIZE=65 BATCH=8 INFER_BATCH=8 ITERS=3 REF_DEVICE=cpu \
+#   SIZE=65 BATCH=8 INFER_BATCH=8 ITERS=3 REF_DEVICE=cpu LIMIT_SCALE=4 \
 #     scripts/gpu-check.sh target/release/alexnet /usr/share/datasets/fashion-mnist /tmp/gc \
 #     --backend wgpu --device cpu
 #
 # Environment: SIZE (224), BATCH (128), INFER_BATCH (256), ITERS (20 timed bench steps),
 # KERNELS (kernel cache, /tmp/alexnet-kernels: cold on a fresh machine), LEVEL (autotune
 # level, balanced), PY (python3 with torch), REF (../shared/reference/pytorch, or the copy
-# scripts/gpu-bundle.sh makes), REF_DEVICE (cuda).
+# scripts/gpu-bundle.sh makes), REF_DEVICE (cuda), NOFUSION_BIN (a build without fusion, for an
+# optional last step).
 #
 # OUT receives summary.txt (one line per step: exit status and seconds), log.txt (everything,
 # as it comes), warmup-cold.json, warmup-warm.json, bench.json and pytorch.txt: six files, within
@@ -75,6 +76,13 @@ step bench 120 bench.json "$bin" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters
 # 5. PyTorch on the same device, same sizes.
 step pytorch 120 pytorch.txt "$py" "$ref/bench_ref.py" --device "$ref_device" --synthetic \
   --batch "$batch" --infer-batch "$infer_batch" --resize "$size" --iters "$iters" --warmup 5
+
+# 6. Optional: the same benchmark built without fusion (NOFUSION_BIN), cold: its kernels are
+#    another build's, so its warm-up compiles and tunes them first.
+if [ -n "${NOFUSION_BIN:-}" ]; then
+  step bench-nofusion 240 - "$NOFUSION_BIN" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters" \
+    --warmup 3 --data-dir "$data" --json
+fi
 
 rm -rf /tmp/alexnet-warm-start
 echo "== summary" && cat "$out/summary.txt"

@@ -8,7 +8,7 @@
 #
 # BACKEND FLAGS default to `--backend cuda`. Rehearse without a GPU on lavapipe, small:
 #
-#   SIZE=65 EPOCHS=1 LIMIT_TRAIN=256 LIMIT_TEST=128 BATCH=32 REF_DEVICE=cpu \
+#   SIZE=65 EPOCHS=1 LIMIT_TRAIN=256 LIMIT_TEST=128 BATCH=32 REF_DEVICE=cpu LIMIT_SCALE=4 \
 #     scripts/gpu-protocol.sh target/release/alexnet /usr/share/datasets/fashion-mnist /tmp/gp \
 #     --backend wgpu --device cpu
 #
@@ -41,6 +41,8 @@ run_dir=${RUN_DIR:-/tmp/alexnet-protocol-run}
 limits=()
 [ -n "${LIMIT_TRAIN:-}" ] && limits+=(--limit-train "$LIMIT_TRAIN")
 [ -n "${LIMIT_TEST:-}" ] && limits+=(--limit-test "$LIMIT_TEST")
+eval_limit=()
+[ -n "${LIMIT_TEST:-}" ] && eval_limit=(--limit "$LIMIT_TEST")
 ref_limits=()
 [ -n "${LIMIT_TRAIN:-}" ] && ref_limits+=(--limit-train "$LIMIT_TRAIN")
 [ -n "${LIMIT_TEST:-}" ] && ref_limits+=(--limit-test "$LIMIT_TEST")
@@ -64,9 +66,10 @@ step train "${TRAIN_LIMIT:-420}" - "$bin" train "${gpu[@]}" --epochs "$epochs" -
 cp "$run_dir/report.md" "$run_dir/curves.svg" "$out/" 2>/dev/null
 
 # 2. The record on the GPU and on the CPU (flex): the same accuracy within 0.001.
-step eval 120 eval.json "$bin" eval "${gpu[@]}" --artifact-dir "$run_dir" --data-dir "$data" --json
+step eval 120 eval.json "$bin" eval "${gpu[@]}" --artifact-dir "$run_dir" --data-dir "$data" \
+  "${eval_limit[@]}" --json
 step eval-flex 240 eval-flex.json "$bin" eval --backend flex --artifact-dir "$run_dir" \
-  --data-dir "$data" --json
+  --data-dir "$data" "${eval_limit[@]}" --json
 "$py" - "$out/eval.json" "$out/eval-flex.json" <<'PY' | tee -a "$out/summary.txt"
 import json, sys
 try:

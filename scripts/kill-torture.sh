@@ -99,7 +99,11 @@ triggers=(random record journal between random final)
 finished=0
 for i in $(seq 1 "$n"); do
   resume=()
-  [ -f "$dir/config.json" ] && resume=(--resume)
+  if [ -f "$dir/config.json" ]; then
+    resume=(--resume)
+  elif [ -d "$dir" ] && ls -A "$dir" | grep -qv '^train.lock$'; then
+    resume=(--overwrite) # an --overwrite killed while it removed the earlier run
+  fi
   if [ -f "$dir/report.json" ] && grep -q '"finished": true' "$dir/report.json" && [ -f "$dir/model.mpk" ]; then
     check_run >/dev/null
     finished=$((finished + 1))

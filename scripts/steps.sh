@@ -1,8 +1,9 @@
 # Sourced by the GPU scripts: `step NAME LIMIT_SECONDS OUTPUT_FILE COMMAND…` runs one step
 # within its time limit, its output going to OUTPUT_FILE under $out (or only to the log when it
-# is -) and to $out/log.txt, and its exit status and seconds to $out/summary.txt.
+# is -) and to $out/log.txt, and its exit status and seconds to $out/summary.txt. LIMIT_SCALE
+# multiplies every limit (rehearsals on lavapipe are slower than the GPU they stand for).
 step() {
-  local name=$1 limit=$2 file=$3
+  local name=$1 limit=$(( $2 * ${LIMIT_SCALE:-1} )) file=$3
   shift 3
   echo "== $name: $*" | tee -a "$out/log.txt"
   local start end status

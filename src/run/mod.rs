@@ -21,7 +21,7 @@ pub use journal::{EpochMetrics, JournalEntry};
 pub use lock::RunLock;
 pub use logs::{LogSplit, parse_log_entry};
 pub use records::{
-    AtomicMpkRecorder, CHECKPOINT_PARTS, RecordError, load_net, partial_path, recorder,
+    AtomicMpkRecorder, CHECKPOINT_PARTS, RecordError, describe, load_net, partial_path, recorder,
 };
 
 /// Entries a training run writes; a directory holding any of them holds a run.

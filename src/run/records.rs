@@ -180,6 +180,14 @@ fn read_record<I: DeserializeOwned>(file: &Path) -> Result<(I, Checksum), Record
     }
 }
 
+/// A recorder error as one plain line (Burn's own display wraps ours as `Unknown("…")`).
+pub fn describe(err: &RecorderError) -> String {
+    match err {
+        RecorderError::Unknown(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Says once per process that records without a checksum load unverified.
 fn note_missing_checksum(file: &Path) {
     static SAID: std::sync::Once = std::sync::Once::new();

@@ -51,7 +51,12 @@ pub fn newest_good_checkpoint<B: Backend>(
                     Recorder::<B>::load_item::<IgnoredAny>(&recorder, &mut path).map(|_| ())
                 })
             })
-            .map_err(|e| eprintln!("warning: skipping checkpoint {epoch}: {e}"))
+            .map_err(|e| {
+                eprintln!(
+                    "warning: skipping checkpoint {epoch}: {}",
+                    run::describe(&e)
+                )
+            })
             .is_ok()
     };
     run.complete_checkpoints()
