@@ -258,10 +258,10 @@ fn good_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|line| serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok())
 }
 
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 /// Drops the entries of the autotune files below `dir` that do not parse (a crash while
 /// writing, a damaged disk), so that cubecl re-tunes them; one line per repaired file. A file
 /// that cannot be read or written is moved aside; cubecl would panic on it.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub fn repair(dir: &Path) -> Vec<String> {
     let mut notes = Vec::new();
     for path in autotune_files(dir) {
