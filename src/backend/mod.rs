@@ -1,6 +1,6 @@
 //! The compute backends: which are compiled in ([`BackendKind`]), what each can see and which
 //! to use by default ([`probe`]), and monomorphised dispatch of a task to one of them
-//! ([`dispatch`]).
+//! ([`run_inference`], [`run_training`]).
 
 mod dispatch;
 mod kernel_cache;
