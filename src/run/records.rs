@@ -326,4 +326,30 @@ mod tests {
         );
         assert!(result.is_err());
     }
+
+    #[test]
+    fn damage_inside_the_values_fails_the_checksum_and_old_records_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        let path = dir.path().join("lin.mpk");
+        LinearConfig::new(30, 20)
+            .init::<Flex>(&device)
+            .save_file(&path, &AtomicMpkRecorder)
+            .unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(&bytes[bytes.len() - 16..bytes.len() - 8], CHECKSUM_MAGIC);
+        let load = |bytes: &[u8]| {
+            fs::write(&path, bytes).unwrap();
+            read_record::<serde::de::IgnoredAny>(&path).map(|(_, checksum)| checksum)
+        };
+        assert_eq!(load(&bytes).unwrap(), Checksum::Verified);
+        // Flip bits inside the float data: the MessagePack still decodes, the checksum does not.
+        let mut damaged = bytes.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle..middle + 8].iter_mut().for_each(|b| *b ^= 0x5a);
+        let err = describe(&load(&damaged).unwrap_err());
+        assert!(err.contains(CHECKSUM_MISMATCH), "{err}");
+        // A record written before checksums: no trailer.
+        assert_eq!(load(&bytes[..bytes.len() - 16]).unwrap(), Checksum::Missing);
+    }
 }
