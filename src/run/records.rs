@@ -346,7 +346,9 @@ mod tests {
         // Flip bits inside the float data: the MessagePack still decodes, the checksum does not.
         let mut damaged = bytes.clone();
         let middle = damaged.len() / 2;
-        damaged[middle..middle + 8].iter_mut().for_each(|b| *b ^= 0x5a);
+        damaged[middle..middle + 8]
+            .iter_mut()
+            .for_each(|b| *b ^= 0x5a);
         let err = describe(&load(&damaged).unwrap_err());
         assert!(err.contains(CHECKSUM_MISMATCH), "{err}");
         // A record written before checksums: no trailer.
