@@ -165,6 +165,10 @@ impl Cli {
     /// # Safety
     /// Call before any thread starts: it writes the environment.
     pub unsafe fn export_driver_caches(&self) {
+        // A CPU-only build has no driver to point anywhere: no directories to create.
+        if !cfg!(any(feature = "wgpu", feature = "cuda")) {
+            return;
+        }
         if let Some(gpu) = self.gpu_args() {
             // SAFETY: forwarded to the caller.
             unsafe { KernelCache::resolve(gpu.kernel_cache.as_deref()).export_driver_caches() };

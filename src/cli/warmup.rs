@@ -47,19 +47,15 @@ struct WarmupReport {
 }
 
 impl WarmupArgs {
-    /// Every phase `train`, `eval`, `infer` and `bench` meet at these sizes, each once.
+    /// Every phase `train`, `eval`, `infer` and `bench` meet at these sizes, each once (the
+    /// training phases are distinct by construction).
     fn phases(&self) -> Vec<Phase> {
         let train = self.limit_train.unwrap_or(Split::Train.full_len());
         let test = self.limit_test.unwrap_or(Split::Test.full_len());
         let mut phases = Phase::of_training(self.shapes.batch, train, test);
         phases.extend([Phase::Infer(self.shapes.infer_batch), Phase::Infer(1)]);
-        let mut unique = Vec::new();
-        for phase in phases {
-            if !unique.contains(&phase) {
-                unique.push(phase);
-            }
-        }
-        unique
+        phases.dedup(); // `--infer-batch 1`
+        phases
     }
 }
 

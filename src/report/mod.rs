@@ -18,7 +18,7 @@ pub use run_report::{EpochRow, FinalMetrics, RunReport};
 pub fn draw_curves(run: &RunDir, history: &[EpochHistory], epochs: usize) -> Result<PathBuf> {
     let path = run.curves_file();
     // Drawn beside it and renamed, so that a kill while drawing leaves the previous picture.
-    let partial = path.with_extension("svg.partial");
+    let partial = crate::run::partial_path(&path);
     write_curves_svg(&Curves::from_history(history), epochs, &partial)?;
     std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)

@@ -33,12 +33,7 @@ impl RunDir {
 
     /// Takes the directory for one training process (creating it), or says who holds it.
     pub fn lock(&self) -> Result<RunLock> {
-        std::fs::create_dir_all(self.path()).with_context(|| {
-            format!(
-                "cannot create the artifact directory {}; choose a writable --artifact-dir",
-                self.path().display()
-            )
-        })?;
+        self.create()?;
         let path = self.lock_file();
         let mut file = OpenOptions::new()
             .read(true)

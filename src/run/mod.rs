@@ -44,10 +44,7 @@ const RUN_ENTRIES: [&str; 13] = [
 /// Writes `bytes` to `path` through a `.partial` file and a rename, so that a reader or a crash
 /// sees the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = path.with_extension(format!(
-        "{}.partial",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let partial = partial_path(path);
     fs::write(&partial, bytes)
         .and_then(|_| fs::rename(&partial, path))
         .inspect_err(|_| {
@@ -116,6 +113,16 @@ impl RunDir {
     /// `confusion.svg`: the last evaluation's confusion matrix.
     pub fn confusion_file(&self) -> PathBuf {
         self.path.join("confusion.svg")
+    }
+
+    /// Creates the directory (and its parents), or says to choose a writable one.
+    fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.path).with_context(|| {
+            format!(
+                "cannot create the artifact directory {}; choose a writable --artifact-dir",
+                self.path.display()
+            )
+        })
     }
 
     /// Fails with the fix when the directory does not exist.
@@ -209,13 +216,8 @@ impl RunDir {
     /// Creates the directory for a new run. Refuses to mix with an earlier run unless
     /// `overwrite`, in which case the earlier run's files (and only those) are removed.
     pub fn prepare_new(&self, overwrite: bool) -> Result<()> {
+        self.create()?;
         let dir = &self.path;
-        fs::create_dir_all(dir).with_context(|| {
-            format!(
-                "cannot create the artifact directory {}; choose a writable --artifact-dir",
-                dir.display()
-            )
-        })?;
         let earlier: Vec<&str> = RUN_ENTRIES
             .into_iter()
             .filter(|e| dir.join(e).exists())

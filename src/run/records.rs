@@ -42,9 +42,14 @@ fn unknown(context: &str, path: &Path, err: impl std::fmt::Display) -> RecorderE
     RecorderError::Unknown(format!("{context} {}: {err}", path.display()))
 }
 
-/// The `.partial` file a record is written to before it is renamed into place.
+/// The `.partial` file a file is written to before it is renamed into place (`model.mpk` ->
+/// `model.mpk.partial`); records, the journal, the report and the curves all use it.
 pub fn partial_path(final_path: &Path) -> PathBuf {
-    final_path.with_extension(format!("{EXTENSION}.partial"))
+    let extension = final_path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
+    final_path.with_extension(format!("{extension}.partial"))
 }
 
 /// The trailer's first 8 bytes; the checksum follows, little-endian.
@@ -84,7 +89,7 @@ impl<W: Write> Write for RecordWriter<W> {
     }
 }
 
-fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderError> {
+fn write_record<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| unknown("cannot create", parent, e))?;
     }
@@ -125,7 +130,7 @@ fn write_atomically<I: Serialize>(item: &I, path: &Path) -> Result<(), RecorderE
 
 /// Syncs the directory holding `path`, so that a rename survives a power cut; best effort (some
 /// file systems cannot sync a directory).
-pub(crate) fn sync_dir(path: &Path) {
+fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
         let _ = dir.sync_all();
     }
@@ -206,7 +211,7 @@ impl<B: Backend> Recorder<B> for AtomicMpkRecorder {
     type LoadArgs = PathBuf;
 
     fn save_item<I: Serialize>(&self, item: I, file: PathBuf) -> Result<(), RecorderError> {
-        write_atomically(&item, &file.with_extension(EXTENSION))
+        write_record(&item, &file.with_extension(EXTENSION))
     }
 
     fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {

@@ -161,10 +161,9 @@ fn prepare<B: AutodiffBackend>(
         );
         return Ok(None);
     }
-    match resume_from {
-        Some(done) => resume::forget_after(&run, done)?,
-        None if options.resume => resume::forget_after(&run, 0)?,
-        None => run.prepare_new(options.overwrite)?,
+    match options.resume {
+        true => resume::forget_after(&run, resume_from.unwrap_or(0))?,
+        false => run.prepare_new(options.overwrite)?,
     }
     run.save_config(&config)?;
     Ok(Some(Prepared {
