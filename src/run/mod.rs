@@ -12,8 +12,11 @@ mod records;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use alexnet_model::AlexNet;
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::backend::Backend;
 
 pub use config::{ConfigError, TrainingConfig};
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
@@ -78,6 +81,15 @@ impl RunDir {
     /// `model.mpk`: the final network, written when training finishes.
     pub fn model_file(&self) -> PathBuf {
         self.path.join("model.mpk")
+    }
+
+    /// Writes `net` as the run's final model (`model.mpk`), whole or not at all.
+    pub fn save_model<B: Backend>(&self, net: &AlexNet<B>) -> Result<PathBuf> {
+        let path = self.model_file();
+        net.clone()
+            .save_file(&path, &recorder())
+            .with_context(|| format!("cannot write the final model to {}", path.display()))?;
+        Ok(path)
     }
 
     /// The Learner's checkpoint directory.

@@ -19,10 +19,9 @@ use std::time::Instant;
 
 use alexnet_model::AlexNet;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
-use burn::module::Module;
 use burn::optim::SgdConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
@@ -373,9 +372,7 @@ fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
         }
         .into());
     }
-    let model_path = run.model_file();
-    net.save_file(&model_path, &run::recorder())
-        .with_context(|| format!("cannot write the final model to {}", model_path.display()))?;
+    let model_path = run.save_model(&net)?;
     Ok(TrainOutcome {
         epochs: log,
         model_path,

@@ -90,10 +90,7 @@ pub fn finish_completed<B: Backend>(
             .clone()
             .load_file(run.checkpoint_file("model", last), &run::recorder(), device)
             .with_context(|| format!("cannot read the checkpoint of epoch {last}"))?;
-        trained
-            .net
-            .save_file(&final_model, &run::recorder())
-            .with_context(|| format!("cannot write {}", final_model.display()))?;
+        run.save_model(&trained.net)?;
         println!(
             "wrote the final model {} from the checkpoint of epoch {last} (the run had stopped \
              before writing it)",
