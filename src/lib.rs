@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod evaluation;
 pub mod inference;
+pub mod interop;
 pub mod report;
 pub mod run;
 pub mod summary;

@@ -3,6 +3,8 @@
 mod backends;
 mod bench;
 mod eval;
+mod export;
+mod import;
 mod infer;
 mod report;
 mod summary;
@@ -16,6 +18,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use bench::BenchArgs;
 pub use eval::EvalArgs;
+pub use export::ExportArgs;
+pub use import::ImportArgs;
 pub use infer::InferArgs;
 pub use report::{PlotArgs, ReportArgs};
 pub use summary::SummaryArgs;
@@ -48,6 +52,12 @@ pub enum Command {
     Infer(InferArgs),
     /// Evaluate a trained model: loss, accuracy, per-class accuracy, confusion matrix.
     Eval(EvalArgs),
+    /// Read the weights of d2l's PyTorch network (a state dict: .pt, .pth or safetensors) into a
+    /// run directory that infer, eval and export use.
+    Import(ImportArgs),
+    /// Write a run's network as d2l's PyTorch state dict (safetensors), for
+    /// `net.load_state_dict` in PyTorch.
+    Export(ExportArgs),
     /// Redraw a run's training curves (curves.svg, and curves.png with --png) from its logs.
     Plot(PlotArgs),
     /// Print a run's report (and rewrite report.json and report.md) from its files.
@@ -155,6 +165,8 @@ impl Cli {
             Command::Bench(args) => Some(&args.backend.gpu),
             Command::Summary(args) => Some(&args.backend.gpu),
             Command::Warmup(args) => Some(&args.backend.gpu),
+            Command::Import(args) => Some(&args.backend.gpu),
+            Command::Export(args) => Some(&args.backend.gpu),
             Command::Backends(args) => Some(&args.gpu),
             Command::Plot(_) | Command::Report(_) => None,
         }
@@ -189,6 +201,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Infer(args) => args.backend.inference(infer::InferTask(&args)),
         Command::Eval(args) => args.backend.inference(eval::EvalTask(&args)),
         Command::Summary(args) => args.backend.inference(summary::SummaryTask(args.resize)),
+        Command::Import(args) => args.backend.inference(import::ImportTask(&args)),
+        Command::Export(args) => args.backend.inference(export::ExportTask(&args)),
         Command::Warmup(args) => {
             let devices = args.backend.device_list();
             args.backend.training(&devices, warmup::WarmupTask(&args))

@@ -1,0 +1,71 @@
+//! `alexnet import`: a PyTorch state dict of d2l's network into a run directory.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::tensor::backend::Backend;
+use clap::Args;
+
+use super::BackendArgs;
+use crate::backend::{Devices, InferenceTask};
+use crate::interop::{self, Format};
+use crate::run::{RunDir, TrainingConfig};
+
+/// Flags of `alexnet import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The weights of d2l's nn.Sequential AlexNet: torch.save(net.state_dict()) (.pt, .pth) or
+    /// safetensors.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// The run directory to write (config.json and model.mpk), for infer, eval and export.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifact_dir: PathBuf,
+    /// The input side the network was built for [default: the side `alexnet export` recorded
+    /// in the file, else 224].
+    #[arg(long, value_name = "PIXELS")]
+    pub resize: Option<usize>,
+    /// For a full checkpoint dict: the key that holds the state dict (e.g. model_state_dict).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Replace a run already in --artifact-dir.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// The import, on the chosen backend (the weights only pass through it).
+pub struct ImportTask<'a>(pub &'a ImportArgs);
+
+impl InferenceTask for ImportTask<'_> {
+    type Output = Result<()>;
+
+    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+        let args = self.0;
+        let resize = args
+            .resize
+            .or_else(|| interop::exported_image_size(&args.from))
+            .unwrap_or(224);
+        let config = super::model_config(resize)?;
+        let net =
+            interop::import_net::<B>(&args.from, &config, args.key.as_deref(), &devices.main)?;
+        let run = RunDir::new(&args.artifact_dir);
+        run.prepare_new(args.overwrite)?;
+        let model = run.save_model(&net)?;
+        run.save_config(&TrainingConfig::d2l(resize))?;
+        println!(
+            "imported {} ({}, {} parameters, --resize {resize}) into {} and {}",
+            args.from.display(),
+            Format::sniff(&args.from)?,
+            net.parameter_count(),
+            model.display(),
+            run.config_file().display()
+        );
+        println!(
+            "use it with: alexnet eval --artifact-dir {}",
+            args.artifact_dir.display()
+        );
+        Ok(())
+    }
+}

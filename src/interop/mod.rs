@@ -1,0 +1,405 @@
+//! Weights in the form of d2l's PyTorch network. [`import_net`] reads a state dict of the
+//! chapter's `nn.Sequential` (written by `torch.save`, or as safetensors); [`export_net`] writes
+//! a network as the safetensors state dict that `net.load_state_dict(…)` loads strictly.
+//!
+//! burn-store reads both formats, writes safetensors and transposes Linear weights between
+//! PyTorch's `[out, in]` and Burn's `[in, out]`. This module owns d2l's key names, the checks of
+//! what a file holds, and their one-line messages (burn-store's are multi-line reports).
+
+mod format;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use alexnet_model::{AlexNet, AlexNetConfig, MIN_IMAGE_SIZE};
+use anyhow::{Result, anyhow, bail};
+use burn::tensor::DType;
+use burn::tensor::backend::Backend;
+use burn_store::{
+    ApplyResult, BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
+};
+
+pub use format::{Format, exported_image_size};
+
+use crate::run;
+
+/// d2l's `nn.Sequential` index of each layer with parameters, by the [`AlexNet`] field that
+/// holds it: PyTorch's `0.weight` is our `conv1.weight`, `14.weight` our `fc1.weight`.
+const LAYER_INDICES: [(&str, &str); 8] = [
+    ("conv1", "0"),
+    ("conv2", "3"),
+    ("conv3", "6"),
+    ("conv4", "8"),
+    ("conv5", "10"),
+    ("fc1", "14"),
+    ("fc2", "17"),
+    ("fc3", "20"),
+];
+
+/// One tensor of a state dict, as d2l names it and PyTorch lays it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTensor {
+    /// The key in d2l's state dict (`0.weight`).
+    pub key: String,
+    /// The parameter in this crate's network (`conv1.weight`).
+    pub param: String,
+    /// The shape in PyTorch's layout (Linear weights `[out, in]`).
+    pub shape: Vec<usize>,
+}
+
+/// d2l's key for one of our parameter names (`fc1.weight` -> `14.weight`).
+fn d2l_key(param: &str) -> Option<String> {
+    let (layer, rest) = param.split_once('.')?;
+    let (_, index) = LAYER_INDICES.iter().find(|(l, _)| *l == layer)?;
+    Some(format!("{index}.{rest}"))
+}
+
+/// The state dict d2l's network has for `net`'s configuration, in the network's order.
+pub fn d2l_state_dict<B: Backend>(net: &AlexNet<B>) -> Vec<StateTensor> {
+    net.parameter_shapes()
+        .into_iter()
+        .map(|(param, mut shape)| {
+            // Burn's Linear holds [in, out]; PyTorch's nn.Linear holds [out, in].
+            if shape.len() == 2 {
+                shape.reverse();
+            }
+            let key = d2l_key(&param).expect("every parameter belongs to a mapped layer");
+            StateTensor { key, param, shape }
+        })
+        .collect()
+}
+
+/// What a file holds under one key.
+#[derive(Debug, Clone)]
+struct Found {
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+/// The store of one file, of either format, with d2l's keys renamed to ours.
+enum Store {
+    Pytorch(PytorchStore),
+    Safetensors(SafetensorsStore),
+}
+
+impl Store {
+    /// Opens `file` with its keys as they are, to inspect them.
+    fn inspect(file: &Path, format: Format) -> Self {
+        Self::open(file, format, Vec::new())
+    }
+
+    /// Opens `file` with the keys under `prefix.` (all keys when `None`) renamed from d2l's to
+    /// our parameter names.
+    fn for_loading(file: &Path, format: Format, prefix: Option<&str>) -> Self {
+        let strip = prefix.map(|p| (format!("^{}\\.", regex::escape(p)), String::new()));
+        let layers = LAYER_INDICES
+            .iter()
+            .map(|(layer, index)| (format!("^{index}\\."), format!("{layer}.")));
+        Self::open(file, format, strip.into_iter().chain(layers).collect())
+    }
+
+    /// Opens `file`, applying the regex `renames` in order.
+    fn open(file: &Path, format: Format, renames: Vec<(String, String)>) -> Self {
+        match format {
+            // Off: it would renumber d2l's 0, 3, 6, … to 0, 1, 2, ….
+            Format::Pytorch => {
+                let store = PytorchStore::from_file(file).map_indices_contiguous(false);
+                Self::Pytorch(
+                    renames
+                        .into_iter()
+                        .fold(store, |s, (from, to)| s.with_key_remapping(from, to)),
+                )
+            }
+            Format::Safetensors => {
+                let store = SafetensorsStore::from_file(file)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .map_indices_contiguous(false);
+                Self::Safetensors(
+                    renames
+                        .into_iter()
+                        .fold(store, |s, (from, to)| s.with_key_remapping(from, to)),
+                )
+            }
+        }
+    }
+
+    /// Every tensor of the file by key, or why the file cannot be read as a state dict.
+    fn tensors(&mut self) -> Result<BTreeMap<String, Found>, String> {
+        let snapshots = match self {
+            Self::Pytorch(s) => s.get_all_snapshots().map_err(|e| e.to_string())?,
+            Self::Safetensors(s) => s.get_all_snapshots().map_err(|e| e.to_string())?,
+        };
+        Ok(snapshots
+            .iter()
+            .map(|(key, s)| {
+                let found = Found {
+                    shape: s.shape.to_vec(),
+                    dtype: s.dtype,
+                };
+                (key.clone(), found)
+            })
+            .collect())
+    }
+
+    fn load_into<B: Backend>(&mut self, net: &mut AlexNet<B>) -> Result<ApplyResult, String> {
+        match self {
+            Self::Pytorch(s) => net.load_from(s).map_err(|e| e.to_string()),
+            Self::Safetensors(s) => net.load_from(s).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The first line of a (possibly multi-line) error, without burn-store's generic guesses.
+fn first_line(message: &str) -> &str {
+    let line = message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.split(". This may indicate").next().unwrap_or(line)
+}
+
+/// Reads the state dict in `file` into a network built from `config`, or says in one line what
+/// the file holds instead and how to fix it. `key` names the entry of a full checkpoint dict
+/// that holds the state dict (`model_state_dict`).
+pub fn import_net<B: Backend>(
+    file: &Path,
+    config: &AlexNetConfig,
+    key: Option<&str>,
+    device: &B::Device,
+) -> Result<AlexNet<B>> {
+    let format = Format::sniff(file)?;
+    let found = Store::inspect(file, format).tensors().map_err(|reason| {
+        anyhow!(
+            "{} is a {format} file but not a state dict ({}); save the weights with \
+             torch.save(net.state_dict(), …)",
+            file.display(),
+            first_line(&reason)
+        )
+    })?;
+    let mut net = config.try_init::<B>(device)?;
+    let expected = d2l_state_dict(&net);
+    let prefix = weights_prefix(file, &found, key, &expected)?;
+    let under_prefix = strip_prefix(&found, prefix.as_deref());
+    check_tensors(file, &under_prefix, &expected, config)?;
+    let result = Store::for_loading(file, format, prefix.as_deref())
+        .load_into(&mut net)
+        .map_err(|e| anyhow!("cannot load {}: {}", file.display(), first_line(&e)))?;
+    // The checks above cover what burn-store reports; this guards against them drifting apart.
+    if let Some(err) = result.errors.first() {
+        bail!("cannot load {}: {err}", file.display());
+    }
+    if let Some((param, _)) = result.missing.first() {
+        bail!("cannot load {}: {param} was not filled", file.display());
+    }
+    Ok(net)
+}
+
+/// Keys under `prefix.`, without it; every key when there is no prefix.
+fn strip_prefix(found: &BTreeMap<String, Found>, prefix: Option<&str>) -> BTreeMap<String, Found> {
+    let Some(prefix) = prefix else {
+        return found.clone();
+    };
+    found
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix(prefix)?.strip_prefix('.')?.to_string(),
+                v.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// The entry of a checkpoint dict that holds the weights: `key` when given (checked), none for
+/// a plain state dict; a full checkpoint without `--key` is an error naming the key.
+fn weights_prefix(
+    file: &Path,
+    found: &BTreeMap<String, Found>,
+    key: Option<&str>,
+    expected: &[StateTensor],
+) -> Result<Option<String>> {
+    let file = file.display();
+    if found.is_empty() {
+        bail!(
+            "{file} holds no tensors, so it is not a state dict; save the weights with \
+             torch.save(net.state_dict(), …)"
+        );
+    }
+    if let Some(key) = key {
+        if strip_prefix(found, Some(key)).is_empty() {
+            bail!(
+                "{file} has nothing under the key '{key}' (its top-level keys: {}); pass \
+                 --key with one of them",
+                top_level_keys(found)
+            );
+        }
+        return Ok(Some(key.to_string()));
+    }
+    let first = &expected[0].key;
+    if found.contains_key(first) {
+        return Ok(None);
+    }
+    let nested = found
+        .keys()
+        .find_map(|k| k.strip_suffix(first.as_str())?.strip_suffix('.'));
+    if let Some(prefix) = nested {
+        bail!(
+            "{file} is a full checkpoint, not a state dict: the network's weights are under the \
+             key '{prefix}'; pass --key {prefix} (or save net.state_dict() alone)"
+        );
+    }
+    Ok(None)
+}
+
+/// The distinct first components of the keys, for messages.
+fn top_level_keys(found: &BTreeMap<String, Found>) -> String {
+    let mut tops: Vec<&str> = found
+        .keys()
+        .map(|k| k.split('.').next().unwrap_or(k))
+        .collect();
+    tops.dedup();
+    tops.join(", ")
+}
+
+/// Checks that `found` is exactly d2l's state dict for `config`: every key, no other key,
+/// float32, PyTorch's shapes.
+fn check_tensors(
+    file: &Path,
+    found: &BTreeMap<String, Found>,
+    expected: &[StateTensor],
+    config: &AlexNetConfig,
+) -> Result<()> {
+    let file = file.display();
+    for want in expected {
+        let (key, param) = (&want.key, &want.param);
+        let Some(have) = found.get(key) else {
+            let keys: Vec<&str> = found.keys().take(4).map(String::as_str).collect();
+            bail!(
+                "{file} has no tensor '{key}' (d2l's {param}), so it is not a state dict of d2l's \
+                 AlexNet nn.Sequential (its first keys: {})",
+                keys.join(", ")
+            );
+        };
+        if have.dtype != DType::F32 {
+            bail!(
+                "tensor '{key}' in {file} is {:?}; import reads float32 weights: save them \
+                 after net.float()",
+                have.dtype
+            );
+        }
+        if have.shape == want.shape {
+            continue;
+        }
+        let mut reversed = want.shape.clone();
+        reversed.reverse();
+        if want.shape.len() == 2 && have.shape == reversed {
+            bail!(
+                "tensor '{key}' in {file} is {:?}, the transpose of nn.Linear's [out_features, \
+                 in_features] = {:?}; save the weights in PyTorch's own layout",
+                have.shape,
+                want.shape
+            );
+        }
+        bail!(
+            "tensor '{key}' (d2l's {param}) in {file} is {:?}, but d2l's AlexNet at --resize {} \
+             needs {:?}{}",
+            have.shape,
+            config.image_size,
+            want.shape,
+            resize_hint(param, &have.shape, config)
+        );
+    }
+    if let Some(extra) = found
+        .keys()
+        .find(|k| !expected.iter().any(|e| &e.key == *k))
+    {
+        bail!(
+            "{file} has a tensor '{extra}' that d2l's AlexNet does not have, so it holds another \
+             network (d2l's keys are 0.weight, 0.bias, 3.*, 6.*, 8.*, 10.*, 14.*, 17.*, 20.*)"
+        );
+    }
+    Ok(())
+}
+
+/// For a first Linear layer sized for another input side: the `--resize` values that fit it.
+fn resize_hint(param: &str, shape: &[usize], config: &AlexNetConfig) -> String {
+    let [_, width] = shape else {
+        return String::new();
+    };
+    if param != "fc1.weight" {
+        return String::new();
+    }
+    let fits: Vec<usize> = (MIN_IMAGE_SIZE..=1024)
+        .filter(|&side| {
+            let other = config.clone().with_image_size(side);
+            other.flatten_width() == Ok(*width)
+        })
+        .collect();
+    match (fits.first(), fits.last()) {
+        (Some(a), Some(b)) if a == b => format!("; the file fits --resize {a}"),
+        (Some(a), Some(b)) => format!("; the file fits --resize {a} to {b}"),
+        _ => String::new(),
+    }
+}
+
+/// Writes `net` to `out` as d2l's safetensors state dict (PyTorch key names and layouts), with
+/// the input side in the metadata; returns the bytes written. The file appears whole or not at
+/// all.
+pub fn export_net<B: Backend>(net: &AlexNet<B>, image_size: usize, out: &Path) -> Result<usize> {
+    // PyTorch's own `save_file` writes {"format": "pt"}; tools such as transformers check it.
+    let store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .clear_metadata()
+        .metadata("format", "pt")
+        .metadata(format::IMAGE_SIZE_KEY, image_size.to_string());
+    let mut store = LAYER_INDICES.iter().fold(store, |s, (layer, index)| {
+        s.with_key_remapping(format!("^{layer}\\."), format!("{index}."))
+    });
+    net.save_into(&mut store)
+        .map_err(|e| anyhow!("cannot export the network: {}", first_line(&e.to_string())))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow!("cannot export the network: {}", first_line(&e.to_string())))?;
+    run::write_atomically(out, &bytes)?;
+    Ok(bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_d2ls_sequential_indices() {
+        assert_eq!(d2l_key("conv1.weight").as_deref(), Some("0.weight"));
+        assert_eq!(d2l_key("conv5.bias").as_deref(), Some("10.bias"));
+        assert_eq!(d2l_key("fc1.weight").as_deref(), Some("14.weight"));
+        assert_eq!(d2l_key("fc3.bias").as_deref(), Some("20.bias"));
+        assert_eq!(d2l_key("pool1.weight"), None);
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn the_state_dict_has_pytorchs_layouts() {
+        let net: AlexNet<burn::backend::Flex> = AlexNetConfig::new().init(&Default::default());
+        let dict = d2l_state_dict(&net);
+        assert_eq!(dict.len(), 16);
+        let shape = |key: &str| dict.iter().find(|t| t.key == key).unwrap().shape.clone();
+        assert_eq!(shape("0.weight"), vec![96, 1, 11, 11]);
+        assert_eq!(shape("14.weight"), vec![4096, 6400]);
+        assert_eq!(shape("20.weight"), vec![10, 4096]);
+        assert_eq!(shape("20.bias"), vec![10]);
+        assert_eq!(
+            (dict[10].param.as_str(), dict[10].key.as_str()),
+            ("fc1.weight", "14.weight")
+        );
+    }
+
+    #[test]
+    fn resize_hints_name_the_sizes_that_fit() {
+        let config = AlexNetConfig::new();
+        assert_eq!(
+            resize_hint("fc1.weight", &[4096, 6400], &config),
+            "; the file fits --resize 193 to 224"
+        );
+        assert_eq!(resize_hint("fc2.weight", &[4096, 6400], &config), "");
+        assert_eq!(resize_hint("fc1.weight", &[4096, 6401], &config), "");
+    }
+}
