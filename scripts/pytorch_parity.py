@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""PyTorch side of the parity checks, built on the d2l reference in ../shared/reference/pytorch.
+
+  fixtures [--out tests/fixtures/pytorch_parity.json]
+      Computes what tests/pytorch_parity.rs compares against, with d2l's own network in float64
+      (and, for comparison, PyTorch's float32 error against it): logits of real test images at
+      224 px, the mean cross-entropy, and after one SGD step (lr 0.01, dropout off) gradient and
+      weight samples and norms of every tensor. The weights
+      come from a formula both sides compute bit for bit (see `formula_weights`), so no weight
+      file is shipped. The images' raw 28x28 pixels go into the fixture, so the Rust tests need
+      neither PyTorch nor the data package.
+  pickles [--out-dir tests/fixtures/torch]
+      Writes the small torch.save files the import tests read without PyTorch: a state dict of
+      another network, a full checkpoint dict around one, and a pickled list.
+  train --resize N --epochs E [--limit-train N] --out FILE.safetensors
+      Trains with train_ref.py's loop (d2l's protocol at that size) and saves the state dict.
+  eval --weights FILE.safetensors --resize N
+      Loads a state dict strictly into train_ref.py's network and prints its accuracy on all
+      10,000 test images as JSON.
+"""
+import argparse
+import json
+import os
+import sys
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCE = os.environ.get(
+    "PYTORCH_REFERENCE", os.path.join(HERE, "..", "..", "shared", "reference", "pytorch"))
+sys.path.insert(0, REFERENCE)
+import train_ref  # noqa: E402
+
+# Test-set indices of the fixture images: the first eight (several classes).
+IMAGES = list(range(8))
+RESIZE = 224
+LR = 0.01
+SAMPLES = 24
+
+
+def lowbias32(x):
+    """Chris Wellons' lowbias32 integer hash, on uint32 arrays (wrapping arithmetic)."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def formula_weights(net):
+    """Tensor t (state-dict order), flat index i (PyTorch layout):
+    u = lowbias32(i + t * 0x9E3779B9 mod 2^32) / 2^32, value = f32((2u - 1) * bound) in f64
+    arithmetic, bound = sqrt(6 / fan_in) for weights (He-uniform: unlike Xavier, it keeps the
+    activations' scale through the ReLUs, so the logits are of order 1, not 0.01) and
+    1 / sqrt(fan_in) for biases. Every step is exact or correctly rounded, so Rust gets the
+    same bits."""
+    state = {}
+    for t, (key, p) in enumerate(net.state_dict().items()):
+        n = p.numel()
+        if p.dim() > 1:
+            fan_in = int(np.prod(p.shape[1:]))
+            bound = np.sqrt(6.0 / float(fan_in))
+        else:
+            weight = net.state_dict()[key.replace("bias", "weight")]
+            fan_in = int(np.prod(weight.shape[1:]))
+            bound = 1.0 / np.sqrt(float(fan_in))
+        seed = np.uint64(t) * np.uint64(0x9E3779B9)
+        i = (np.arange(n, dtype=np.uint64) + seed) & np.uint64(0xFFFFFFFF)
+        u = lowbias32(i).astype(np.float64) / 4294967296.0
+        values = ((2.0 * u - 1.0) * bound).astype(np.float32)
+        state[key] = torch.from_numpy(values.reshape(tuple(p.shape)))
+    return state
+
+
+def sample_indices(n, t):
+    """SAMPLES flat indices spread over a tensor of n values (both ends included)."""
+    spread = np.linspace(0, n - 1, SAMPLES // 2).astype(np.int64)
+    hashed = (lowbias32(np.arange(SAMPLES // 2, dtype=np.uint64) + np.uint64(1000 * t))
+              .astype(np.int64) % n)
+    return sorted(set(spread.tolist()) | set(hashed.tolist()))
+
+
+def step(net, images, labels, dtype):
+    """Logits (dropout off), the mean cross-entropy, then one SGD step as train_ch6 takes it with
+    dropout off: returns (logits, loss, gradients, updated weights) in `dtype`."""
+    net = net.to(dtype)
+    net.eval()
+    with torch.no_grad():
+        logits = net(images.to(dtype))
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    net.train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR)
+    optimizer.zero_grad()
+    loss = nn.CrossEntropyLoss()(net(images.to(dtype)), torch.from_numpy(labels))
+    loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in net.named_parameters()}
+    optimizer.step()
+    after = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return logits, float(loss.detach()), grads, after
+
+
+def relative(a, b):
+    """max |a - b| / max |b|."""
+    a, b = a.double(), b.double()
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def fixtures(out):
+    x, y = train_ref.load_fashion_mnist("test")
+    raw, labels = x[IMAGES], y[IMAGES]
+    images = train_ref.resize_uint8(raw, RESIZE)          # d2l's Resize + ToTensor (PIL)
+    resized_u8 = (images * 255).round().to(torch.uint8).numpy()
+
+    def fresh():
+        net = train_ref.alexnet(RESIZE)
+        net.load_state_dict(formula_weights(net), strict=True)
+        return net
+
+    # The reference is PyTorch in float64 on the same f32 weights and pixels: the exact answer
+    # to about 1e-15. PyTorch's own float32 run is kept for its distance from that answer.
+    logits, loss, grads, after = step(fresh(), images, labels, torch.float64)
+    logits32, loss32, grads32, _ = step(fresh(), images, labels, torch.float32)
+
+    tensors = {}
+    for t, key in enumerate(grads):
+        g, w = grads[key].flatten(), after[key].flatten()
+        idx = sample_indices(g.numel(), t)
+        tensors[key] = {
+            "shape": list(grads[key].shape),
+            "grad_l2": float(g.norm()),
+            "grad_max_abs": float(g.abs().max()),
+            "torch_f32_grad_error": relative(grads32[key], grads[key]),
+            "samples": [[i, float(g[i]), float(w[i])] for i in idx],
+        }
+
+    kept = torch.nn.functional.dropout(torch.ones(200_000), p=0.5, training=True)
+    survivors = kept[kept != 0].unique().tolist()
+    fixture = {
+        "about": "scripts/pytorch_parity.py fixtures: d2l's network (train_ref.py) with "
+                 "formula weights, in float64; regenerate with that script",
+        "torch": torch.__version__,
+        "resize": RESIZE,
+        "lr": LR,
+        "test_indices": IMAGES,
+        "pixels": [img.flatten().tolist() for img in raw],
+        "labels": labels.tolist(),
+        "resized_crc32": [zlib.crc32(img.tobytes()) for img in resized_u8],
+        "logits": logits.tolist(),
+        "loss": loss,
+        "torch_f32_logit_error": relative(logits32, logits),
+        "torch_f32_loss": loss32,
+        "tensors": tensors,
+        "dropout": {
+            "p": 0.5,
+            "survivor_values": survivors,
+            "zero_fraction": float((kept == 0).float().mean()),
+            "eval_is_identity": bool(torch.equal(
+                torch.nn.functional.dropout(torch.ones(1000), p=0.5, training=False),
+                torch.ones(1000))),
+        },
+    }
+    with open(out, "w") as f:
+        json.dump(fixture, f, separators=(",", ":"))
+        f.write("\n")
+    worst = max(t["torch_f32_grad_error"] for t in tensors.values())
+    print(f"wrote {out}: loss {loss:.7f} (PyTorch f32: {loss32:.7f}), PyTorch f32 logits within "
+          f"{fixture['torch_f32_logit_error']:.1e} of f64, gradients within {worst:.1e}")
+
+
+def pickles(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    other = {"0.weight": torch.ones(2, 3), "0.bias": torch.zeros(2)}
+    torch.save(other, os.path.join(out_dir, "other_network.pt"))
+    torch.save({"epoch": 3, "model_state_dict": other, "optimizer_state_dict": {}},
+               os.path.join(out_dir, "checkpoint.pt"))
+    torch.save([1, 2, 3], os.path.join(out_dir, "list.pt"))
+    print(f"wrote {out_dir}")
+
+
+def train(a):
+    from safetensors.torch import save_file
+    torch.set_num_threads(a.threads)
+    xtr, ytr = train_ref.load_fashion_mnist("train", a.limit_train)
+    gen = torch.Generator().manual_seed(a.seed)
+    loader = train_ref.Loader(xtr, ytr, a.batch, True, a.resize, "pil", gen)
+    net = train_ref.build(a.resize, a.seed)
+    train_ref.train(net, loader, None, a.epochs, a.lr)
+    save_file(net.state_dict(), a.out)
+    print(f"wrote {a.out}")
+
+
+def evaluate(a):
+    from safetensors.torch import load_file
+    torch.set_num_threads(a.threads)
+    net = train_ref.alexnet(a.resize)
+    net.load_state_dict(load_file(a.weights), strict=True)
+    xte, yte = train_ref.load_fashion_mnist("test")
+    loader = train_ref.Loader(xte, yte, 256, False, a.resize)
+    acc = train_ref.evaluate_accuracy(net, loader)
+    print(json.dumps({"weights": a.weights, "resize": a.resize, "images": len(yte),
+                      "accuracy": acc}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fixtures")
+    f.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures",
+                                                 "pytorch_parity.json"))
+    k = sub.add_parser("pickles")
+    k.add_argument("--out-dir", default=os.path.join(HERE, "..", "tests", "fixtures", "torch"))
+    t = sub.add_parser("train")
+    t.add_argument("--resize", type=int, required=True)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--limit-train", type=int, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--out", required=True)
+    e = sub.add_parser("eval")
+    e.add_argument("--weights", required=True)
+    e.add_argument("--resize", type=int, required=True)
+    e.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(getattr(a, "threads", 2))
+    {"fixtures": lambda: fixtures(a.out), "train": lambda: train(a),
+     "eval": lambda: evaluate(a), "pickles": lambda: pickles(a.out_dir)}[a.command]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+//! `alexnet import` and `alexnet export` through the binary: the round trip is bit-identical,
+//! an imported run works with `eval` and `infer`, and every kind of wrong file gets one line.
+
+#![cfg(feature = "flex")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use common::state_dict::{self, Entry};
+use safetensors::Dtype;
+
+/// The smallest valid input side keeps the files at 86 MB (fc2 alone is 4096 x 4096).
+const RESIZE: usize = 65;
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs `alexnet` and returns (success, stdout, stderr).
+fn alexnet(args: &[&str]) -> (bool, String, String) {
+    let out = common::run(args);
+    (
+        out.status.success(),
+        common::stdout(&out),
+        common::stderr(&out),
+    )
+}
+
+fn import(from: &Path, dir: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
+        "import",
+        "--from",
+        path_str(from),
+        "--artifact-dir",
+        path_str(dir),
+    ];
+    args.extend_from_slice(extra);
+    alexnet(&args)
+}
+
+/// The single error line of a failed command, checked to be one line and no panic.
+fn error_line(result: (bool, String, String)) -> String {
+    let (ok, _, stderr) = result;
+    assert!(!ok, "the command should fail");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+fn write_dict(dir: &Path, name: &str, entries: &[Entry]) -> PathBuf {
+    let path = dir.join(name);
+    state_dict::write(&path, entries, None);
+    path
+}
+
+#[test]
+fn import_export_import_is_bit_identical_and_the_run_is_usable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = state_dict::formula::<Flex>(RESIZE);
+    let file = write_dict(tmp.path(), "d2l.safetensors", &original);
+    let (run1, run2) = (tmp.path().join("run1"), tmp.path().join("run2"));
+    let resize = RESIZE.to_string();
+    let (ok, stdout, stderr) = import(&file, &run1, &["--resize", &resize]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("safetensors") && stdout.contains("model.mpk"),
+        "{stdout}"
+    );
+
+    let exported = tmp.path().join("exported.safetensors");
+    let export = |run: &Path, out: &Path| {
+        alexnet(&[
+            "export",
+            "--artifact-dir",
+            path_str(run),
+            "--out",
+            path_str(out),
+        ])
+    };
+    let (ok, _, stderr) = export(&run1, &exported);
+    assert!(ok, "{stderr}");
+    let (entries, metadata) = state_dict::read(&exported);
+    let mut sorted = original.clone();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    assert!(
+        entries == sorted,
+        "export gives back the imported tensors, bit for bit"
+    );
+    assert_eq!(metadata.get("alexnet.image_size"), Some(&resize));
+    assert_eq!(metadata.get("format").map(String::as_str), Some("pt"));
+
+    // The second import reads the input side from the exported file's metadata.
+    let (ok, stdout, stderr) = import(&exported, &run2, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("--resize {RESIZE}")), "{stdout}");
+    let again = tmp.path().join("again.safetensors");
+    assert!(export(&run2, &again).0);
+    assert!(
+        state_dict::read(&again).0 == sorted,
+        "import -> export -> import is bit-identical"
+    );
+
+    // The imported run is a run: eval and infer use it.
+    let data = common::synthetic_data_dir();
+    let (ok, stdout, stderr) = alexnet(&[
+        "eval",
+        "--artifact-dir",
+        path_str(&run1),
+        "--data-dir",
+        path_str(data),
+        "--limit",
+        "32",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("accuracy"), "{stdout}");
+    let (ok, _, stderr) = alexnet(&[
+        "infer",
+        "--artifact-dir",
+        path_str(&run1),
+        "--data-dir",
+        path_str(data),
+        "--test-index",
+        "0,1",
+    ]);
+    assert!(ok, "{stderr}");
+
+    // An existing run and an existing --out are kept unless --overwrite.
+    let line = error_line(import(&file, &run1, &["--resize", &resize]));
+    assert!(line.contains("--overwrite"), "{line}");
+    assert!(import(&file, &run1, &["--resize", &resize, "--overwrite"]).0);
+    let line = error_line(export(&run1, &exported));
+    assert!(
+        line.contains("exists") && line.contains("--overwrite"),
+        "{line}"
+    );
+    let line = error_line(export(&run1, &tmp.path().join("net.pt")));
+    assert!(line.contains(".safetensors"), "{line}");
+}
+
+/// A valid dict at `RESIZE` with `change` applied, imported; returns the error line.
+fn import_changed(change: impl FnOnce(&mut Vec<Entry>)) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entries = state_dict::formula::<Flex>(RESIZE);
+    change(&mut entries);
+    let file = write_dict(tmp.path(), "changed.safetensors", &entries);
+    let resize = RESIZE.to_string();
+    let line = error_line(import(
+        &file,
+        &tmp.path().join("run"),
+        &["--resize", &resize],
+    ));
+    assert!(
+        !tmp.path().join("run").exists(),
+        "nothing written for a bad file"
+    );
+    line
+}
+
+fn entry<'a>(entries: &'a mut [Entry], key: &str) -> &'a mut Entry {
+    entries.iter_mut().find(|e| e.key == key).unwrap()
+}
+
+#[test]
+fn wrong_state_dicts_get_one_line_naming_the_fix() {
+    let line = import_changed(|e| e.retain(|t| t.key != "20.bias"));
+    assert!(line.contains("no tensor '20.bias'"), "{line}");
+
+    let line = import_changed(|e| {
+        let mut extra = e[1].clone();
+        extra.key = "21.bias".into();
+        e.push(extra);
+    });
+    assert!(
+        line.contains("'21.bias'") && line.contains("another network"),
+        "{line}"
+    );
+
+    let line = import_changed(|e| entry(e, "14.weight").shape.reverse());
+    assert!(line.contains("the transpose of nn.Linear"), "{line}");
+
+    let line = import_changed(|e| {
+        let t = entry(e, "0.bias");
+        t.dtype = Dtype::F16;
+        t.bytes.truncate(t.bytes.len() / 2);
+    });
+    assert!(line.contains("F16") && line.contains("float32"), "{line}");
+
+    // Weights saved at another input side: the message names the sizes that fit.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_dict(
+        tmp.path(),
+        "at65.safetensors",
+        &state_dict::formula::<Flex>(RESIZE),
+    );
+    let line = error_line(import(&file, &tmp.path().join("run"), &["--resize", "128"]));
+    assert!(
+        line.contains("'14.weight'") && line.contains("fits --resize 65 to"),
+        "{line}"
+    );
+
+    // The state dict nested in a checkpoint dict (keys `model.0.weight`, …): named, then read.
+    let nested: Vec<Entry> = state_dict::formula::<Flex>(RESIZE)
+        .into_iter()
+        .map(|e| Entry {
+            key: format!("model.{}", e.key),
+            ..e
+        })
+        .collect();
+    let file = write_dict(tmp.path(), "nested.safetensors", &nested);
+    let run = tmp.path().join("nested-run");
+    let line = error_line(import(&file, &run, &["--resize", "65"]));
+    assert!(
+        line.contains("full checkpoint") && line.contains("--key model"),
+        "{line}"
+    );
+    let (ok, _, stderr) = import(&file, &run, &["--resize", "65", "--key", "model"]);
+    assert!(ok, "{stderr}");
+    let line = error_line(import(&file, &run, &["--resize", "65", "--key", "nope"]));
+    assert!(line.contains("'nope'") && line.contains("model"), "{line}");
+}
+
+#[test]
+fn files_that_are_not_state_dicts_get_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
+
+    let text = tmp.path().join("notes.pt");
+    std::fs::write(&text, "not weights").unwrap();
+    let line = error_line(import(&text, &run, &[]));
+    assert!(
+        line.contains("neither a PyTorch file nor safetensors"),
+        "{line}"
+    );
+
+    let empty = write_dict(tmp.path(), "empty.safetensors", &[]);
+    let line = error_line(import(&empty, &run, &[]));
+    assert!(line.contains("holds no tensors"), "{line}");
+
+    let line = error_line(import(&tmp.path().join("missing.pt"), &run, &[]));
+    assert!(line.contains("cannot read"), "{line}");
+
+    // torch.save files (tests/fixtures/torch, from scripts/pytorch_parity.py pickles).
+    let line = error_line(import(&fixtures.join("list.pt"), &run, &[]));
+    assert!(line.contains("not a state dict"), "{line}");
+    let line = error_line(import(&fixtures.join("other_network.pt"), &run, &[]));
+    assert!(
+        line.contains("'0.weight'") && line.contains("[2, 3]"),
+        "{line}"
+    );
+    let checkpoint = fixtures.join("checkpoint.pt");
+    let line = error_line(import(&checkpoint, &run, &[]));
+    assert!(line.contains("--key model_state_dict"), "{line}");
+    let line = error_line(import(&checkpoint, &run, &["--key", "model_state_dict"]));
+    assert!(
+        line.contains("'0.weight'") && line.contains("[2, 3]"),
+        "{line}"
+    );
+    assert!(!run.exists(), "nothing written for a bad file");
+}
+
+#[test]
+fn exported_metadata_is_only_a_default() {
+    // A safetensors file with a foreign metadata map imports at the default side (224) unless
+    // --resize is given: here the weights are for 65, so the default fails with the hint.
+    let tmp = tempfile::tempdir().unwrap();
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let file = tmp.path().join("foreign.safetensors");
+    state_dict::write(&file, &state_dict::formula::<Flex>(RESIZE), Some(metadata));
+    let line = error_line(import(&file, &tmp.path().join("run"), &[]));
+    assert!(line.contains("--resize 224"), "{line}");
+}
