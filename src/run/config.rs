@@ -1,5 +1,7 @@
 //! The full configuration of a run (model + protocol), saved as `config.json`, and its checks.
 
+use std::path::Path;
+
 use alexnet_model::{AlexNetConfig, AlexNetConfigError};
 use burn::config::Config;
 
@@ -29,6 +31,67 @@ pub struct TrainingConfig {
     /// Data-loading threads; 1 overlaps loading with compute and keeps batch order fixed.
     #[config(default = 1)]
     pub num_workers: usize,
+    /// The optimizer and learning-rate schedule around `lr`; d2l's plain SGD by default.
+    #[config(default = "OptimizerConfig::new()")]
+    pub optimizer: OptimizerConfig,
+    /// Label smoothing of the cross-entropy (as PyTorch's `label_smoothing`); d2l uses none.
+    #[config(default = 0.0)]
+    pub label_smoothing: f64,
+}
+
+/// How the learning rate moves over the run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` throughout (d2l).
+    Constant,
+    /// `lr` times `lr_gamma` every `lr_step_epochs` epochs.
+    Step,
+    /// Cosine annealing from `lr` to 0 over the run.
+    Cosine,
+}
+
+impl std::fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Constant => "constant",
+            Self::Step => "step",
+            Self::Cosine => "cosine",
+        })
+    }
+}
+
+/// SGD's options beyond the learning rate, and the learning-rate schedule; the defaults are
+/// d2l's plain SGD at a constant rate.
+#[derive(Config, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    /// SGD momentum (PyTorch's, dampening 0); 0 is plain SGD.
+    #[config(default = 0.0)]
+    pub momentum: f64,
+    /// Nesterov momentum.
+    #[config(default = false)]
+    pub nesterov: bool,
+    /// L2 penalty added to the gradients (PyTorch's `weight_decay`).
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// The schedule of the learning rate.
+    #[config(default = "LrSchedule::Constant")]
+    pub lr_schedule: LrSchedule,
+    /// Epochs between two decays of the step schedule.
+    #[config(default = "None")]
+    pub lr_step_epochs: Option<usize>,
+    /// The step schedule's decay factor.
+    #[config(default = 0.1)]
+    pub lr_gamma: f64,
+    /// Epochs over which the rate climbs linearly to its scheduled value.
+    #[config(default = 0)]
+    pub warmup_epochs: usize,
+    /// Largest L2 norm of each parameter's gradient (Burn clips per tensor, where PyTorch's
+    /// `clip_grad_norm_` clips the norm of all gradients together).
+    #[config(default = "None")]
+    pub clip_grad_norm: Option<f64>,
 }
 
 /// A training setting that cannot work; the message names the flag to change.
@@ -51,6 +114,59 @@ pub enum ConfigError {
         /// The value given.
         lr: f64,
     },
+    /// An optimizer or schedule value out of its range.
+    #[error("--{flag} {value} {fix}")]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What would work.
+        fix: &'static str,
+    },
+}
+
+/// A file's JSON, or one line saying why there is none.
+fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the config {file}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not JSON: {e}"))
+}
+
+/// Writes `value`'s fields over `base`'s, recursing into objects present in both.
+fn merge(base: &mut serde_json::Value, value: serde_json::Value) {
+    match (base, value) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(value)) => {
+            for (key, v) in value {
+                match base.get_mut(&key) {
+                    Some(b) => merge(b, v),
+                    None => {
+                        base.insert(key, v);
+                    }
+                }
+            }
+        }
+        (base, value) => *base = value,
+    }
+}
+
+/// The first key of `value` (dotted path) that `known` does not have.
+fn unknown_field(
+    value: &serde_json::Value,
+    known: &serde_json::Value,
+    prefix: &str,
+) -> Option<String> {
+    let (Some(value), Some(known)) = (value.as_object(), known.as_object()) else {
+        return None;
+    };
+    value.iter().find_map(|(key, v)| {
+        let path = format!("{prefix}{key}");
+        match known.get(key) {
+            None => Some(path),
+            Some(k) => unknown_field(v, k, &format!("{path}.")),
+        }
+    })
 }
 
 /// The flag that fixes a model error: the image size is `--resize`.
@@ -62,6 +178,41 @@ fn resize_hint(err: &AlexNetConfigError) -> &'static str {
 }
 
 impl TrainingConfig {
+    /// Reads a configuration written by a run or by hand (`alexnet train --config FILE`): a
+    /// field this crate does not know, or one of the wrong type, is an error naming it.
+    pub fn from_file_strict(path: &Path) -> anyhow::Result<Self> {
+        let value = read_json(path)?;
+        let known = serde_json::to_value(Self::d2l(224)).expect("configs serialise");
+        if let Some(field) = unknown_field(&value, &known, "") {
+            anyhow::bail!(
+                "{} has an unknown field '{field}'; `alexnet train --print-config` shows \
+                 every field",
+                path.display()
+            );
+        }
+        Self::from_value(path, value)
+    }
+
+    /// Reads a run's `config.json`; fields it lacks (a run written before they existed) take
+    /// d2l's values.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let value = read_json(path)?;
+        // Every run has written its model; without it this is some other JSON file.
+        if value.get("model").is_none() {
+            anyhow::bail!("{} has no model field", path.display());
+        }
+        Self::from_value(path, value)
+    }
+
+    /// `value`'s fields over d2l's protocol. Burn's `Config` derive gives its defaults to
+    /// `new()` only, not to deserialisation, so the defaults are merged in here.
+    fn from_value(path: &Path, value: serde_json::Value) -> anyhow::Result<Self> {
+        let mut merged = serde_json::to_value(Self::d2l(224)).expect("configs serialise");
+        merge(&mut merged, value);
+        serde_path_to_error::deserialize(merged)
+            .map_err(|e| anyhow::anyhow!("{}: field '{}' {}", path.display(), e.path(), e.inner()))
+    }
+
     /// The d2l protocol at the given input size.
     pub fn d2l(resize: usize) -> Self {
         Self::new(AlexNetConfig::new().with_image_size(resize))
@@ -77,6 +228,86 @@ impl TrainingConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(ConfigError::LearningRate { lr: self.lr });
+        }
+        self.validate_optimizer()
+    }
+
+    /// The optimizer and schedule fields, each against its range.
+    fn validate_optimizer(&self) -> Result<(), ConfigError> {
+        let o = &self.optimizer;
+        let out = |flag, value: &dyn std::fmt::Display, fix| {
+            Err(ConfigError::OutOfRange {
+                flag,
+                value: value.to_string(),
+                fix,
+            })
+        };
+        let unit = |v: f64| (0.0..1.0).contains(&v);
+        if !unit(o.momentum) {
+            return out("momentum", &o.momentum, "must lie in [0, 1) (0.9 is usual)");
+        }
+        if o.nesterov && o.momentum == 0.0 {
+            return out(
+                "nesterov",
+                &true,
+                "needs a --momentum above 0, e.g. --momentum 0.9",
+            );
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return out(
+                "weight-decay",
+                &o.weight_decay,
+                "must be 0 or more (5e-4 is usual)",
+            );
+        }
+        if !(o.lr_gamma > 0.0 && o.lr_gamma <= 1.0) {
+            return out("lr-gamma", &o.lr_gamma, "must lie in (0, 1] (0.1 is usual)");
+        }
+        match (o.lr_schedule, o.lr_step_epochs) {
+            (LrSchedule::Step, None | Some(0)) => {
+                let given = o.lr_step_epochs.map_or("none".into(), |n| n.to_string());
+                return out(
+                    "lr-step-epochs",
+                    &given,
+                    "must be at least 1 with --lr-schedule step",
+                );
+            }
+            (LrSchedule::Constant | LrSchedule::Cosine, Some(_)) => {
+                let given = o.lr_step_epochs.unwrap_or(0);
+                return out(
+                    "lr-step-epochs",
+                    &given,
+                    "only applies to --lr-schedule step",
+                );
+            }
+            _ => {}
+        }
+        if o.lr_schedule == LrSchedule::Cosine && self.lr > 1.0 {
+            return out(
+                "lr",
+                &self.lr,
+                "must be at most 1 with --lr-schedule cosine",
+            );
+        }
+        if o.warmup_epochs > 0 && o.warmup_epochs >= self.epochs {
+            return out(
+                "warmup-epochs",
+                &o.warmup_epochs,
+                "must be shorter than the run: fewer than --epochs",
+            );
+        }
+        if o.clip_grad_norm
+            .is_some_and(|x| !(x.is_finite() && x > 0.0))
+        {
+            let given = o.clip_grad_norm.unwrap_or(0.0);
+            return out("clip-grad-norm", &given, "must be a finite number above 0");
+        }
+        if !unit(self.label_smoothing) {
+            return out(
+                "label-smoothing",
+                &self.label_smoothing,
+                "must lie in [0, 1) (0.1 is usual)",
+            );
         }
         Ok(())
     }
@@ -108,10 +339,93 @@ mod tests {
     }
 
     #[test]
+    fn bad_optimizer_settings_name_the_flag_and_the_fix() {
+        let c = TrainingConfig::d2l(224);
+        let opt = |f: fn(OptimizerConfig) -> OptimizerConfig| {
+            let c = c.clone();
+            let optimizer = f(c.optimizer.clone());
+            TrainingConfig { optimizer, ..c }
+        };
+        let err = |c: TrainingConfig| c.validate().unwrap_err().to_string();
+        assert!(err(opt(|o| o.with_momentum(-0.5))).starts_with("--momentum -0.5 must lie in"));
+        assert!(err(opt(|o| o.with_momentum(1.0))).contains("--momentum"));
+        assert!(err(opt(|o| o.with_nesterov(true))).contains("--nesterov true needs a --momentum"));
+        assert!(err(opt(|o| o.with_weight_decay(-1.0))).contains("--weight-decay"));
+        assert!(err(opt(|o| o.with_lr_gamma(0.0))).contains("--lr-gamma"));
+        let step = opt(|o| o.with_lr_schedule(LrSchedule::Step));
+        assert!(err(step.clone()).contains("--lr-step-epochs none must be at least 1"));
+        let stepped = opt(|o| {
+            o.with_lr_schedule(LrSchedule::Step)
+                .with_lr_step_epochs(Some(3))
+        });
+        assert!(stepped.validate().is_ok());
+        assert!(err(opt(|o| o.with_lr_step_epochs(Some(3)))).contains("only applies"));
+        let cosine = opt(|o| o.with_lr_schedule(LrSchedule::Cosine));
+        assert!(err(cosine.with_lr(2.0)).contains("at most 1"));
+        assert!(err(opt(|o| o.with_warmup_epochs(10))).contains("shorter than the run"));
+        assert!(opt(|o| o.with_warmup_epochs(9)).validate().is_ok());
+        assert!(err(opt(|o| o.with_clip_grad_norm(Some(0.0)))).contains("--clip-grad-norm"));
+        assert!(err(c.clone().with_label_smoothing(1.0)).contains("--label-smoothing"));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn config_files_name_unknown_and_ill_typed_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            TrainingConfig::from_file_strict(&path).map_err(|e| e.to_string())
+        };
+        let good = serde_json::to_string(&TrainingConfig::d2l(96).with_lr(0.1)).unwrap();
+        assert_eq!(load(&good).unwrap(), TrainingConfig::d2l(96).with_lr(0.1));
+        let err = load(r#"{"model": {"image_size": 96}, "momentun": 0.9}"#).unwrap_err();
+        assert!(err.contains("unknown field 'momentun'"), "{err}");
+        let err = load(r#"{"model": {"image_sise": 96}}"#).unwrap_err();
+        assert!(err.contains("'model.image_sise'"), "{err}");
+        let err = load(r#"{"model": {}, "optimizer": {"momentum": "high"}}"#).unwrap_err();
+        assert!(
+            err.contains("field 'optimizer.momentum' invalid type"),
+            "{err}"
+        );
+        let err = load(r#"{"model": {}, "optimizer": {"lr_schedule": "linear"}}"#).unwrap_err();
+        assert!(
+            err.contains("optimizer.lr_schedule") && err.contains("cosine"),
+            "{err}"
+        );
+        assert!(load("{").unwrap_err().contains("is not JSON"));
+    }
+
+    #[test]
+    fn configs_without_the_optimizer_fields_load_as_d2l() {
+        // config.json of runs written before these fields existed.
+        let old = r#"{"model":{"num_classes":10,"in_channels":1,"image_size":96,"dropout":0.5},
+            "epochs":2,"batch_size":32,"lr":0.1,"limit_train":null,"limit_test":null,"seed":0,
+            "num_workers":1}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, old).unwrap();
+        let config = TrainingConfig::from_file(&path).unwrap();
+        assert_eq!(config.optimizer, OptimizerConfig::new());
+        assert_eq!(
+            (config.epochs, config.lr, config.model.image_size),
+            (2, 0.1, 96)
+        );
+        assert_eq!(config.label_smoothing, 0.0);
+    }
+
+    #[test]
     fn round_trips_through_json() {
         let c = TrainingConfig::d2l(96)
             .with_limit_train(Some(500))
-            .with_seed(7);
+            .with_seed(7)
+            .with_label_smoothing(0.1)
+            .with_optimizer(
+                OptimizerConfig::new()
+                    .with_momentum(0.9)
+                    .with_lr_schedule(LrSchedule::Cosine)
+                    .with_clip_grad_norm(Some(1.0)),
+            );
         let json = serde_json::to_string(&c).unwrap();
         let back: TrainingConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);

@@ -17,6 +17,9 @@ pub struct Classifier<B: Backend> {
     /// Stops training at a non-finite loss; not part of the record.
     #[module(skip)]
     pub guard: LossGuard,
+    /// Label smoothing of the loss (`--label-smoothing`); not part of the record.
+    #[module(skip)]
+    pub label_smoothing: Option<f32>,
 }
 
 impl<B: Backend> Classifier<B> {
@@ -25,6 +28,16 @@ impl<B: Backend> Classifier<B> {
         Self {
             net,
             guard: LossGuard::default(),
+            label_smoothing: None,
+        }
+    }
+
+    /// Smooths the loss's targets by `alpha` (none at 0, d2l's setting).
+    pub fn with_label_smoothing(self, alpha: f64) -> Self {
+        let label_smoothing = (alpha > 0.0).then_some(alpha as f32);
+        Self {
+            label_smoothing,
+            ..self
         }
     }
 
@@ -33,10 +46,12 @@ impl<B: Backend> Classifier<B> {
         Self { guard, ..self }
     }
 
-    /// Logits, mean cross-entropy loss (as `nn.CrossEntropyLoss()`) and targets of one batch.
+    /// Logits, mean cross-entropy loss (as `nn.CrossEntropyLoss()`, with its
+    /// `label_smoothing`) and targets of one batch.
     pub fn forward_classification(&self, batch: FashionMnistBatch<B>) -> ClassificationOutput<B> {
         let logits = self.net.forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
+            .with_smoothing(self.label_smoothing)
             .init(&logits.device())
             .forward(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
