@@ -26,7 +26,7 @@ pub fn format_table(rows: &[LayerShape], parameters: usize) -> String {
 }
 
 /// `46764746` as `46,764,746`.
-fn thousands(n: usize) -> String {
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

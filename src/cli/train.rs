@@ -9,19 +9,19 @@ use clap::Args;
 
 use super::BackendArgs;
 use crate::backend::{DeviceChoice, Devices, TrainingTask};
-use crate::training::{self, ConfigFlags, RunOptions};
+use crate::training::{self, Cadence, ConfigFlags, Display, RunOptions};
 
 /// Flags of `alexnet train`. Unset flags take d2l's values, or the saved ones with `--resume`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub config: ConfigFlags,
+    pub flags: ConfigFlags,
     /// Directory for config, logs, checkpoints and the final model.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifact_dir: PathBuf,
     /// Directory with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, then
     /// /usr/share/datasets/fashion-mnist).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Replace an earlier run found in the artifact directory.
     #[arg(long, conflicts_with = "resume")]
@@ -30,6 +30,29 @@ pub struct TrainArgs {
     /// its saved settings.
     #[arg(long)]
     pub resume: bool,
+    /// Start from this config.json (another run's, or edited by hand); flags given beside it
+    /// override its fields.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Print the resolved configuration as JSON and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Plain lines instead of the dashboard, also on a terminal (also chosen by NO_COLOR or
+    /// TERM=dumb).
+    #[arg(long, help_heading = "Output")]
+    pub no_dashboard: bool,
+    /// Without the dashboard: a progress line every N training batches [default: at most one
+    /// a minute].
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Output",
+        conflicts_with = "quiet"
+    )]
+    pub log_every: Option<usize>,
+    /// Print only the closing lines.
+    #[arg(long, help_heading = "Output")]
+    pub quiet: bool,
     /// Data-parallel training on several GPUs (e.g. 0,1): each batch is split across them and
     /// the optimizer runs on the first (Burn's multi-device strategy).
     #[arg(
@@ -44,6 +67,22 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The dashboard on a terminal that can show it, unless asked otherwise.
+    fn display(&self) -> Result<Display> {
+        let env_says_plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let terminal = std::io::stdout().is_terminal();
+        Ok(match (self.quiet, self.log_every) {
+            (true, _) => Display::Quiet,
+            (false, Some(0)) => anyhow::bail!("--log-every must be at least 1 (batches)"),
+            (false, Some(n)) if !terminal || self.no_dashboard || env_says_plain => {
+                Display::Lines(Cadence::Batches(n))
+            }
+            _ if terminal && !self.no_dashboard && !env_says_plain => Display::Dashboard,
+            _ => Display::Lines(Cadence::Seconds(60.0)),
+        })
+    }
+
     /// `--devices`, else `--device`, else the default device.
     pub fn devices(&self) -> Vec<DeviceChoice> {
         match self.devices.is_empty() {
@@ -67,11 +106,17 @@ impl TrainingTask for TrainTask<'_> {
             data_dir: args.data_dir.clone(),
             overwrite: args.overwrite,
             resume: args.resume,
-            dashboard: std::io::stdout().is_terminal(),
+            display: args.display()?,
+            config_file: args.config.clone(),
             device_label: label.clone(),
             kernel_cache: devices.kernel_cache,
         };
-        let Some(outcome) = training::train::<B>(devices.all, &args.config, &options)? else {
+        if args.print_config {
+            let config = training::resolve_config(&args.flags, &options)?;
+            println!("{}", serde_json::to_string_pretty(&config)?);
+            return Ok(());
+        }
+        let Some(outcome) = training::train::<B>(devices.all, &args.flags, &options)? else {
             return Ok(());
         };
         let epochs = outcome.epochs.epochs();

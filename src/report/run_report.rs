@@ -20,6 +20,9 @@ pub struct EpochRow {
     pub test_acc: Option<f64>,
     /// Training throughput, when the journal has the epoch.
     pub examples_per_sec: Option<f64>,
+    /// Top-3 test accuracy, when the journal has it.
+    #[serde(default)]
+    pub test_top3: Option<f64>,
 }
 
 /// d2l's closing line.
@@ -31,6 +34,33 @@ pub struct FinalMetrics {
     pub train_acc: f64,
     /// Test accuracy of the last epoch.
     pub test_acc: Option<f64>,
+}
+
+/// The optimizer and schedule, when they are not d2l's plain SGD at a constant rate.
+fn optimizer_line(c: &TrainingConfig) -> String {
+    let o = &c.optimizer;
+    if *o == crate::run::OptimizerConfig::new() && c.label_smoothing == 0.0 {
+        return String::new();
+    }
+    let mut parts = vec![format!("momentum {}", o.momentum)];
+    if o.nesterov {
+        parts.push("nesterov".into());
+    }
+    parts.push(format!("weight decay {}", o.weight_decay));
+    parts.push(format!("lr schedule {}", o.lr_schedule));
+    if let Some(n) = o.lr_step_epochs {
+        parts.push(format!("every {n} epochs x{}", o.lr_gamma));
+    }
+    if o.warmup_epochs > 0 {
+        parts.push(format!("warm-up {} epochs", o.warmup_epochs));
+    }
+    if let Some(x) = o.clip_grad_norm {
+        parts.push(format!("gradient norm clipped at {x}"));
+    }
+    if c.label_smoothing > 0.0 {
+        parts.push(format!("label smoothing {}", c.label_smoothing));
+    }
+    format!("- optimizer: {}\n", parts.join(", "))
 }
 
 /// Everything `report.json` holds.
@@ -72,6 +102,7 @@ impl RunReport {
                     test_loss: test.map(|t| t.loss),
                     test_acc: test.map(|t| t.accuracy),
                     examples_per_sec: journal.get(&e.epoch).map(|j| j.metrics.examples_per_sec()),
+                    test_top3: journal.get(&e.epoch).and_then(|j| j.metrics.test_top3),
                 }
             })
             .collect();
@@ -125,8 +156,11 @@ impl RunReport {
         );
         if let Some(f) = &self.final_metrics {
             let test = f.test_acc.map_or("-".into(), |a| format!("{a:.3}"));
+            let top3 = self
+                .final_top3()
+                .map_or(String::new(), |a| format!(", test top-3 acc {a:.3}"));
             md += &format!(
-                "- final: loss {:.3}, train acc {:.3}, test acc {test}\n",
+                "- final: loss {:.3}, train acc {:.3}, test acc {test}{top3}\n",
                 f.loss, f.train_acc
             );
         }
@@ -139,21 +173,28 @@ impl RunReport {
                 self.wall_seconds
             );
         }
-        md += "\n| epoch | train loss | train acc | test loss | test acc | examples/sec |\n";
-        md += "| ---: | ---: | ---: | ---: | ---: | ---: |\n";
+        md += &optimizer_line(c);
+        md += "\n| epoch | train loss | train acc | test loss | test acc | test top-3 | examples/sec |\n";
+        md += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
         let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         for e in &self.epochs {
             md += &format!(
-                "| {} | {:.3} | {:.3} | {} | {} | {} |\n",
+                "| {} | {:.3} | {:.3} | {} | {} | {} | {} |\n",
                 e.epoch,
                 e.train_loss,
                 e.train_acc,
                 opt(e.test_loss, 3),
                 opt(e.test_acc, 3),
+                opt(e.test_top3, 3),
                 opt(e.examples_per_sec, 1)
             );
         }
         md
+    }
+
+    /// The final epoch's top-3 test accuracy, if measured.
+    pub fn final_top3(&self) -> Option<f64> {
+        self.epochs.last().and_then(|e| e.test_top3)
     }
 
     /// Writes `report.json` and `report.md` into the run.

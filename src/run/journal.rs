@@ -27,6 +27,12 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Wall seconds of the whole epoch (training and test passes).
     pub epoch_seconds: f64,
+    /// Top-3 test accuracy in `[0, 1]` (absent in journals written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top3: Option<f64>,
+    /// The learning rate of the epoch's last step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
 }
 
 impl EpochMetrics {
@@ -35,6 +41,10 @@ impl EpochMetrics {
         self.train_examples as f64 / self.train_seconds.max(f64::MIN_POSITIVE)
     }
 }
+
+/// The columns of `metrics.csv`.
+pub const METRICS_CSV_HEADER: &str =
+    "epoch,train_loss,train_acc,test_loss,test_acc,test_top3,lr,examples_per_sec,seconds\n";
 
 /// One line of `epochs.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,7 +82,31 @@ impl RunDir {
             .filter(|e| e.metrics.epoch <= done)
             .map(|e| serde_json::to_string(&e).expect("journal entries serialise") + "\n")
             .collect();
-        super::write_atomically(&path, kept.as_bytes())
+        super::write_atomically(&path, kept.as_bytes())?;
+        self.write_metrics_csv()
+    }
+
+    /// Rewrites `metrics.csv` from the journal: one row per finished epoch, for spreadsheets
+    /// and pandas. Empty cells are values the epoch did not measure.
+    pub fn write_metrics_csv(&self) -> Result<()> {
+        let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        let mut csv = String::from(METRICS_CSV_HEADER);
+        for entry in self.read_journal().values() {
+            let m = &entry.metrics;
+            csv += &format!(
+                "{},{},{},{},{},{},{},{:.3},{:.3}\n",
+                m.epoch,
+                m.train_loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                cell(m.test_top3),
+                cell(m.lr),
+                m.examples_per_sec(),
+                m.epoch_seconds
+            );
+        }
+        super::write_atomically(&self.metrics_csv_file(), csv.as_bytes())
     }
 
     /// The journal's entries by epoch; a rerun epoch (after a resume) keeps its latest entry,

@@ -18,9 +18,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 
-pub use config::{ConfigError, TrainingConfig};
+pub use config::{ConfigError, LrSchedule, OptimizerConfig, TrainingConfig};
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
-pub use journal::{EpochMetrics, JournalEntry};
+pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};
 pub use lock::RunLock;
 pub use logs::{LogSplit, parse_log_entry};
 pub use records::{
@@ -28,7 +28,7 @@ pub use records::{
 };
 
 /// Entries a training run writes; a directory holding any of them holds a run.
-const RUN_ENTRIES: [&str; 13] = [
+const RUN_ENTRIES: [&str; 14] = [
     "config.json",
     "model.mpk",
     "checkpoint",
@@ -36,6 +36,7 @@ const RUN_ENTRIES: [&str; 13] = [
     "valid",
     "experiment.log",
     "epochs.jsonl",
+    "metrics.csv",
     "curves.svg",
     "curves.png",
     "report.json",
@@ -107,6 +108,11 @@ impl RunDir {
         self.path.join("epochs.jsonl")
     }
 
+    /// `metrics.csv`: one row per finished epoch.
+    pub fn metrics_csv_file(&self) -> PathBuf {
+        self.path.join("metrics.csv")
+    }
+
     /// `curves.svg`: d2l's training curves.
     pub fn curves_file(&self) -> PathBuf {
         self.path.join("curves.svg")
@@ -159,7 +165,7 @@ impl RunDir {
                 self.path.display()
             );
         }
-        let config = TrainingConfig::load(&path)
+        let config = TrainingConfig::from_file(&path)
             .with_context(|| format!("{} is not a training config", path.display()))?;
         config
             .model

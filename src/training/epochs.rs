@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use burn::train::Interrupter;
 
+use super::progress::ProgressLines;
 use crate::report;
 use crate::run::{Batch, EpochHistory, EpochMetrics, JournalEntry, LogSplit, RunDir};
 
@@ -23,6 +24,11 @@ pub struct EpochAccounting {
     phase_start: Instant,
     train_seconds: f64,
     sinks: Vec<Box<dyn EpochSink>>,
+    progress: Option<ProgressLines>,
+    /// Top-3 hits and examples of the running epoch's test pass.
+    top3: (f64, usize),
+    /// The learning rate of the last training step.
+    lr: Option<f64>,
 }
 
 impl EpochAccounting {
@@ -34,6 +40,17 @@ impl EpochAccounting {
             phase_start: Instant::now(),
             train_seconds: 0.0,
             sinks,
+            progress: None,
+            top3: (0.0, 0),
+            lr: None,
+        }
+    }
+
+    /// Also prints progress lines inside each epoch.
+    pub fn with_progress(self, progress: ProgressLines) -> Self {
+        Self {
+            progress: Some(progress),
+            ..self
         }
     }
 
@@ -44,11 +61,29 @@ impl EpochAccounting {
                 epoch,
                 ..Default::default()
             };
+            self.top3 = (0.0, 0);
         }
         match split {
-            LogSplit::Train => self.current.train.push(batch),
+            LogSplit::Train => {
+                self.current.train.push(batch);
+                let seconds = self.phase_start.elapsed().as_secs_f64();
+                if let Some(progress) = &mut self.progress {
+                    progress.after_batch(&self.current, seconds);
+                }
+            }
             LogSplit::Valid => self.current.test.push(batch),
         }
+    }
+
+    /// Adds one test batch's top-3 accuracy (in `[0, 1]`) over `examples` images.
+    pub fn add_top3(&mut self, accuracy: f64, examples: usize) {
+        self.top3.0 += accuracy * examples as f64;
+        self.top3.1 += examples;
+    }
+
+    /// The learning rate of the latest training step.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = Some(lr);
     }
 
     /// A pass of the running epoch ended. The epoch is finished when its test pass saw every
@@ -77,6 +112,8 @@ impl EpochAccounting {
             train_examples: train.examples,
             train_seconds: self.train_seconds,
             epoch_seconds: self.phase_start.elapsed().as_secs_f64(),
+            test_top3: (self.top3.1 > 0).then(|| self.top3.0 / self.top3.1 as f64),
+            lr: self.lr,
         };
         for sink in &mut self.sinks {
             sink.epoch_finished(&self.current, &metrics);
@@ -150,7 +187,11 @@ impl EpochSink for RunFiles {
             metrics: metrics.clone(),
             device: self.device.clone(),
         };
-        if let Err(err) = self.run.append_journal(&entry) {
+        if let Err(err) = self
+            .run
+            .append_journal(&entry)
+            .and_then(|_| self.run.write_metrics_csv())
+        {
             self.interrupter.stop(Some(&format!("{err:#}")));
             return;
         }
@@ -193,6 +234,8 @@ mod tests {
             train_examples: 2,
             train_seconds: 1.0,
             epoch_seconds: 1.0,
+            test_top3: None,
+            lr: None,
         };
         files.epoch_finished(&history, &metrics);
         assert!(interrupter.should_stop());

@@ -39,6 +39,9 @@ pub struct RunLogger {
 /// The metrics whose entries make up a [`Batch`].
 const LOSS: &str = "Loss";
 const ACCURACY: &str = "Accuracy";
+/// burn-train's name of `TopKAccuracyMetric::new(3)`.
+pub const TOP3: &str = "Top-K Accuracy @ TopK(3)";
+const LEARNING_RATE: &str = "Learning Rate";
 
 fn log_split(split: &Split) -> Option<LogSplit> {
     match split {
@@ -144,6 +147,16 @@ impl MetricLogger for RunLogger {
             match name.as_str() {
                 LOSS => loss = parse_log_entry(&line),
                 ACCURACY => accuracy = parse_log_entry(&line),
+                TOP3 => {
+                    if let Some((percent, examples)) = parse_log_entry(&line) {
+                        self.accounting.add_top3(percent / 100.0, examples);
+                    }
+                }
+                LEARNING_RATE => {
+                    if let Some((lr, _)) = parse_log_entry(&line) {
+                        self.accounting.set_lr(lr);
+                    }
+                }
                 _ => {}
             }
             lines.push((self.run.metric_log(split, epoch, name), line));

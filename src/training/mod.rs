@@ -8,8 +8,10 @@ mod epochs;
 mod guard;
 mod interrupt;
 mod logger;
+mod progress;
 mod renderer;
 mod resume;
+mod schedule;
 mod throughput;
 pub mod warmup;
 
@@ -22,9 +24,12 @@ use alexnet_model::AlexNet;
 use anyhow::Result;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
+use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::SgdConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
 use burn::tensor::backend::AutodiffBackend;
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
@@ -40,10 +45,13 @@ pub use throughput::ExamplesPerSecond;
 use crate::backend;
 use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, Split};
 use crate::report::RunReport;
-use crate::run::{self, RunDir, RunLock, TrainingConfig};
+use crate::run::{self, OptimizerConfig, RunDir, RunLock, TrainingConfig};
 use epochs::{EpochAccounting, RunFiles};
 use logger::RunLogger;
+pub use progress::Cadence;
+use progress::ProgressLines;
 use renderer::Renderer;
+use schedule::Schedule;
 use warmup::Phase;
 
 /// Where and how one training run happens, beyond the hyper-parameters.
@@ -57,13 +65,26 @@ pub struct RunOptions {
     pub overwrite: bool,
     /// Continue the run in the artifact directory from its newest complete checkpoint.
     pub resume: bool,
-    /// Draw burn-train's dashboard (stdout is a terminal) instead of one line per epoch.
-    pub dashboard: bool,
+    /// What training prints while it runs.
+    pub display: Display,
+    /// A configuration file to start from (`--config`) instead of d2l's protocol.
+    pub config_file: Option<PathBuf>,
     /// Backend and device, for the journal and report.
     pub device_label: String,
     /// The GPU kernel cache in use; on a GPU backend, training first compiles and tunes the
     /// kernels of its steps there, saying so, rather than leaving the first minutes silent.
     pub kernel_cache: Option<PathBuf>,
+}
+
+/// What training prints while it runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Display {
+    /// burn-train's dashboard (stdout is a terminal).
+    Dashboard,
+    /// A line per finished epoch, and progress lines inside each epoch.
+    Lines(Cadence),
+    /// Nothing until the closing lines (`--quiet`).
+    Quiet,
 }
 
 /// What a finished run reports, in d2l's terms.
@@ -115,6 +136,20 @@ pub fn train<B: AutodiffBackend>(
     finish(launched).map(Some)
 }
 
+/// The run's configuration, checked: the saved one on `--resume`, else the `--config` file or
+/// d2l's protocol, with the flags over it.
+pub fn resolve_config(flags: &ConfigFlags, options: &RunOptions) -> Result<TrainingConfig> {
+    let config = match options.resume {
+        true => resume::saved_config(&RunDir::new(&options.artifact_dir), flags)?,
+        false => {
+            let file = options.config_file.as_deref();
+            flags.fresh(file.map(TrainingConfig::from_file_strict).transpose()?)
+        }
+    };
+    config.validate()?;
+    Ok(config)
+}
+
 /// Loads one split, truncated to `limit`, refusing an empty result.
 fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
     let data = FashionMnist::load(split, dir)?.truncated(limit);
@@ -136,11 +171,7 @@ fn prepare<B: AutodiffBackend>(
     options: &RunOptions,
 ) -> Result<Option<Prepared<B>>> {
     let run = RunDir::new(&options.artifact_dir);
-    let config = match options.resume {
-        true => resume::saved_config(&run, flags)?,
-        false => flags.fresh(),
-    };
-    config.validate()?;
+    let config = resolve_config(flags, options)?;
     let lock = run.lock()?;
     let data_dir = options.data_dir.as_deref();
     let train_set = load_split(Split::Train, data_dir, config.limit_train)?;
@@ -234,6 +265,26 @@ fn loaders<B: AutodiffBackend>(
     (train, test)
 }
 
+/// SGD as the config asks for; with the defaults, d2l's plain SGD. Momentum's dampening is 0,
+/// PyTorch's default (Burn's is 0.1).
+fn sgd(o: &OptimizerConfig) -> SgdConfig {
+    let momentum = (o.momentum > 0.0).then_some(MomentumConfig {
+        momentum: o.momentum,
+        dampening: 0.0,
+        nesterov: o.nesterov,
+    });
+    let weight_decay = (o.weight_decay > 0.0).then_some(WeightDecayConfig {
+        penalty: o.weight_decay as f32,
+    });
+    let clipping = o
+        .clip_grad_norm
+        .map(|x| GradientClippingConfig::Norm(x as f32));
+    SgdConfig::new()
+        .with_momentum(momentum)
+        .with_weight_decay(weight_decay)
+        .with_gradient_clipping(clipping)
+}
+
 /// What [`launch`] leaves for [`finish`].
 struct Launched<B: AutodiffBackend> {
     run: RunDir,
@@ -270,6 +321,7 @@ fn launch<B: AutodiffBackend>(
     let training = SupervisedTraining::new(run.path(), train_loader, test_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
+        .metric_valid_numeric(TopKAccuracyMetric::new(3))
         .metrics((ExamplesPerSecond::new(),))
         .with_file_checkpointer(run::recorder())
         .num_epochs(config.epochs);
@@ -285,14 +337,18 @@ fn launch<B: AutodiffBackend>(
         )),
         Box::new(log.clone()),
     ];
-    if !options.dashboard {
+    if let Display::Lines(_) = options.display {
         sinks.push(Box::new(EpochLines {
             total_epochs: config.epochs,
         }));
     }
-    let accounting = EpochAccounting::new(test_len, sinks);
+    let mut accounting = EpochAccounting::new(test_len, sinks);
+    if let Display::Lines(cadence) = options.display {
+        let sizes = (train_len, test_len);
+        accounting = accounting.with_progress(ProgressLines::new(config.epochs, sizes, cadence));
+    }
     let mut logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
-    if options.kernel_cache.is_some() && !options.dashboard {
+    if options.kernel_cache.is_some() && options.display != Display::Dashboard {
         logger = logger.announce_first_step(start);
     }
     let mut training = training.with_metric_logger(logger);
@@ -304,17 +360,20 @@ fn launch<B: AutodiffBackend>(
         training = training.with_training_strategy(TrainingStrategy::Default(strategy));
     }
     interrupt::install(interrupter.clone());
-    let renderer = match options.dashboard {
-        true => Renderer::dashboard(interrupter.clone(), resume_from),
-        false => Renderer::lines(),
+    let renderer = match options.display {
+        Display::Dashboard => Renderer::dashboard(interrupter.clone(), resume_from),
+        Display::Lines(_) | Display::Quiet => Renderer::lines(),
     };
     let training = training.renderer(renderer);
 
     let guard = LossGuard::new(interrupter.clone());
+    let steps_per_epoch = train_len.div_ceil(config.batch_size);
     let learner = Learner::new(
-        model.with_guard(guard.clone()),
-        SgdConfig::new().init(),
-        config.lr,
+        model
+            .with_guard(guard.clone())
+            .with_label_smoothing(config.label_smoothing),
+        sgd(&config.optimizer).init(),
+        Schedule::new(&config, steps_per_epoch),
     );
     let result = training.launch(learner);
     drop(result.renderer); // closes the dashboard and restores the terminal
