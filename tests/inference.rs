@@ -282,10 +282,37 @@ fn eval_reports_loss_accuracy_and_a_consistent_confusion_matrix() {
     assert!((report["accuracy"].as_f64().unwrap() - diagonal as f64 / 100.0).abs() < 1e-12);
     let loss = report["loss"].as_f64().unwrap();
     assert!(loss.is_finite() && loss > 0.0);
+    // Precision, F1 and the confused pairs agree with the matrix.
+    for (class, row) in report["per_class"].as_array().unwrap().iter().enumerate() {
+        let predicted: u64 = counts.iter().map(|r| r[class]).sum();
+        let precision = row["precision"].as_f64();
+        match predicted {
+            0 => assert!(precision.is_none()),
+            n => {
+                assert!((precision.unwrap() - counts[class][class] as f64 / n as f64).abs() < 1e-12)
+            }
+        }
+    }
+    let pairs = report["most_confused"].as_array().unwrap();
+    assert!(pairs.len() <= 5);
+    let largest_off_diagonal = (0..10)
+        .flat_map(|t| (0..10).map(move |p| (t, p)))
+        .filter(|(t, p)| t != p)
+        .map(|(t, p)| counts[t][p])
+        .max()
+        .unwrap();
+    if largest_off_diagonal > 0 {
+        assert_eq!(pairs[0]["count"], largest_off_diagonal);
+    }
+    let macro_recall = report["macro_avg"]["recall"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&macro_recall));
 
     let text = stdout(&eval(&[]));
     assert!(
-        text.contains("per-class accuracy:") && text.contains("confusion matrix"),
+        text.contains("per class:")
+            && text.contains("precision")
+            && text.contains("most confused")
+            && text.contains("confusion matrix"),
         "{text}"
     );
     assert!(

@@ -1,4 +1,5 @@
-//! `alexnet eval`: loss, accuracy, per-class accuracy and the confusion matrix of a checkpoint.
+//! `alexnet eval`: loss, accuracy, per-class accuracy, precision and F1, the most confused pairs
+//! and the confusion matrix of a checkpoint.
 
 mod confusion;
 
@@ -12,7 +13,7 @@ use burn::tensor::ElementConversion;
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 
-pub use confusion::ConfusionMatrix;
+pub use confusion::{ConfusionMatrix, macro_average};
 
 use crate::data::{CLASS_NAMES, FashionMnist, FashionMnistBatcher, NUM_CLASSES, Split};
 
@@ -25,8 +26,34 @@ pub struct ClassAccuracy {
     pub correct: u64,
     /// Examples of this class.
     pub total: u64,
-    /// `correct / total`, absent when the split has no example of the class.
+    /// `correct / total` (the class's recall), absent when the split has no example of it.
     pub accuracy: Option<f64>,
+    /// Share of the predictions of this class that are right; absent if never predicted.
+    pub precision: Option<f64>,
+    /// Harmonic mean of precision and recall.
+    pub f1: Option<f64>,
+}
+
+/// A pair of classes the network mixes up.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfusedPair {
+    /// The true class.
+    pub truth: &'static str,
+    /// The class predicted instead.
+    pub predicted: &'static str,
+    /// How many times.
+    pub count: u64,
+}
+
+/// Means over the classes, each class weighing the same (undefined values count as 0).
+#[derive(Debug, Clone, Serialize)]
+pub struct MacroAverages {
+    /// Mean precision.
+    pub precision: f64,
+    /// Mean recall.
+    pub recall: f64,
+    /// Mean F1.
+    pub f1: f64,
 }
 
 /// The result of evaluating one record on one split.
@@ -42,8 +69,12 @@ pub struct Evaluation {
     pub loss: f64,
     /// Overall accuracy.
     pub accuracy: f64,
-    /// Accuracy per class, in label order.
+    /// Accuracy (recall), precision and F1 per class, in label order.
     pub per_class: Vec<ClassAccuracy>,
+    /// Macro averages of precision, recall and F1.
+    pub macro_avg: MacroAverages,
+    /// The five most frequent confusions, largest first.
+    pub most_confused: Vec<ConfusedPair>,
     /// The class names, in label order (the confusion matrix's rows and columns).
     pub classes: Vec<&'static str>,
     /// Rows: true class; columns: predicted class.
@@ -93,17 +124,33 @@ pub fn evaluate<B: Backend>(
 impl Evaluation {
     /// Summarises a loss and confusion matrix.
     pub fn new(checkpoint: &Path, split: Split, loss: f64, confusion: ConfusionMatrix) -> Self {
-        let per_class = confusion
-            .correct()
+        let (precision, recall, f1) = (
+            confusion.precision(),
+            confusion.per_class_accuracy(),
+            confusion.f1(),
+        );
+        let per_class = (0..confusion.classes())
+            .map(|c| ClassAccuracy {
+                label: CLASS_NAMES[c],
+                correct: confusion.correct()[c],
+                total: confusion.support()[c],
+                accuracy: recall[c],
+                precision: precision[c],
+                f1: f1[c],
+            })
+            .collect();
+        let macro_avg = MacroAverages {
+            precision: macro_average(&precision).unwrap_or(0.0),
+            recall: macro_average(&recall).unwrap_or(0.0),
+            f1: macro_average(&f1).unwrap_or(0.0),
+        };
+        let most_confused = confusion
+            .most_confused(5)
             .into_iter()
-            .zip(confusion.support())
-            .zip(confusion.per_class_accuracy())
-            .zip(CLASS_NAMES)
-            .map(|(((correct, total), accuracy), label)| ClassAccuracy {
-                label,
-                correct,
-                total,
-                accuracy,
+            .map(|(t, p, count)| ConfusedPair {
+                truth: CLASS_NAMES[t],
+                predicted: CLASS_NAMES[p],
+                count,
             })
             .collect();
         Self {
@@ -113,6 +160,8 @@ impl Evaluation {
             loss,
             accuracy: confusion.accuracy(),
             per_class,
+            macro_avg,
+            most_confused,
             classes: CLASS_NAMES.to_vec(),
             confusion,
         }
@@ -121,16 +170,39 @@ impl Evaluation {
     /// The human-readable report.
     pub fn to_text(&self) -> String {
         let mut out = format!(
-            "{} on the {} split ({} images)\nloss {:.3}, accuracy {:.3}\n\nper-class accuracy:\n",
-            self.checkpoint, self.split, self.examples, self.loss, self.accuracy
+            "{} on the {} split ({} images)\nloss {:.3}, accuracy {:.3}\n\nper class:\n  {:<12} {:>9} {:>9} {:>9}\n",
+            self.checkpoint,
+            self.split,
+            self.examples,
+            self.loss,
+            self.accuracy,
+            "",
+            "accuracy",
+            "precision",
+            "F1"
         );
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{a:.3}"));
         for c in &self.per_class {
-            let acc = c
-                .accuracy
-                .map_or("  -  ".to_string(), |a| format!("{a:.3}"));
             out.push_str(&format!(
-                "  {:<12} {acc}  ({}/{})\n",
-                c.label, c.correct, c.total
+                "  {:<12} {:>9} {:>9} {:>9}  ({}/{})\n",
+                c.label,
+                cell(c.accuracy),
+                cell(c.precision),
+                cell(c.f1),
+                c.correct,
+                c.total
+            ));
+        }
+        let m = &self.macro_avg;
+        out.push_str(&format!(
+            "  {:<12} {:>9.3} {:>9.3} {:>9.3}  (macro average: recall, precision, F1)\n",
+            "", m.recall, m.precision, m.f1
+        ));
+        out.push_str("\nmost confused (true -> predicted):\n");
+        for pair in &self.most_confused {
+            out.push_str(&format!(
+                "  {:<12} -> {:<12} {}\n",
+                pair.truth, pair.predicted, pair.count
             ));
         }
         out.push_str("\nconfusion matrix (rows: true class, columns: predicted class 0-9):\n");
