@@ -23,7 +23,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Directory with the Fashion-MNIST files (for the data pipeline; random pixels without).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,

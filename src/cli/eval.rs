@@ -33,7 +33,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub png: bool,
     /// Directory with the Fashion-MNIST files.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,

@@ -58,7 +58,7 @@ impl InferenceTask for ImportTask<'_> {
             "imported {} ({}, {} parameters, --resize {resize}) into {} and {}",
             args.from.display(),
             Format::sniff(&args.from)?,
-            net.parameter_count(),
+            crate::summary::thousands(net.parameter_count()),
             model.display(),
             run.config_file().display()
         );

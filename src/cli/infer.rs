@@ -35,7 +35,7 @@ pub struct InferArgs {
     #[arg(long)]
     pub json: bool,
     /// Directory with the Fashion-MNIST files (for --test-index).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,

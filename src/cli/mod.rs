@@ -47,10 +47,11 @@ pub struct Cli {
 pub enum Command {
     /// Train on Fashion-MNIST; defaults are d2l's protocol (10 epochs, batch 128, SGD lr 0.01,
     /// 224 px).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Predict the classes of image files or test-set images with a trained model.
     Infer(InferArgs),
-    /// Evaluate a trained model: loss, accuracy, per-class accuracy, confusion matrix.
+    /// Evaluate a trained model: loss, accuracy, per-class accuracy, precision and F1, the most
+    /// confused pairs, the confusion matrix.
     Eval(EvalArgs),
     /// Read the weights of d2l's PyTorch network (a state dict: .pt, .pth or safetensors) into a
     /// run directory that infer, eval and export use.
@@ -68,6 +69,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print each layer's output shape for one image, as d2l's table, and the parameter count.
     Summary(SummaryArgs),
+    /// Print a shell completion script: `alexnet completions bash > ~/.local/share/bash-completion/completions/alexnet`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Compile and tune a GPU backend's kernels for train, eval, infer and bench at the given
     /// sizes, into the kernel cache, so that later runs start at once.
     Warmup(WarmupArgs),
@@ -168,7 +175,7 @@ impl Cli {
             Command::Import(args) => Some(&args.backend.gpu),
             Command::Export(args) => Some(&args.backend.gpu),
             Command::Backends(args) => Some(&args.gpu),
-            Command::Plot(_) | Command::Report(_) => None,
+            Command::Plot(_) | Command::Report(_) | Command::Completions { .. } => None,
         }
     }
 
@@ -210,6 +217,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backends(args) => backends::list(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "alexnet",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
