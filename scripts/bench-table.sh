@@ -15,6 +15,10 @@ iters=${3:-3}
 reference=${REFERENCE:-$(dirname "$0")/../../shared/reference/pytorch/bench_ref.py}
 backend=${BACKEND:-flex}
 
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+family=$(lscpu | sed -n 's/^CPU family: *//p' | head -n 1)
+model=$(lscpu | sed -n 's/^Model: *//p' | head -n 1)
+echo "CPU: $cpu (family $family, model $model), $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| size | batch | $backend train img/s | PyTorch train img/s | train ratio | $backend infer img/s | PyTorch infer img/s | infer ratio |"

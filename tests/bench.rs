@@ -36,6 +36,19 @@ fn bench_reports_all_three_throughputs() {
         "training counts 3x the forward FLOPs"
     );
 
+    // The CPU model, as /proc/cpuinfo names it, goes with every figure.
+    let cpu = report["cpu"].as_str().unwrap();
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        let name = info
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string());
+        if let Some(name) = name {
+            assert!(cpu.starts_with(&name), "{cpu} vs {name}");
+        }
+    }
+
     let bad = run(&["bench", "--iters", "0"]);
     assert!(!bad.status.success() && stderr(&bad).contains("at least 1"));
 }

@@ -62,6 +62,39 @@ pub struct BenchReport {
     pub inference: Throughput,
     /// The load average when the run finished (1, 5, 15 minutes), for judging noise.
     pub loadavg: String,
+    /// The host's CPU: hosts of one machine kind differ, and a speed ratio from one does not
+    /// carry over to another.
+    pub cpu: String,
+}
+
+/// The CPU model as `/proc/cpuinfo` names it, with its family and model numbers (which tell
+/// CPU generations apart when the name is generic, as "AMD EPYC" is on some clouds) and whether
+/// it has AVX-512 and AMX; "unknown CPU" where that file is missing.
+pub fn cpu_model() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return "unknown CPU".into();
+    };
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
+    let mut out = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    if let (Some(family), Some(model)) = (field("cpu family"), field("model")) {
+        out += &format!(" (family {family}, model {model})");
+    }
+    let features: Vec<&str> = [("avx512f", "AVX-512"), ("amx_tile", "AMX")]
+        .into_iter()
+        .filter(|(flag, _)| has(flag))
+        .map(|(_, name)| name)
+        .collect();
+    if !features.is_empty() {
+        out += &format!(", {}", features.join(", "));
+    }
+    out
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -203,6 +236,7 @@ pub fn run<B: AutodiffBackend>(
         loadavg: std::fs::read_to_string("/proc/loadavg")
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
             .unwrap_or_default(),
+        cpu: cpu_model(),
     })
 }
 
@@ -230,12 +264,13 @@ impl BenchReport {
             )
         };
         format!(
-            "{} at {}x{} ({:.2} GFLOP forward per image), load average {}\n{}{}{}",
+            "{} at {}x{} ({:.2} GFLOP forward per image), load average {}\nCPU: {}\n{}{}{}",
             self.device,
             self.resize,
             self.resize,
             self.forward_gflop_per_image,
             self.loadavg,
+            self.cpu,
             row("data pipeline", &self.data_pipeline),
             row("train step", &self.train_step),
             row("inference", &self.inference),

@@ -49,10 +49,11 @@ impl TrainingTask for BenchTask<'_> {
             match args.json {
                 true => println!("{}", serde_json::to_string_pretty(&rows)?),
                 false => print!(
-                    "{label}, batch {}, {}x{}\n{}",
+                    "{label}, batch {}, {}x{}\nCPU: {}\n{}",
                     settings.shapes.batch,
                     settings.shapes.resize,
                     settings.shapes.resize,
+                    bench::cpu_model(),
                     bench::layers::to_text(&rows)
                 ),
             }
