@@ -24,14 +24,34 @@ use crate::im2col::{ConvShape, Grouping, add_assign, matmul};
 /// Output tile side.
 const M: usize = 2;
 
-/// Whether `shape` is a 3x3 or 5x5, stride-1 convolution that keeps the input's size.
+/// Whether the convolution takes this module's path: it fits (see [`fits`]) and its maps are
+/// large enough for Winograd to pay off.
 pub fn applies(shape: &ConvShape) -> bool {
+    fits(shape) && shape.output[0].min(shape.output[1]) >= min_side(shape.kernel[0])
+}
+
+/// Whether `shape` is a 3x3 or 5x5, stride-1 convolution that keeps the input's size, which
+/// these kernels compute.
+pub fn fits(shape: &ConvShape) -> bool {
     let [r, _] = shape.kernel;
     matches!(r, 3 | 5)
         && shape.kernel == [r, r]
         && shape.stride == [1, 1]
         && shape.padding == [r / 2, r / 2]
         && shape.output == shape.input
+}
+
+/// The smallest output side at which Winograd beats im2col + GEMM for an r x r kernel. On
+/// small maps the tiles' zero border and transforms outweigh the saved products. Measured with
+/// `alexnet bench --layers` at batch 32 (AMD EPYC, Zen 5): 3x3 on 4x4 maps (96 px) took 10-14
+/// ms forward + backward with im2col against 13-19 with Winograd, on 6x6 and 8x8 about the
+/// same or Winograd ahead, on 12x12 Winograd 30% ahead; 5x5 on 10x10 maps (96 px) took 34-36
+/// ms against 60-68, on 14x14 about the same, on 18x18 and 26x26 Winograd ahead.
+fn min_side(r: usize) -> usize {
+    match r {
+        3 => 6,
+        _ => 12,
+    }
 }
 
 /// `Σ_s coefficients[s] · values[s]`; with constant coefficients the zero terms fold away, and
@@ -581,7 +601,7 @@ mod tests {
                 (1, [2, 3], [1, 2]),
             ] {
                 let s = shape(batch, channels, side, kernel);
-                assert!(applies(&s));
+                assert!(fits(&s));
                 let x = noise(batch * channels[0] * side[0] * side[1], 1);
                 let weight = noise(s.weight_len(), 2);
                 let bias = noise(channels[1], 3);
@@ -613,10 +633,14 @@ mod tests {
     }
 
     #[test]
-    fn applies_only_to_same_size_3x3_and_5x5_stride_1() {
+    fn applies_only_to_same_size_3x3_and_5x5_stride_1_on_large_enough_maps() {
         for kernel in [3, 5] {
-            assert!(applies(&shape(1, [1, 1], [8, 8], kernel)));
+            assert!(applies(&shape(1, [1, 1], [12, 12], kernel)));
+            assert!(fits(&shape(1, [1, 1], [4, 4], kernel)));
+            assert!(!applies(&shape(1, [1, 1], [4, 4], kernel)));
         }
+        assert!(applies(&shape(1, [1, 1], [6, 6], 3)));
+        assert!(!applies(&shape(1, [1, 1], [10, 10], 5)));
         let s = shape(1, [1, 1], [8, 8], 3);
         for other in [
             ConvShape {
