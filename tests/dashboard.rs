@@ -18,6 +18,11 @@ struct TerminalRun {
 
 impl TerminalRun {
     fn start(dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// Like [`Self::start`], with `env` set over `TERM=xterm-256color`.
+    fn start_with_env(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let data = common::synthetic_data_dir();
         let pty = native_pty_system()
             .openpty(PtySize {
@@ -45,6 +50,9 @@ impl TerminalRun {
         ]);
         cmd.args(extra);
         cmd.env("TERM", "xterm-256color");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         let child = pty
             .slave
             .spawn_command(cmd)
@@ -167,4 +175,32 @@ fn ctrl_c_in_the_dashboard_stops_cleanly_and_restores_the_terminal() {
     );
     assert!(!text.contains("panicked"), "{text}");
     assert!(!dir.path().join("model.mpk").exists());
+}
+
+#[test]
+fn no_dashboard_no_color_and_dumb_terminals_get_plain_lines() {
+    let cases: [(&[&str], &[(&str, &str)]); 3] = [
+        (&["--no-dashboard"], &[]),
+        (&[], &[("NO_COLOR", "1")]),
+        (&[], &[("TERM", "dumb")]),
+    ];
+    for (flags, env) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--epochs", "1", "--limit-train", "128"];
+        args.extend_from_slice(flags);
+        let run = TerminalRun::start_with_env(dir.path(), &args, env);
+        let (status, text) = run.finish(300);
+        assert!(
+            status.success(),
+            "{flags:?} {env:?}: exit {status:?}\n{text}"
+        );
+        assert!(
+            !text.contains(ENTER_ALTERNATE),
+            "{flags:?} {env:?}: dashboard drawn\n{text}"
+        );
+        assert!(
+            text.contains("epoch 1/1: loss "),
+            "{flags:?} {env:?}:\n{text}"
+        );
+    }
 }
