@@ -177,9 +177,12 @@ fn ctrl_c_in_the_dashboard_stops_cleanly_and_restores_the_terminal() {
     assert!(!dir.path().join("model.mpk").exists());
 }
 
+/// Flags and environment of one run.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn no_dashboard_no_color_and_dumb_terminals_get_plain_lines() {
-    let cases: [(&[&str], &[(&str, &str)]); 3] = [
+    let cases: [Case; 3] = [
         (&["--no-dashboard"], &[]),
         (&[], &[("NO_COLOR", "1")]),
         (&[], &[("TERM", "dumb")]),
