@@ -88,7 +88,9 @@ fn config(dropout: f64) -> AlexNetConfig {
 /// The formula weights on backend `B`, read as `alexnet import` reads a state dict.
 fn formula_net<B: Backend>(dropout: f64) -> AlexNet<B> {
     let device = Default::default();
-    interop::import_net::<B>(weights_file(), &config(dropout), None, &device).unwrap()
+    interop::import_net::<B>(weights_file(), &config(dropout), None, &device)
+        .unwrap()
+        .0
 }
 
 fn fixture_items() -> Vec<FashionMnistItem> {

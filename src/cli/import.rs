@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::BackendArgs;
 use crate::backend::{Devices, InferenceTask};
-use crate::interop::{self, Format};
+use crate::interop;
 use crate::run::{RunDir, TrainingConfig};
 
 /// Flags of `alexnet import`.
@@ -48,7 +48,7 @@ impl InferenceTask for ImportTask<'_> {
             .or_else(|| interop::exported_image_size(&args.from))
             .unwrap_or(224);
         let config = super::model_config(resize)?;
-        let net =
+        let (net, format) =
             interop::import_net::<B>(&args.from, &config, args.key.as_deref(), &devices.main)?;
         let run = RunDir::new(&args.artifact_dir);
         run.prepare_new(args.overwrite)?;
@@ -57,7 +57,7 @@ impl InferenceTask for ImportTask<'_> {
         println!(
             "imported {} ({}, {} parameters, --resize {resize}) into {} and {}",
             args.from.display(),
-            Format::sniff(&args.from)?,
+            format,
             crate::summary::thousands(net.parameter_count()),
             model.display(),
             run.config_file().display()

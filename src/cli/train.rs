@@ -71,15 +71,13 @@ impl TrainArgs {
     fn display(&self) -> Result<Display> {
         let env_says_plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
             || std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        let terminal = std::io::stdout().is_terminal();
-        Ok(match (self.quiet, self.log_every) {
-            (true, _) => Display::Quiet,
-            (false, Some(0)) => anyhow::bail!("--log-every must be at least 1 (batches)"),
-            (false, Some(n)) if !terminal || self.no_dashboard || env_says_plain => {
-                Display::Lines(Cadence::Batches(n))
-            }
-            _ if terminal && !self.no_dashboard && !env_says_plain => Display::Dashboard,
-            _ => Display::Lines(Cadence::Seconds(60.0)),
+        let plain = !std::io::stdout().is_terminal() || self.no_dashboard || env_says_plain;
+        Ok(match (self.quiet, self.log_every, plain) {
+            (true, _, _) => Display::Quiet,
+            (_, Some(0), _) => anyhow::bail!("--log-every must be at least 1 (batches)"),
+            (_, _, false) => Display::Dashboard,
+            (_, Some(n), true) => Display::Lines(Cadence::Batches(n)),
+            (_, None, true) => Display::Lines(Cadence::Seconds(60.0)),
         })
     }
 

@@ -129,11 +129,12 @@ impl Evaluation {
             confusion.per_class_accuracy(),
             confusion.f1(),
         );
+        let (correct, support) = (confusion.correct(), confusion.support());
         let per_class = (0..confusion.classes())
             .map(|c| ClassAccuracy {
                 label: CLASS_NAMES[c],
-                correct: confusion.correct()[c],
-                total: confusion.support()[c],
+                correct: correct[c],
+                total: support[c],
                 accuracy: recall[c],
                 precision: precision[c],
                 f1: f1[c],

@@ -158,13 +158,13 @@ fn first_line(message: &str) -> &str {
 
 /// Reads the state dict in `file` into a network built from `config`, or says in one line what
 /// the file holds instead and how to fix it. `key` names the entry of a full checkpoint dict
-/// that holds the state dict (`model_state_dict`).
+/// that holds the state dict (`model_state_dict`). Returns the network and the file's format.
 pub fn import_net<B: Backend>(
     file: &Path,
     config: &AlexNetConfig,
     key: Option<&str>,
     device: &B::Device,
-) -> Result<AlexNet<B>> {
+) -> Result<(AlexNet<B>, Format)> {
     let format = Format::sniff(file)?;
     let found = Store::inspect(file, format).tensors().map_err(|reason| {
         anyhow!(
@@ -189,7 +189,7 @@ pub fn import_net<B: Backend>(
     if let Some((param, _)) = result.missing.first() {
         bail!("cannot load {}: {param} was not filled", file.display());
     }
-    Ok(net)
+    Ok((net, format))
 }
 
 /// Keys under `prefix.`, without it; every key when there is no prefix.

@@ -40,7 +40,7 @@ pub struct RunLogger {
 const LOSS: &str = "Loss";
 const ACCURACY: &str = "Accuracy";
 /// burn-train's name of `TopKAccuracyMetric::new(3)`.
-pub const TOP3: &str = "Top-K Accuracy @ TopK(3)";
+const TOP3: &str = "Top-K Accuracy @ TopK(3)";
 const LEARNING_RATE: &str = "Learning Rate";
 
 fn log_split(split: &Split) -> Option<LogSplit> {

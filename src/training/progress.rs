@@ -48,8 +48,11 @@ impl ProgressLines {
             Cadence::Seconds(s) => self.last_line.elapsed().as_secs_f64() >= s,
             Cadence::Batches(n) => epoch.train.len().is_multiple_of(n.max(1)),
         };
+        if !due {
+            return;
+        }
         let seen: usize = epoch.train.iter().map(|b| b.examples).sum();
-        if !due || seen >= self.train_images {
+        if seen >= self.train_images {
             return;
         }
         self.last_line = Instant::now();
