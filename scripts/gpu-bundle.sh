@@ -6,6 +6,9 @@
 #
 #   scripts/gpu-bundle.sh [DIR]        (default .gpu, which .git/info/exclude should list)
 #
+# KERNELS=FILE adds the kernels.tar.xz an earlier lease's gpu-protocol.sh brought back (the
+# kernel cache of the same build and GPU model), so that training starts warm.
+#
 # NOFUSION=1 adds alexnet-nofusion, built without Burn's kernel fusion, for gpu-check.sh's
 # optional fusion comparison (NOFUSION_BIN).
 #
@@ -27,12 +30,13 @@ if [ -n "${NOFUSION:-}" ]; then
   cargo build --release --features cuda # leave the default build in place
 fi
 cp "$data"/*-ubyte* "$dir/data/"
+[ -n "${KERNELS:-}" ] && cp "$KERNELS" "$dir/kernels.tar.xz"
 cp scripts/gpu-check.sh scripts/gpu-protocol.sh scripts/steps.sh "$dir/scripts/"
 cp ../shared/reference/pytorch/*.py "$dir/reference/"
 cat > "$dir/unpack.sh" <<'UNPACK'
 #!/usr/bin/env bash
 # Unpacks the binary beside this script (python3's lzma: the image may lack xz).
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for bin in alexnet alexnet-nofusion; do
   [ -f "$here/$bin.xz" ] || continue
   python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
