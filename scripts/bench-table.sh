@@ -6,7 +6,10 @@
 #   e.g. scripts/bench-table.sh target/release/alexnet ~/venv-torch/bin/python 3
 # Environment: BATCHES (default "32 64 128 256"), SIZES ("96 160 224"), BACKEND (flex),
 #   REFERENCE (../shared/reference/pytorch/bench_ref.py).
-# Prints a Markdown table; each figure is the median of ITERS timed steps after one warm-up.
+#   WARMUP (4): untimed steps first, on both sides. Our first steps zero fresh memory pages
+#   (0.89, 0.3, 0.15, 0.2 s at 96 / 32 against 0.14 from the fifth on); PyTorch is steady from
+#   its second. Fewer warm-up steps measure that, not the speed.
+# Prints a Markdown table; each figure is the median of ITERS timed steps.
 set -euo pipefail
 
 bin=${1:?usage: bench-table.sh ALEXNET_BINARY PYTHON [ITERS]}
@@ -14,21 +17,22 @@ python=${2:?usage: bench-table.sh ALEXNET_BINARY PYTHON [ITERS]}
 iters=${3:-3}
 reference=${REFERENCE:-$(dirname "$0")/../../shared/reference/pytorch/bench_ref.py}
 backend=${BACKEND:-flex}
+warmup=${WARMUP:-4}
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 family=$(lscpu | sed -n 's/^CPU family: *//p' | head -n 1)
 model=$(lscpu | sed -n 's/^Model: *//p' | head -n 1)
 echo "CPU: $cpu (family $family, model $model), $(nproc) cores"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $iters timed steps after $warmup"
 echo
 echo "| size | batch | $backend train img/s | PyTorch train img/s | train ratio | $backend infer img/s | PyTorch infer img/s | infer ratio |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for size in ${SIZES:-96 160 224}; do
   for batch in ${BATCHES:-32 64 128 256}; do
     ours=$("$bin" bench --backend "$backend" --resize "$size" --batch "$batch" \
-      --infer-batch "$batch" --iters "$iters" --warmup 1 --json)
+      --infer-batch "$batch" --iters "$iters" --warmup "$warmup" --json)
     theirs=$("$python" "$reference" --synthetic --resize "$size" --batch "$batch" \
-      --infer-batch "$batch" --iters "$iters" --warmup 1 2>/dev/null | tail -n 1)
+      --infer-batch "$batch" --iters "$iters" --warmup "$warmup" 2>/dev/null | tail -n 1)
     python3 - "$size" "$batch" "$ours" "$theirs" <<'PY'
 import json, sys
 size, batch, ours, theirs = sys.argv[1:5]
