@@ -23,8 +23,9 @@
 # Environment: SIZE (224), EPOCHS (10), BATCH (128), INFER_BATCH (256), ITERS (20 timed bench
 # steps), LIMIT_TRAIN/LIMIT_TEST (all), STATE (/tmp/alexnet-lease), PY, REF, REF_DEVICE (cuda),
 # TRAIN_LIMIT (seconds for our training in this call, 420), SEED_KERNELS (a kernels.tar.xz from
-# an earlier lease, default the bundle's), FLEX_CPUS and FLEX_THREADS (cores and threads of the
-# flex eval, which runs beside PyTorch's training: 4-15 and 12).
+# an earlier lease, default the bundle's), ONLY (the steps to run, e.g. "bench bench-ref layers";
+# default all: train eval eval-flex pytorch bench bench-ref layers), FLEX_CPUS and FLEX_THREADS
+# (cores and threads of the flex eval, which runs beside PyTorch's training: 4-15 and 12).
 set -uo pipefail
 
 bin=${1:?usage: gpu-protocol.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]}
@@ -77,9 +78,13 @@ pin() {
   fi
 }
 
-# Runs a step unless an earlier call finished it (exit 0), then publishes.
+# Runs a step unless an earlier call finished it (exit 0) or ONLY leaves it out, then publishes.
 once() {
   local name=$1
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+    echo "== $name: not in ONLY" | tee -a "$out/log.txt"
+    return
+  fi
   if [ -e "$out/done/$name" ]; then
     echo "== $name: done in an earlier call" | tee -a "$out/log.txt"
     return
@@ -169,9 +174,10 @@ except Exception as err:
 PY
 publish
 
-# 3. Steady state, ours then PyTorch's, each step read back before its clock stops.
+# 3. Steady state, ours then PyTorch's, each step read back before its clock stops. The limit
+#    allows a cold kernel cache (ONLY without train: about 5 minutes of tuning on an H200).
 sizes=(--resize "$size" --batch "$batch" --infer-batch "$infer_batch")
-once bench 150 bench.json "$bin" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters" --warmup 3 \
+once bench 480 bench.json "$bin" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters" --warmup 3 \
   --data-dir "$data" --json
 once bench-ref 90 bench-ref.txt "$py" "$ref/bench_ref.py" --device "$ref_device" --synthetic \
   --batch "$batch" --infer-batch "$infer_batch" --resize "$size" --iters "$iters" --warmup 5
@@ -183,6 +189,7 @@ once layers 120 layers.json "$bin" bench "${gpu[@]}" --layers --resize "$size" -
 find "$kernels" -name '*.json.log' -path '*autotune*' -exec sh -c \
   'for f; do echo "## $f"; cat "$f"; done' sh {} + >"$out/autotune.txt" 2>/dev/null
 du -sh "$kernels" >>"$out/autotune.txt" 2>/dev/null
+save_kernels
 publish
 
 echo "== summary" && cat "$out/summary.txt"
