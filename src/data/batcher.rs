@@ -3,6 +3,7 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::{FashionMnistItem, SIDE};
 
@@ -47,7 +48,7 @@ impl BilinearResize {
     /// Resamples one 28x28 image into `out` (`side * side` values in `[0, 1]`).
     pub fn resize_into(&self, pixels: &[u8], out: &mut [f32]) {
         let side = self.side;
-        let round = |v: f32| v.round().clamp(0.0, 255.0);
+        let round = round_to_byte;
         // Horizontal pass: 28 rows of `side` columns, rounded to 8 bits as PIL does.
         let mut rows = vec![0f32; SIDE * side];
         for (r, row) in rows.chunks_exact_mut(side).enumerate() {
@@ -74,6 +75,14 @@ impl BilinearResize {
     }
 }
 
+/// `v.round().clamp(0.0, 255.0)`, computed so that the compiler vectorizes it: `f32::round`
+/// (halves away from zero) is a libm call in every lane, which made it half the resize's time.
+/// `v + 0.5` is exact in f64, so truncating it rounds exactly as `round` does for `v >= 0`, and
+/// the clamp maps every negative `v` to 0 either way.
+fn round_to_byte(v: f32) -> f32 {
+    ((v as f64 + 0.5) as i32).clamp(0, 255) as f32
+}
+
 /// A batch of images `[batch, 1, side, side]` and their class indices `[batch]`.
 #[derive(Debug, Clone)]
 pub struct FashionMnistBatch<B: Backend> {
@@ -97,13 +106,16 @@ impl FashionMnistBatcher {
         }
     }
 
-    /// Resized pixels of `items`, concatenated (`items.len() * side * side` values).
+    /// Resized pixels of `items`, concatenated (`items.len() * side * side` values). The images
+    /// are resized in parallel: one loader thread resizes about 13,000 images a second at 224
+    /// px, and a GPU trains several times faster than that.
     pub fn pixels(&self, items: &[FashionMnistItem]) -> Vec<f32> {
         let area = self.resize.side() * self.resize.side();
         let mut out = vec![0f32; items.len() * area];
-        for (item, dst) in items.iter().zip(out.chunks_exact_mut(area)) {
-            self.resize.resize_into(&item.pixels, dst);
-        }
+        items
+            .par_iter()
+            .zip(out.par_chunks_exact_mut(area))
+            .for_each(|(item, dst)| self.resize.resize_into(&item.pixels, dst));
         out
     }
 }
@@ -128,6 +140,30 @@ mod tests {
         let mut out = vec![0.0; side * side];
         BilinearResize::new(side).resize_into(pixels, &mut out);
         out
+    }
+
+    #[test]
+    fn byte_rounding_matches_rounding_halves_away_from_zero() {
+        let edges = [
+            -1e9,
+            -0.7,
+            -0.5,
+            -0.3,
+            0.0,
+            0.499_999_97, // the f32 sum 0.49999997 + 0.5 rounds up to 1.0
+            0.5,
+            1.5,
+            2.5,
+            127.499_99,
+            254.5,
+            255.0,
+            255.5,
+            1e9,
+        ];
+        let sweep = (0..=300_000).map(|i| i as f32 / 1000.0 - 20.0);
+        for v in edges.into_iter().chain(sweep) {
+            assert_eq!(round_to_byte(v), v.round().clamp(0.0, 255.0), "at {v}");
+        }
     }
 
     #[test]
