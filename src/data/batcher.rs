@@ -48,7 +48,6 @@ impl BilinearResize {
     /// Resamples one 28x28 image into `out` (`side * side` values in `[0, 1]`).
     pub fn resize_into(&self, pixels: &[u8], out: &mut [f32]) {
         let side = self.side;
-        let round = round_to_byte;
         // Horizontal pass: 28 rows of `side` columns, rounded to 8 bits as PIL does.
         let mut rows = vec![0f32; SIDE * side];
         for (r, row) in rows.chunks_exact_mut(side).enumerate() {
@@ -59,7 +58,7 @@ impl BilinearResize {
                     .zip(&src[*first..])
                     .map(|(w, &p)| w * p as f32)
                     .sum();
-                *o = round(v);
+                *o = round_to_byte(v);
             }
         }
         // Vertical pass, then scale to [0, 1] as `ToTensor` does.
@@ -70,7 +69,7 @@ impl BilinearResize {
                 let src = &rows[(first + k) * side..(first + k + 1) * side];
                 dst.iter_mut().zip(src).for_each(|(d, s)| *d += w * s);
             }
-            dst.iter_mut().for_each(|d| *d = round(*d) / 255.0);
+            dst.iter_mut().for_each(|d| *d = round_to_byte(*d) / 255.0);
         }
     }
 }
