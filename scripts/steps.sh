@@ -1,6 +1,7 @@
 # Sourced by the GPU scripts: `step NAME LIMIT_SECONDS OUTPUT_FILE COMMAND…` runs one step
 # within its time limit, its output going to OUTPUT_FILE under $out (or only to the log when it
-# is -) and to $out/log.txt, and its exit status and seconds to $out/summary.txt. LIMIT_SCALE
+# is -) and to $out/log.txt, and its exit status and seconds to $out/summary.txt; it returns
+# the command's exit status. LIMIT_SCALE
 # multiplies every limit (rehearsals on lavapipe are slower than the GPU they stand for).
 step() {
   local name=$1 limit=$(( $2 * ${LIMIT_SCALE:-1} )) file=$3
@@ -17,6 +18,7 @@ step() {
   end=$(date +%s.%N)
   printf '%-14s exit %3d  %7.1f s  (limit %d s)\n' "$name" "$status" \
     "$(awk "BEGIN { print $end - $start }")" "$limit" | tee -a "$out/summary.txt"
+  return "$status"
 }
 
 # The machine, for the summary's header.
