@@ -245,7 +245,7 @@ fn files_that_are_not_state_dicts_get_one_line() {
     let line = error_line(import(&tmp.path().join("missing.pt"), &run, &[]));
     assert!(line.contains("cannot read"), "{line}");
 
-    // torch.save files (tests/fixtures/torch, from scripts/pytorch_parity.py pickles).
+    // torch.save files (tests/fixtures/torch, from reference/pytorch/parity.py pickles).
     let line = error_line(import(&fixtures.join("list.pt"), &run, &[]));
     assert!(line.contains("not a state dict"), "{line}");
     let line = error_line(import(&fixtures.join("other_network.pt"), &run, &[]));

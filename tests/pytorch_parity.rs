@@ -1,7 +1,7 @@
-//! Parity with d2l's PyTorch network, against fixtures that `scripts/pytorch_parity.py`
-//! computed with the reference in `../shared/reference/pytorch`, in float64 (committed; no
-//! PyTorch needed here). Both sides build the same weights from a formula, bit for bit, at d2l's 224 px, and
-//! this side loads them through `alexnet import`'s reader from a PyTorch-layout state dict. What
+//! Parity with d2l's PyTorch network, against fixtures that `reference/pytorch/parity.py`
+//! computed with the chapter's network in `reference/pytorch/d2l_alexnet.py`, in float64
+//! (committed; no PyTorch needed here). Both sides build the same weights from a formula, bit
+//! for bit, at d2l's 224 px, and this side loads them through `alexnet import`'s reader from a PyTorch-layout state dict. What
 //! is compared: the resize of real test images, logits, the mean cross-entropy, one SGD step
 //! with dropout off (gradients and updated weights, through `alexnet export`'s writer), and
 //! dropout's convention.

@@ -1,5 +1,5 @@
 //! State dicts of d2l's network as PyTorch writes them (d2l's keys, PyTorch's layouts), with
-//! weights from the formula `scripts/pytorch_parity.py` uses, so that both sides hold the same
+//! weights from the formula `reference/pytorch/parity.py` uses, so that both sides hold the same
 //! bits without a weight file in the repository.
 
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ impl Entry {
     }
 }
 
-/// Chris Wellons' lowbias32, as `scripts/pytorch_parity.py` computes it.
+/// Chris Wellons' lowbias32, as `reference/pytorch/parity.py` computes it.
 fn lowbias32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
@@ -38,7 +38,7 @@ fn lowbias32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// Tensor `t` of the state dict: see `formula_weights` in `scripts/pytorch_parity.py`.
+/// Tensor `t` of the state dict: see `formula_weights` in `reference/pytorch/parity.py`.
 fn formula_values(t: usize, shape: &[usize], weight_shape: &[usize]) -> Vec<f32> {
     let fan_in: usize = weight_shape[1..].iter().product();
     let bound = match shape.len() {

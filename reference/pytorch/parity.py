@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of the parity checks, built on the d2l reference in ../shared/reference/pytorch.
+"""PyTorch side of the parity checks, on the chapter's network and loop in d2l_alexnet.py.
 
   fixtures [--out tests/fixtures/pytorch_parity.json]
       Computes what tests/pytorch_parity.rs compares against, with d2l's own network in float64
@@ -13,26 +13,24 @@
       Writes the small torch.save files the import tests read without PyTorch: a state dict of
       another network, a full checkpoint dict around one, and a pickled list.
   train --resize N --epochs E [--limit-train N] --out FILE.safetensors
-      Trains with train_ref.py's loop (d2l's protocol at that size) and saves the state dict.
+      Trains with d2l's loop (train_ch6) (d2l's protocol at that size) and saves the state dict.
   eval --weights FILE.safetensors --resize N
-      Loads a state dict strictly into train_ref.py's network and prints its accuracy on all
+      Loads a state dict strictly into the chapter's network and prints its accuracy on all
       10,000 test images as JSON.
 """
 import argparse
 import json
 import os
-import sys
 import zlib
 
 import numpy as np
 import torch
 from torch import nn
 
+import d2l_alexnet as d2l
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.environ.get(
-    "PYTORCH_REFERENCE", os.path.join(HERE, "..", "..", "shared", "reference", "pytorch"))
-sys.path.insert(0, REFERENCE)
-import train_ref  # noqa: E402
+FIXTURES = os.path.join(HERE, "..", "..", "tests", "fixtures")
 
 # Test-set indices of the fixture images: the first eight (several classes).
 IMAGES = list(range(8))
@@ -113,13 +111,13 @@ def relative(a, b):
 
 
 def fixtures(out):
-    x, y = train_ref.load_fashion_mnist("test")
+    x, y = d2l.load_split("test")
     raw, labels = x[IMAGES], y[IMAGES]
-    images = train_ref.resize_uint8(raw, RESIZE)          # d2l's Resize + ToTensor (PIL)
+    images = d2l.to_tensor(raw, RESIZE)          # d2l's Resize + ToTensor (PIL)
     resized_u8 = (images * 255).round().to(torch.uint8).numpy()
 
     def fresh():
-        net = train_ref.alexnet(RESIZE)
+        net = d2l.alexnet(RESIZE)
         net.load_state_dict(formula_weights(net), strict=True)
         return net
 
@@ -143,7 +141,7 @@ def fixtures(out):
     kept = torch.nn.functional.dropout(torch.ones(200_000), p=0.5, training=True)
     survivors = kept[kept != 0].unique().tolist()
     fixture = {
-        "about": "scripts/pytorch_parity.py fixtures: d2l's network (train_ref.py) with "
+        "about": "reference/pytorch/parity.py fixtures: d2l's network (d2l_alexnet.py) with "
                  "formula weights, in float64; regenerate with that script",
         "torch": torch.__version__,
         "resize": RESIZE,
@@ -187,11 +185,11 @@ def pickles(out_dir):
 def train(a):
     from safetensors.torch import save_file
     torch.set_num_threads(a.threads)
-    xtr, ytr = train_ref.load_fashion_mnist("train", a.limit_train)
-    gen = torch.Generator().manual_seed(a.seed)
-    loader = train_ref.Loader(xtr, ytr, a.batch, True, a.resize, "pil", gen)
-    net = train_ref.build(a.resize, a.seed)
-    train_ref.train(net, loader, None, a.epochs, a.lr)
+    images, labels = d2l.load_split("train", a.limit_train)
+    shuffle = torch.Generator().manual_seed(a.seed)
+    batches = d2l.Batches(images, labels, a.batch, a.resize, True, shuffle)
+    net = d2l.build(a.resize, a.seed)
+    d2l.train_ch6(net, batches, None, a.epochs, a.lr)
     save_file(net.state_dict(), a.out)
     print(f"wrote {a.out}")
 
@@ -199,12 +197,11 @@ def train(a):
 def evaluate(a):
     from safetensors.torch import load_file
     torch.set_num_threads(a.threads)
-    net = train_ref.alexnet(a.resize)
+    net = d2l.alexnet(a.resize)
     net.load_state_dict(load_file(a.weights), strict=True)
-    xte, yte = train_ref.load_fashion_mnist("test")
-    loader = train_ref.Loader(xte, yte, 256, False, a.resize)
-    acc = train_ref.evaluate_accuracy(net, loader)
-    print(json.dumps({"weights": a.weights, "resize": a.resize, "images": len(yte),
+    images, labels = d2l.load_split("test")
+    acc = d2l.test_accuracy(net, d2l.Batches(images, labels, 256, a.resize))
+    print(json.dumps({"weights": a.weights, "resize": a.resize, "images": len(labels),
                       "accuracy": acc}))
 
 
@@ -212,10 +209,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fixtures")
-    f.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures",
-                                                 "pytorch_parity.json"))
+    f.add_argument("--out", default=os.path.join(FIXTURES, "pytorch_parity.json"))
     k = sub.add_parser("pickles")
-    k.add_argument("--out-dir", default=os.path.join(HERE, "..", "tests", "fixtures", "torch"))
+    k.add_argument("--out-dir", default=os.path.join(FIXTURES, "torch"))
     t = sub.add_parser("train")
     t.add_argument("--resize", type=int, required=True)
     t.add_argument("--epochs", type=int, default=1)

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Throughput of d2l's AlexNet in PyTorch, the counterpart of `alexnet bench`.
+
+Prints one line on stdout, `train_img_per_s=<x> infer_img_per_s=<y>`, and the details (each
+step's time, the CPU, the load average) on stderr. A training step is what d2l's timer
+covers: zero_grad, forward, cross-entropy, backward, SGD update (lr 0.01) and reading the
+loss; inference is an evaluation-mode forward pass without gradients, and the predicted
+classes. Each runs --warmup untimed steps, then --iters timed ones; the figure is the batch
+size over the median step time. On CUDA every step ends with torch.cuda.synchronize(), so
+the clock stops when the GPU is done.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+import d2l_alexnet as d2l
+
+
+def batch(size, side, synthetic, seed, data_dir):
+    """Random pixels and labels, or the first real training images resized as d2l does."""
+    if synthetic:
+        generator = torch.Generator().manual_seed(seed)
+        return (torch.rand(size, 1, side, side, generator=generator),
+                torch.randint(0, 10, (size,), generator=generator))
+    images, labels = d2l.load_split("train", size, data_dir)
+    return d2l.to_tensor(images, side), torch.from_numpy(labels)
+
+
+def step_times(step, warmup, iters):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=128, help="images per training step")
+    p.add_argument("--infer-batch", type=int, help="images per inference pass (default: --batch)")
+    p.add_argument("--resize", type=int, default=224)
+    p.add_argument("--iters", type=int, default=6, help="timed steps; the median is reported")
+    p.add_argument("--warmup", type=int, default=4, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synthetic", action="store_true",
+                   help="random pixels instead of real images (same cost, no data needed)")
+    p.add_argument("--data-dir", default=d2l.DATA_DIR)
+    p.add_argument("--json", metavar="FILE", help="also write every step's time to FILE")
+    a = p.parse_args()
+    infer_batch = a.infer_batch or a.batch
+
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else d2l.cpu_model()
+    print(f"[bench_ref] torch {torch.__version__} on {where}, {a.threads} threads; "
+          f"{a.resize} px, batch {a.batch}, inference batch {infer_batch}; "
+          f"{a.iters} timed steps after {a.warmup}", file=sys.stderr, flush=True)
+
+    net = d2l.build(a.resize, a.seed).to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    images, labels = (t.to(device) for t in batch(a.batch, a.resize, a.synthetic, a.seed, a.data_dir))
+
+    def train_step():
+        optimizer.zero_grad()
+        loss = loss_fn(net(images), labels)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        sync()
+
+    net.train()
+    train_times = step_times(train_step, a.warmup, a.iters)
+
+    infer_images = batch(infer_batch, a.resize, a.synthetic, a.seed, a.data_dir)[0].to(device)
+
+    def infer_step():
+        with torch.no_grad():
+            net(infer_images).argmax(1).cpu()
+        sync()
+
+    net.eval()
+    infer_times = step_times(infer_step, a.warmup, a.iters)
+
+    train_rate = a.batch / statistics.median(train_times)
+    infer_rate = infer_batch / statistics.median(infer_times)
+    for name, times in (("train", train_times), ("infer", infer_times)):
+        print(f"[bench_ref] {name} step s: " + " ".join(f"{t:.3f}" for t in times),
+              file=sys.stderr)
+    print(f"[bench_ref] load average {d2l.load_average()}", file=sys.stderr, flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"torch": torch.__version__, "device": where, "args": vars(a),
+                       "train_step_seconds": train_times, "infer_step_seconds": infer_times,
+                       "train_img_per_s": train_rate, "infer_img_per_s": infer_rate}, f, indent=1)
+    print(f"train_img_per_s={train_rate:.2f} infer_img_per_s={infer_rate:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
