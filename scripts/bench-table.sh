@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Side-by-side throughput table: `alexnet bench` and the PyTorch reference, alternating per
-# configuration, training at batch B and inference at batch B, for several batches and sizes.
+# Side-by-side throughput table: `alexnet bench` and the PyTorch reference (reference/pytorch/
+# bench_ref.py), alternating per configuration, training and inference at the same batch, over
+# several sizes and batches. Prints a Markdown table with the ratios, the CPU model and the load
+# average; each figure is the median of ITERS timed steps.
 #
-# Usage: scripts/bench-table.sh ALEXNET_BINARY PYTHON_WITH_TORCH [ITERS]
+#   scripts/bench-table.sh ALEXNET PYTHON [ITERS]
 #   e.g. scripts/bench-table.sh target/release/alexnet ~/venv-torch/bin/python 3
+#
+# PYTHON is a Python with PyTorch (pip install -r reference/pytorch/requirements.txt).
 # Environment: BATCHES (default "32 64 128 256"), SIZES ("96 160 224"), BACKEND (flex),
-#   REFERENCE (../shared/reference/pytorch/bench_ref.py).
-#   WARMUP (4): untimed steps first, on both sides. Our first steps zero fresh memory pages
-#   (0.89, 0.3, 0.15, 0.2 s at 96 / 32 against 0.14 from the fifth on); PyTorch is steady from
-#   its second. Fewer warm-up steps measure that, not the speed.
-# Prints a Markdown table; each figure is the median of ITERS timed steps.
+# WARMUP (4): untimed steps first, on both sides. Our first steps zero fresh memory pages
+# (0.89, 0.3, 0.15, 0.2 s at 96 px / batch 32 against 0.14 s from the fifth on) and PyTorch is
+# steady from its second: fewer warm-up steps measure that, not the speed.
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -euo pipefail
 
-bin=${1:?usage: bench-table.sh ALEXNET_BINARY PYTHON [ITERS]}
-python=${2:?usage: bench-table.sh ALEXNET_BINARY PYTHON [ITERS]}
+bin=${1:?usage: bench-table.sh ALEXNET PYTHON [ITERS] (--help for more)}
+python=${2:?usage: bench-table.sh ALEXNET PYTHON [ITERS] (--help for more)}
 iters=${3:-3}
-reference=${REFERENCE:-$(dirname "$0")/../../shared/reference/pytorch/bench_ref.py}
+reference=$(cd "$(dirname "$0")/../reference/pytorch" && pwd)/bench_ref.py
 backend=${BACKEND:-flex}
 warmup=${WARMUP:-4}
 

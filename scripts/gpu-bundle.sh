@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Builds what a lent GPU machine needs into one folder that the device tool can carry (at most
-# 64 MiB): the CUDA binary (stripped, xz-compressed), the four Fashion-MNIST files, the GPU
-# scripts and the PyTorch reference. The GPU machine has PyTorch but no data package and no
-# network.
+# Packages a CUDA build and the data for a GPU machine without a Rust toolchain: one folder
+# with the binary (built with `--features cuda`, stripped, xz-compressed), the four
+# Fashion-MNIST files, the GPU scripts and the PyTorch reference. Copy the folder to the GPU
+# machine (it needs the NVIDIA driver, and Python with PyTorch for the side-by-side steps; not
+# the data package, nor a network connection), then run there:
 #
-#   scripts/gpu-bundle.sh [DIR]        (default .gpu, which .git/info/exclude should list)
+#   . BUNDLE/unpack.sh && BUNDLE/scripts/gpu-protocol.sh BUNDLE/alexnet BUNDLE/data OUT
+#   . BUNDLE/unpack.sh && BUNDLE/scripts/gpu-check.sh BUNDLE/alexnet BUNDLE/data OUT
 #
-# KERNELS=FILE adds the kernels.tar.xz an earlier lease's gpu-protocol.sh brought back (the
-# kernel cache of the same build and GPU model), so that training starts warm.
+#   scripts/gpu-bundle.sh [DIR]        (default .gpu, which git ignores)
+#
+# KERNELS=FILE adds the kernels.tar.xz that gpu-protocol.sh wrote on an earlier run (the kernel
+# cache of the same build and GPU model), so that training starts warm.
 #
 # NOFUSION=1 adds alexnet-nofusion, built without Burn's kernel fusion, for gpu-check.sh's
 # optional fusion comparison (NOFUSION_BIN).
-#
-# Then, in one `run` with `carry: [".gpu"]`:
-#   . .gpu/unpack.sh && .gpu/scripts/gpu-check.sh .gpu/alexnet .gpu/data $OUT/check
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.gpu}
@@ -32,10 +34,10 @@ fi
 cp "$data"/*-ubyte* "$dir/data/"
 [ -n "${KERNELS:-}" ] && cp "$KERNELS" "$dir/kernels.tar.xz"
 cp scripts/gpu-check.sh scripts/gpu-protocol.sh scripts/steps.sh "$dir/scripts/"
-cp ../shared/reference/pytorch/*.py "$dir/reference/"
+cp reference/pytorch/*.py reference/pytorch/requirements.txt "$dir/reference/"
 cat > "$dir/unpack.sh" <<'UNPACK'
 #!/usr/bin/env bash
-# Unpacks the binary beside this script (python3's lzma: the image may lack xz).
+# Unpacks the binary beside this script (python3's lzma: the machine may lack xz).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for bin in alexnet alexnet-nofusion; do
   [ -f "$here/$bin.xz" ] || continue

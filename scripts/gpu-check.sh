@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The GPU check: cold and warm kernel compile/tune times, time to the first training step,
-# steady-state throughput, and PyTorch beside it on the same GPU. On an H200 the cold warm-up
-# of the training step alone took 239 s (2026-11-30), so the whole check needs about 10 minutes
-# cold; every step has its own time limit and writes to OUT as it goes, so a run cut short
-# still reports.
+# A quick check of a GPU machine: cold and warm kernel compile/tune times, time to the first
+# training step, steady-state throughput, and PyTorch beside it on the same GPU. On an H200 the
+# cold warm-up of the training step alone took 239 s (2026-11-30), so the whole check needs
+# about 10 minutes cold; every step has its own time limit and writes to OUT as it goes, so a
+# run cut short still reports.
 #
 #   scripts/gpu-check.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]
 #
-# BACKEND FLAGS default to `--backend cuda`. Rehearse on a machine without a GPU first, on
-# Mesa's lavapipe at small sizes, so that GPU minutes are not spent on script bugs:
+# ALEXNET is a build with `--features cuda` (scripts/gpu-bundle.sh packs one, with the data and
+# the PyTorch reference, for a GPU machine without a Rust toolchain). BACKEND FLAGS default to
+# `--backend cuda`. The script runs the same on a machine without a GPU, on Mesa's software
+# Vulkan driver at small sizes, which checks it end to end before GPU time is spent:
 #
 #   SIZE=65 BATCH=8 INFER_BATCH=8 ITERS=3 REF_DEVICE=cpu LIMIT_SCALE=4 \
 #     scripts/gpu-check.sh target/release/alexnet /usr/share/datasets/fashion-mnist /tmp/gc \
@@ -16,13 +18,13 @@
 #
 # Environment: SIZE (224), BATCH (128), INFER_BATCH (256), ITERS (20 timed bench steps),
 # KERNELS (kernel cache, /tmp/alexnet-kernels: cold on a fresh machine), LEVEL (autotune
-# level, balanced), PY (python3 with torch), REF (../shared/reference/pytorch, or the copy
-# scripts/gpu-bundle.sh makes), REF_DEVICE (cuda), NOFUSION_BIN (a build without fusion, for an
-# optional last step).
+# level, balanced), PY (python3 with torch), REF (the PyTorch reference: reference/pytorch, or
+# the copy scripts/gpu-bundle.sh makes), REF_DEVICE (cuda), NOFUSION_BIN (a build without fusion,
+# for an optional last step).
 #
 # OUT receives summary.txt (one line per step: exit status and seconds), log.txt (everything,
-# as it comes), warmup-cold.json, warmup-warm.json, bench.json and pytorch.txt: six files, within
-# what the device tool brings back.
+# as it comes), warmup-cold.json, warmup-warm.json, bench.json and pytorch.txt.
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -uo pipefail
 
 bin=${1:?usage: gpu-check.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]}
@@ -38,7 +40,7 @@ iters=${ITERS:-20}
 level=${LEVEL:-balanced}
 kernels=${KERNELS:-/tmp/alexnet-kernels}
 here=$(cd "$(dirname "$0")" && pwd)
-ref=${REF:-$here/../../shared/reference/pytorch}
+ref=${REF:-$here/../reference/pytorch}
 py=${PY:-python3}
 ref_device=${REF_DEVICE:-cuda}
 

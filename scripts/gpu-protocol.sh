@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The d2l protocol on one GPU, beside PyTorch, in one lease: our `train` with the defaults (10
+# The d2l protocol on one GPU, beside PyTorch, in one script: our `train` with the defaults (10
 # epochs at 224, batch 128, SGD lr 0.01), `eval` of its final model on all 10,000 test images on
 # the GPU and on flex (the record moves between devices), PyTorch's `train_ref.py` on the same
 # GPU, then steady-state speed (ours and `bench_ref.py`), the per-layer times and the conv and
@@ -7,25 +7,33 @@
 #
 #   scripts/gpu-protocol.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]
 #
-# Resumable: the state (run directory, kernel cache, finished steps) stays in STATE on the
-# machine, so a second call on the still-warm machine skips the finished steps and resumes our
-# training from its newest complete epoch. OUT receives summary.txt and log.txt as they grow,
-# results.tar (every step's output) after each step, and kernels.tar.xz (the kernel cache, for
-# the next lease) after training: four files, within what the device tool brings back even when
-# the call is cut short.
+# ALEXNET is a build with `--features cuda` (scripts/gpu-bundle.sh packs one, with the data and
+# the PyTorch reference, for a GPU machine without a Rust toolchain).
 #
-# BACKEND FLAGS default to `--backend cuda`. Rehearse without a GPU on lavapipe, small:
+# Resumable: the state (run directory, kernel cache, finished steps) stays in STATE, so running
+# the script again, on a machine where a run was cut short (a job's time limit, a lost
+# connection), skips the finished steps and resumes our training from its newest complete
+# epoch. OUT receives summary.txt and log.txt as they grow, results.tar (every step's output)
+# after each step, and kernels.tar.xz (the kernel cache, which spares the next machine of the
+# same GPU model the cold compile) after training: four files, for copying back from a remote
+# machine even when a run is cut short.
+#
+# BACKEND FLAGS default to `--backend cuda`. The script runs the same without a GPU, on Mesa's
+# software Vulkan driver at small sizes, which checks it end to end before GPU time is spent:
 #
 #   SIZE=65 EPOCHS=1 LIMIT_TRAIN=256 LIMIT_TEST=128 BATCH=32 INFER_BATCH=32 ITERS=3 \
 #     REF_DEVICE=cpu LIMIT_SCALE=4 STATE=/tmp/gp-state scripts/gpu-protocol.sh \
 #     target/release/alexnet /usr/share/datasets/fashion-mnist /tmp/gp --backend wgpu --device cpu
 #
 # Environment: SIZE (224), EPOCHS (10), BATCH (128), INFER_BATCH (256), ITERS (20 timed bench
-# steps), LIMIT_TRAIN/LIMIT_TEST (all), STATE (/tmp/alexnet-lease), PY, REF, REF_DEVICE (cuda),
-# TRAIN_LIMIT (seconds for our training in this call, 420), SEED_KERNELS (a kernels.tar.xz from
-# an earlier lease, default the bundle's), ONLY (the steps to run, e.g. "bench bench-ref layers";
-# default all: train eval eval-flex pytorch bench bench-ref layers), FLEX_CPUS and FLEX_THREADS
-# (cores and threads of the flex eval, which runs beside PyTorch's training: 4-15 and 12).
+# steps), LIMIT_TRAIN/LIMIT_TEST (all), STATE (/tmp/alexnet-gpu-run), PY (python3 with torch),
+# REF (the PyTorch reference: reference/pytorch, or the bundle's copy), REF_DEVICE (cuda),
+# TRAIN_LIMIT (seconds for our training in this run of the script, 420), SEED_KERNELS (a
+# kernels.tar.xz from an earlier run on the same GPU model, default the bundle's), ONLY (the
+# steps to run, e.g. "bench bench-ref layers"; default all: train eval eval-flex pytorch bench
+# bench-ref layers), FLEX_CPUS and FLEX_THREADS (cores and threads of the flex eval, which runs
+# beside PyTorch's training: 4-15 and 12).
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -uo pipefail
 
 bin=${1:?usage: gpu-protocol.sh ALEXNET DATA_DIR OUT_DIR [BACKEND FLAGS…]}
@@ -39,9 +47,9 @@ epochs=${EPOCHS:-10}
 batch=${BATCH:-128}
 infer_batch=${INFER_BATCH:-256}
 iters=${ITERS:-20}
-state=${STATE:-/tmp/alexnet-lease}
+state=${STATE:-/tmp/alexnet-gpu-run}
 here=$(cd "$(dirname "$0")" && pwd)
-ref=${REF:-$here/../../shared/reference/pytorch}
+ref=${REF:-$here/../reference/pytorch}
 py=${PY:-python3}
 ref_device=${REF_DEVICE:-cuda}
 run_dir=$state/run
@@ -78,7 +86,8 @@ pin() {
   fi
 }
 
-# Runs a step unless an earlier call finished it (exit 0) or ONLY leaves it out, then publishes.
+# Runs a step unless an earlier run of the script finished it (exit 0) or ONLY leaves it out,
+# then publishes.
 once() {
   local name=$1
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
@@ -86,7 +95,7 @@ once() {
     return
   fi
   if [ -e "$out/done/$name" ]; then
-    echo "== $name: done in an earlier call" | tee -a "$out/log.txt"
+    echo "== $name: done in an earlier run of this script" | tee -a "$out/log.txt"
     return
   fi
   step "$@" && touch "$out/done/$name"
@@ -105,8 +114,8 @@ if command -v nvidia-smi >/dev/null; then
 fi
 publish
 
-# A kernel cache from an earlier lease (scripts/gpu-bundle.sh puts it beside the scripts) spares
-# the cold compile and autotune.
+# A kernel cache from an earlier run on the same GPU model (scripts/gpu-bundle.sh puts it beside
+# the scripts) spares the cold compile and autotune.
 seed=${SEED_KERNELS:-$here/../kernels.tar.xz}
 if [ ! -e "$kernels" ] && [ -f "$seed" ]; then
   "$py" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
@@ -114,7 +123,7 @@ if [ ! -e "$kernels" ] && [ -f "$seed" ]; then
 fi
 
 # The kernel cache as it stands (autotune results, PTX, the driver's compiled code), for the
-# next lease; without the driver's part when the whole is over 15 MiB.
+# next machine; without the driver's part when the whole is over 15 MiB.
 save_kernels() {
   "$py" - "$state" "$final/kernels.tar.xz" <<'PY' | tee -a "$out/log.txt"
 import os, sys, tarfile
@@ -134,8 +143,8 @@ print(f"kernel cache: {size / 2**20:.1f} MiB in kernels.tar.xz"
 PY
 }
 
-# 1. Ours: the d2l protocol, piped (one line per epoch), then the report and curves. A call cut
-#    short leaves checkpoints; the next call resumes from the newest complete epoch.
+# 1. Ours: the d2l protocol, piped (one line per epoch), then the report and curves. A run cut
+#    short leaves checkpoints; the next run of the script resumes from the newest complete epoch.
 train=(--overwrite --epochs "$epochs" --resize "$size" --batch-size "$batch" "${limits[@]}")
 [ -e "$run_dir/config.json" ] && train=(--resume)
 once train "${TRAIN_LIMIT:-420}" - "$bin" train "${gpu[@]}" "${train[@]}" --data-dir "$data" \

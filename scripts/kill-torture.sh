@@ -12,6 +12,7 @@
 # ALEXNET defaults to target/release/alexnet ($CARGO_TARGET_DIR honoured), DATA_DIR to the
 # Debian data package. Prints one line per kill (when, and what the run was doing by its files),
 # then the kills per phase and the checks; exits non-zero on the first failed check.
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -euo pipefail
 
 n=${1:?usage: kill-torture.sh N [ALEXNET] [DATA_DIR]}

@@ -1,8 +1,18 @@
-# Sourced by the GPU scripts: `step NAME LIMIT_SECONDS OUTPUT_FILE COMMAND…` runs one step
-# within its time limit, its output going to OUTPUT_FILE under $out (or only to the log when it
-# is -) and to $out/log.txt, and its exit status and seconds to $out/summary.txt; it returns
-# the command's exit status. LIMIT_SCALE
-# multiplies every limit (rehearsals on lavapipe are slower than the GPU they stand for).
+# The step runner the GPU scripts source (not a command of its own):
+#
+#   . scripts/steps.sh
+#   step NAME LIMIT_SECONDS OUTPUT_FILE COMMAND…
+#
+# runs one step within its time limit, its output going to OUTPUT_FILE under $out (or only to
+# the log when it is -) and to $out/log.txt, and its exit status and seconds to
+# $out/summary.txt; it returns the command's exit status. LIMIT_SCALE multiplies every limit
+# (runs on Mesa's software Vulkan driver are slower than the GPU they stand for).
+# `describe_host` prints the CPU and GPU for a summary's header.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  sed -n '1,/^[^#]/s/^# \{0,1\}//p' "$0"
+  exit 0
+fi
+
 step() {
   local name=$1 limit=$(( $2 * ${LIMIT_SCALE:-1} )) file=$3
   shift 3
