@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod evaluation;
+pub mod human;
 pub mod inference;
 pub mod interop;
 pub mod report;

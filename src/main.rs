@@ -9,12 +9,13 @@ fn main() -> ExitCode {
     keep_freed_memory();
     quiet_graphics_probe();
     let cli = alexnet::cli::Cli::parse();
+    let gpu = cli.gpu_options();
     // SAFETY: no other thread exists yet.
-    unsafe { cli.export_driver_caches() };
-    match alexnet::cli::run(cli) {
+    unsafe { alexnet::cli::export_driver_caches(&cli, &gpu) };
+    match alexnet::cli::run(cli, &gpu) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", alexnet::cli::explain(&err));
             match err.downcast_ref::<alexnet::training::TrainingStopped>() {
                 Some(stop) if stop.by_user() => ExitCode::from(130),
                 _ => ExitCode::FAILURE,

@@ -4,6 +4,8 @@ use alexnet_model::{AlexNetConfig, LayerShape};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+use crate::human::thousands;
+
 /// Output shapes of every layer for one `1 x 1 x side x side` input, and the parameter count.
 pub fn layer_table<B: Backend>(
     config: &AlexNetConfig,
@@ -23,30 +25,4 @@ pub fn format_table(rows: &[LayerShape], parameters: usize) -> String {
     }
     out.push_str(&format!("Total parameters: {}\n", thousands(parameters)));
     out
-}
-
-/// `46764746` as `46,764,746`.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(46764746), "46,764,746");
-    }
 }

@@ -11,6 +11,8 @@ use super::{BackendError, BackendKind, DeviceChoice, GpuOptions};
 /// The devices a task runs on, the first being the main one.
 #[derive(Debug, Clone)]
 pub struct Devices<B: Backend> {
+    /// The backend they belong to.
+    pub kind: BackendKind,
     /// The main device (parameters, optimizer, evaluation).
     pub main: B::Device,
     /// Every device, `main` first; more than one trains data-parallel.
@@ -22,8 +24,9 @@ pub struct Devices<B: Backend> {
 }
 
 impl<B: Backend> Devices<B> {
-    fn new(all: Vec<B::Device>, label: String) -> Self {
+    fn new(kind: BackendKind, all: Vec<B::Device>, label: String) -> Self {
         Self {
+            kind,
             main: all[0].clone(),
             all,
             label,
@@ -42,6 +45,7 @@ impl<B: Backend> Devices<B> {
     /// The same devices under another backend type with the same device type.
     fn cast<C: Backend<Device = B::Device>>(self) -> Devices<C> {
         Devices {
+            kind: self.kind,
             main: self.main,
             all: self.all,
             label: self.label,
@@ -119,10 +123,8 @@ fn activate_cache(
     main: &DeviceChoice,
     gpu: &GpuOptions,
 ) -> Result<PathBuf, BackendError> {
-    let model = super::probe::gpu_model(kind, main).map_err(BackendError::Unavailable)?;
-    gpu.cache
-        .activate(&model, gpu.level)
-        .map_err(BackendError::Unavailable)
+    let model = super::probe::gpu_model(kind, main)?;
+    gpu.cache.activate(&model, gpu.level)
 }
 
 fn cpu_label(name: &str) -> String {
@@ -147,11 +149,13 @@ fn with_backend<V: BackendVisitor>(
     match kind {
         #[cfg(feature = "flex")]
         BackendKind::Flex => Ok(visitor.visit::<burn::backend::Flex>(Devices::new(
+            kind,
             vec![Default::default()],
             cpu_label("flex"),
         ))),
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => Ok(visitor.visit::<burn::backend::NdArray>(Devices::new(
+            kind,
             vec![Default::default()],
             cpu_label("ndarray"),
         ))),
@@ -169,7 +173,7 @@ fn with_backend<V: BackendVisitor>(
                 .collect::<Vec<_>>();
             let label = format!("wgpu {:?}", devices);
             let cache = activate_cache(kind, &choices[0], gpu)?;
-            let devices = Devices::new(devices, label).with_cache(cache);
+            let devices = Devices::new(kind, devices, label).with_cache(cache);
             Ok(visitor.visit::<burn::backend::Wgpu>(devices))
         }
         #[cfg(feature = "cuda")]
@@ -180,16 +184,12 @@ fn with_backend<V: BackendVisitor>(
                 .map(|c| match c {
                     DeviceChoice::Default => Ok(CudaDevice::default()),
                     DeviceChoice::Index(n) => Ok(CudaDevice::new(*n)),
-                    other => Err(BackendError::BadDevice {
-                        backend: "cuda",
-                        choice: other.clone(),
-                        hint: "CUDA devices are numbered: --device 0, 1, …",
-                    }),
+                    other => Err(BackendError::CudaDeviceNotNumbered(other.clone())),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let label = format!("cuda {:?}", devices);
             let cache = activate_cache(kind, &choices[0], gpu)?;
-            let devices = Devices::new(devices, label).with_cache(cache);
+            let devices = Devices::new(kind, devices, label).with_cache(cache);
             Ok(visitor.visit::<burn::backend::Cuda>(devices))
         }
         #[allow(unreachable_patterns)]

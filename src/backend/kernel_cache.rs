@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::BackendError;
+
 /// How hard cubecl's autotuner searches (cubecl's `[autotune] level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TuneLevel {
     /// The fewest candidates per operation.
@@ -30,6 +32,9 @@ pub enum TuneLevel {
 }
 
 impl TuneLevel {
+    /// Every level, from the fewest candidates to the most.
+    pub const ALL: [TuneLevel; 4] = [Self::Minimal, Self::Balanced, Self::Extensive, Self::Full];
+
     /// The name used by `--autotune-level`, `CUBECL_AUTOTUNE_LEVEL` and the cache directory.
     pub fn name(self) -> &'static str {
         match self {
@@ -173,17 +178,46 @@ impl KernelCache {
     }
 }
 
+/// The kernel cache directory and autotune level a process's GPU runtime was given. cubecl
+/// reads its configuration once per process, at the first kernel; a second task asking for
+/// another directory or level would silently get the first, so it is refused instead.
+#[derive(Debug, Default)]
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+struct ProcessCache(std::sync::OnceLock<(PathBuf, TuneLevel)>);
+
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+impl ProcessCache {
+    /// Claims the runtime for `dir` at `level`; `configure` runs for the first claim only.
+    /// Claiming the same directory and level again is fine.
+    fn claim(
+        &self,
+        dir: &Path,
+        level: TuneLevel,
+        configure: impl FnOnce(),
+    ) -> Result<(), BackendError> {
+        let first = self.0.get_or_init(|| {
+            configure();
+            (dir.to_path_buf(), level)
+        });
+        match *first == (dir.to_path_buf(), level) {
+            true => Ok(()),
+            false => Err(BackendError::KernelCacheInUse {
+                first: first.clone(),
+                second: (dir.to_path_buf(), level),
+            }),
+        }
+    }
+}
+
 /// Points cubecl at `dir` for its autotune results (at `level`) and compiled kernels, keeping
-/// the rest of the user's `cubecl.toml` and `CUBECL_*` variables. cubecl reads its configuration
-/// once per process, at the first kernel, so this must run before that; it does nothing when
-/// cubecl is already configured (a second backend task in one process).
+/// the rest of the user's `cubecl.toml` and `CUBECL_*` variables; once per process.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-fn configure_cubecl(dir: &Path, level: TuneLevel) {
+fn configure_cubecl(dir: &Path, level: TuneLevel) -> Result<(), BackendError> {
     use cubecl::config::autotune::AutotuneLevel;
     use cubecl::config::cache::CacheConfig;
     use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
-    static CONFIGURED: std::sync::Once = std::sync::Once::new();
-    CONFIGURED.call_once(|| {
+    static CONFIGURED: ProcessCache = ProcessCache(std::sync::OnceLock::new());
+    CONFIGURED.claim(dir, level, || {
         let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
         config.autotune.cache = CacheConfig::File(dir.to_path_buf());
         config.autotune.level = match level {
@@ -194,7 +228,7 @@ fn configure_cubecl(dir: &Path, level: TuneLevel) {
         };
         config.compilation.cache = Some(CacheConfig::File(dir.to_path_buf()));
         CubeClRuntimeConfig::set(config);
-    });
+    })
 }
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -202,19 +236,16 @@ impl KernelCache {
     /// Makes the GPU backend keep its kernels for `model` in this cache: creates the directory,
     /// repairs damaged entries (one warning line each) and configures cubecl. Returns the
     /// directory.
-    pub fn activate(&self, model: &str, level: TuneLevel) -> Result<PathBuf, String> {
+    pub fn activate(&self, model: &str, level: TuneLevel) -> Result<PathBuf, BackendError> {
         let dir = self.device_dir(model, level);
-        fs::create_dir_all(&dir).map_err(|err| {
-            format!(
-                "cannot create the kernel cache {} ({err}); pass a writable --kernel-cache \
-                 or set ALEXNET_KERNEL_CACHE",
-                dir.display()
-            )
+        fs::create_dir_all(&dir).map_err(|source| BackendError::KernelCacheUnwritable {
+            dir: dir.clone(),
+            source,
         })?;
         for note in repair(&dir) {
             eprintln!("warning: {note}");
         }
-        configure_cubecl(&dir, level);
+        configure_cubecl(&dir, level)?;
         Ok(dir)
     }
 }
@@ -349,6 +380,32 @@ mod tests {
         );
         assert!(repair(dir.path()).is_empty(), "a repaired file stays quiet");
         assert_eq!(count_tuned_keys(dir.path()), 2);
+    }
+
+    #[test]
+    fn a_second_cache_directory_in_one_process_is_refused() {
+        let process = ProcessCache::default();
+        let mut configured = 0;
+        let (a, b) = (Path::new("/cache/a"), Path::new("/cache/b"));
+        process
+            .claim(a, TuneLevel::Balanced, || configured += 1)
+            .unwrap();
+        process
+            .claim(a, TuneLevel::Balanced, || configured += 1)
+            .unwrap();
+        assert_eq!(configured, 1, "the runtime is configured once");
+        let err = process
+            .claim(b, TuneLevel::Balanced, || configured += 1)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot switch to /cache/b"),
+            "{err}"
+        );
+        assert!(
+            process.claim(a, TuneLevel::Full, || {}).is_err(),
+            "nor another level"
+        );
+        assert_eq!(configured, 1);
     }
 
     #[test]

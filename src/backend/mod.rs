@@ -6,6 +6,8 @@ mod dispatch;
 mod kernel_cache;
 pub mod probe;
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 pub use dispatch::{Devices, InferenceTask, TrainingTask, run_inference, run_training};
@@ -33,7 +35,7 @@ compile_error!(
 );
 
 /// A backend the user can ask for with `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// burn-cuda: NVIDIA GPUs.
@@ -107,12 +109,12 @@ impl std::fmt::Display for DeviceChoice {
 }
 
 impl std::str::FromStr for DeviceChoice {
-    type Err = String;
+    type Err = BackendError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let index = |n: &str| {
             n.parse()
-                .map_err(|_| format!("'{s}' is not a device: use N, integrated:N, cpu or default"))
+                .map_err(|_| BackendError::NotADevice(s.to_string()))
         };
         match s {
             "default" => Ok(Self::Default),
@@ -125,7 +127,7 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
-/// Why a backend or device cannot be used.
+/// Why a backend, a device or the kernel cache cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The backend's feature was not compiled in.
@@ -138,18 +140,64 @@ pub enum BackendError {
     /// `--device` or `--devices` given to a CPU backend.
     #[error("--device/--devices select GPUs; backend {} runs on the CPU: drop the flag or pick --backend cuda or wgpu", .0.name())]
     NotAGpuBackend(BackendKind),
-    /// The device is missing, or its kernel cache cannot be used.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A device choice the backend does not have.
-    #[error("backend {backend} has no device {choice:?}: {hint}")]
-    BadDevice {
-        /// The backend.
-        backend: &'static str,
-        /// What was asked for.
-        choice: DeviceChoice,
-        /// What to do instead.
-        hint: &'static str,
+    /// A device that is not written as a device.
+    #[error("'{0}' is not a device: use N, integrated:N, cpu or default")]
+    NotADevice(String),
+    /// CUDA numbers its devices; `integrated:N` or `cpu` are wgpu's.
+    #[error("CUDA devices are numbered, not `--device {0}`: --device 0, 1, …")]
+    CudaDeviceNotNumbered(DeviceChoice),
+    /// There is no CUDA device with this number.
+    #[error("there is no CUDA device {index}: this machine has {count} (see `alexnet backends`)")]
+    NoSuchCudaDevice {
+        /// The device asked for.
+        index: usize,
+        /// The devices there are.
+        count: usize,
+    },
+    /// No NVIDIA kernel driver is loaded.
+    #[error(
+        "no NVIDIA driver loaded (/proc/driver/nvidia/version is missing); install the NVIDIA \
+         driver"
+    )]
+    NoNvidiaDriver,
+    /// The CUDA driver library is missing or refused to start.
+    #[error("no usable CUDA driver ({0}); install the NVIDIA driver")]
+    CudaDriver(String),
+    /// wgpu sees no adapter at all.
+    #[error(
+        "no wgpu adapter: install GPU drivers, or Mesa's software Vulkan driver (apt-get \
+         install mesa-vulkan-drivers) to run on the CPU"
+    )]
+    NoWgpuAdapter,
+    /// wgpu has adapters, but not the one asked for.
+    #[error(
+        "wgpu has no device `--device {0}`; `alexnet backends` lists the devices it sees (for \
+         the CPU adapter: apt-get install mesa-vulkan-drivers)"
+    )]
+    NoSuchWgpuDevice(DeviceChoice),
+    /// The kernel cache directory cannot be created.
+    #[error(
+        "cannot create the kernel cache {} ({source}); pass a writable --kernel-cache or set \
+         ALEXNET_KERNEL_CACHE", dir.display()
+    )]
+    KernelCacheUnwritable {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A second kernel cache in a process whose GPU runtime already uses another: cubecl reads
+    /// its configuration once per process.
+    #[error(
+        "this process already keeps its GPU kernels in {} ({}); it cannot switch to {} ({}): \
+         run the second task in its own process",
+        .first.0.display(), .first.1.name(), .second.0.display(), .second.1.name()
+    )]
+    KernelCacheInUse {
+        /// The directory and autotune level in use.
+        first: (PathBuf, TuneLevel),
+        /// The ones asked for.
+        second: (PathBuf, TuneLevel),
     },
 }
 
@@ -164,16 +212,15 @@ mod tests {
 
     #[test]
     fn device_choices_parse() {
-        assert_eq!("3".parse(), Ok(DeviceChoice::Index(3)));
-        assert_eq!("discrete:1".parse(), Ok(DeviceChoice::Index(1)));
-        assert_eq!("integrated:0".parse(), Ok(DeviceChoice::Integrated(0)));
-        assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
-        assert_eq!("default".parse(), Ok(DeviceChoice::Default));
-        assert!(
-            "gpu"
-                .parse::<DeviceChoice>()
-                .unwrap_err()
-                .contains("use N, integrated:N, cpu")
+        assert_eq!("3".parse().ok(), Some(DeviceChoice::Index(3)));
+        assert_eq!("discrete:1".parse().ok(), Some(DeviceChoice::Index(1)));
+        assert_eq!(
+            "integrated:0".parse().ok(),
+            Some(DeviceChoice::Integrated(0))
         );
+        assert_eq!("cpu".parse().ok(), Some(DeviceChoice::Cpu));
+        assert_eq!("default".parse().ok(), Some(DeviceChoice::Default));
+        let err = "gpu".parse::<DeviceChoice>().unwrap_err().to_string();
+        assert!(err.contains("use N, integrated:N, cpu"), "{err}");
     }
 }

@@ -3,8 +3,10 @@
 
 use serde::Serialize;
 
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+use super::DeviceChoice;
 use super::kernel_cache::CacheStatus;
-use super::{BackendKind, DeviceChoice, GpuOptions};
+use super::{BackendError, BackendKind, GpuOptions};
 
 /// One device a backend can use, with the `--device` value that selects it.
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +86,7 @@ fn probe(kind: BackendKind) -> BackendDevices {
     let (devices, unavailable) = match found {
         Ok(devices) if devices.is_empty() => (devices, Some("no device found".to_string())),
         Ok(devices) => (devices, None),
-        Err(reason) => (Vec::new(), Some(reason)),
+        Err(reason) => (Vec::new(), Some(reason.to_string())),
     };
     BackendDevices {
         backend: kind,
@@ -103,16 +105,12 @@ fn wgpu_instance() -> wgpu::Instance {
 }
 
 #[cfg(feature = "wgpu")]
-const NO_WGPU_ADAPTER: &str = "no wgpu adapter: install GPU drivers, or Mesa's software Vulkan \
-                               driver (apt-get install mesa-vulkan-drivers) to run on the CPU";
-
-#[cfg(feature = "wgpu")]
-fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
+fn wgpu_devices() -> Result<Vec<DeviceInfo>, BackendError> {
     use wgpu::DeviceType;
     let adapters =
         futures_lite::future::block_on(wgpu_instance().enumerate_adapters(wgpu::Backends::all()));
     if adapters.is_empty() {
-        return Err(NO_WGPU_ADAPTER.into());
+        return Err(BackendError::NoWgpuAdapter);
     }
     let (mut discrete, mut integrated) = (0, 0);
     Ok(adapters
@@ -146,7 +144,7 @@ fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
 /// The adapter name burn-wgpu will pick for `choice`, by cubecl's own rules: the N-th adapter
 /// of the asked type, or for the default device wgpu's high-performance choice.
 #[cfg(feature = "wgpu")]
-fn wgpu_model(choice: &DeviceChoice) -> Result<String, String> {
+fn wgpu_model(choice: &DeviceChoice) -> Result<String, BackendError> {
     use wgpu::DeviceType;
     let instance = wgpu_instance();
     let (wanted, n) = match choice {
@@ -158,7 +156,7 @@ fn wgpu_model(choice: &DeviceChoice) -> Result<String, String> {
             };
             return futures_lite::future::block_on(instance.request_adapter(&options))
                 .map(|a| a.get_info().name)
-                .map_err(|_| NO_WGPU_ADAPTER.to_string());
+                .map_err(|_| BackendError::NoWgpuAdapter);
         }
         DeviceChoice::Index(n) => (DeviceType::DiscreteGpu, *n),
         DeviceChoice::Integrated(n) => (DeviceType::IntegratedGpu, *n),
@@ -172,12 +170,7 @@ fn wgpu_model(choice: &DeviceChoice) -> Result<String, String> {
         .filter(|info| info.device_type == wanted)
         .nth(n)
         .map(|info| info.name)
-        .ok_or_else(|| {
-            format!(
-                "wgpu has no device `--device {choice}`; `alexnet backends` lists the devices \
-                 it sees (for the CPU adapter: apt-get install mesa-vulkan-drivers)"
-            )
-        })
+        .ok_or_else(|| BackendError::NoSuchWgpuDevice(choice.clone()))
 }
 
 #[cfg(feature = "wgpu")]
@@ -187,21 +180,17 @@ fn post_increment(n: &mut usize) -> usize {
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_devices() -> Result<Vec<DeviceInfo>, String> {
-    Err("not compiled in (cargo feature wgpu)".into())
+fn wgpu_devices() -> Result<Vec<DeviceInfo>, BackendError> {
+    Err(BackendError::NotCompiled(BackendKind::Wgpu))
 }
 
 /// Each CUDA device's name and memory, from the driver API (not through cubecl, whose
 /// configuration must be set before it first starts).
 #[cfg(feature = "cuda")]
-fn cuda_names() -> Result<Vec<(String, u64)>, String> {
+fn cuda_names() -> Result<Vec<(String, u64)>, BackendError> {
     use cudarc::driver::result;
     if cfg!(target_os = "linux") && !std::path::Path::new("/proc/driver/nvidia/version").exists() {
-        return Err(
-            "no NVIDIA driver loaded (/proc/driver/nvidia/version is missing); install \
-                    the NVIDIA driver"
-                .into(),
-        );
+        return Err(BackendError::NoNvidiaDriver);
     }
     let query = || -> Result<Vec<(String, u64)>, result::DriverError> {
         result::init()?;
@@ -221,9 +210,7 @@ fn cuda_names() -> Result<Vec<(String, u64)>, String> {
     std::panic::set_hook(hook);
     match found {
         Ok(Ok(devices)) => Ok(devices),
-        Ok(Err(err)) => Err(format!(
-            "no usable CUDA driver ({err}); install the NVIDIA driver"
-        )),
+        Ok(Err(err)) => Err(BackendError::CudaDriver(err.to_string())),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -231,15 +218,13 @@ fn cuda_names() -> Result<Vec<(String, u64)>, String> {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
             let first = message.lines().next().unwrap_or("").to_string();
-            Err(format!(
-                "no usable CUDA driver ({first}); install the NVIDIA driver"
-            ))
+            Err(BackendError::CudaDriver(first))
         }
     }
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
+fn cuda_devices() -> Result<Vec<DeviceInfo>, BackendError> {
     Ok(cuda_names()?
         .into_iter()
         .enumerate()
@@ -256,44 +241,36 @@ fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
 
 /// The model of CUDA device `choice`.
 #[cfg(feature = "cuda")]
-fn cuda_model(choice: &DeviceChoice) -> Result<String, String> {
-    let n = match choice {
+fn cuda_model(choice: &DeviceChoice) -> Result<String, BackendError> {
+    let index = match choice {
         DeviceChoice::Default => 0,
         DeviceChoice::Index(n) => *n,
-        other => {
-            return Err(format!(
-                "CUDA devices are numbered, not `--device {other}`: --device 0, 1, …"
-            ));
-        }
+        other => return Err(BackendError::CudaDeviceNotNumbered(other.clone())),
     };
     let names = cuda_names()?;
     let count = names.len();
     names
         .into_iter()
-        .nth(n)
+        .nth(index)
         .map(|(name, _)| name)
-        .ok_or_else(|| {
-            format!(
-                "there is no CUDA device {n}: this machine has {count} (see `alexnet backends`)"
-            )
-        })
+        .ok_or(BackendError::NoSuchCudaDevice { index, count })
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda_devices() -> Result<Vec<DeviceInfo>, String> {
-    Err("not compiled in (cargo feature cuda)".into())
+fn cuda_devices() -> Result<Vec<DeviceInfo>, BackendError> {
+    Err(BackendError::NotCompiled(BackendKind::Cuda))
 }
 
-/// The GPU model that backend `kind` will run on for `choice`, which its kernels are cached
+/// The GPU model that GPU backend `kind` will run on for `choice`, which its kernels are cached
 /// under; the error says what to do when there is no such device.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
-pub fn gpu_model(kind: BackendKind, choice: &DeviceChoice) -> Result<String, String> {
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub fn gpu_model(kind: BackendKind, choice: &DeviceChoice) -> Result<String, BackendError> {
     match kind {
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => wgpu_model(choice),
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => cuda_model(choice),
-        _ => Err(format!("{} has no GPU model", kind.name())),
+        other => Err(BackendError::NotAGpuBackend(other)),
     }
 }
 

@@ -3,33 +3,42 @@
 
 use std::time::Instant;
 
-use alexnet_model::AlexNetConfig;
 use anyhow::Result;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 
 use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, FashionMnistItem, Split};
-use crate::training::Classifier;
-use crate::training::warmup::{Shapes, random_batch};
+use crate::run::TrainingConfig;
+use crate::training::warmup::random_batch;
+use crate::training::{Classifier, optimizer};
 
 pub mod layers;
 
-/// What to measure (the flags of `alexnet bench`).
-#[derive(Debug, Clone, clap::Args)]
+/// What to measure.
+#[derive(Debug, Clone, PartialEq)]
 pub struct BenchSettings {
-    #[command(flatten)]
-    pub shapes: Shapes,
+    /// Images per training step.
+    pub batch: usize,
+    /// Images per inference pass.
+    pub infer_batch: usize,
+    /// Input side.
+    pub resize: usize,
     /// Timed steps; the median is reported.
-    #[arg(long, default_value_t = 5)]
     pub iters: usize,
-    /// Untimed warm-up steps.
-    #[arg(long, default_value_t = 2)]
+    /// Untimed warm-up steps first.
     pub warmup: usize,
+}
+
+impl BenchSettings {
+    /// The training run whose step is measured: d2l's protocol at this size and batch.
+    fn config(&self) -> TrainingConfig {
+        TrainingConfig::d2l(self.resize).with_batch_size(self.batch)
+    }
 }
 
 /// One measured figure.
@@ -174,15 +183,15 @@ pub fn run<B: AutodiffBackend>(
     data_dir: Option<&std::path::Path>,
     gpu: bool,
 ) -> Result<BenchReport> {
-    let config = AlexNetConfig::new().with_image_size(settings.shapes.resize);
-    let forward_gflop = 2.0 * config.forward_macs()? as f64 / 1e9;
+    let config = settings.config();
+    let forward_gflop = 2.0 * config.model.forward_macs()? as f64 / 1e9;
 
-    let batcher = FashionMnistBatcher::new(settings.shapes.resize);
-    let pipeline_items = items(settings.shapes.batch, data_dir);
+    let batcher = FashionMnistBatcher::new(settings.resize);
+    let pipeline_items = items(settings.batch, data_dir);
     let data_pipeline = measure(
         settings,
         ("data pipeline", gpu),
-        settings.shapes.batch,
+        settings.batch,
         None,
         || {
             let batch: FashionMnistBatch<B::InnerBackend> =
@@ -192,43 +201,39 @@ pub fn run<B: AutodiffBackend>(
         },
     );
 
-    B::seed(device, 0);
-    let mut model = Classifier::new(config.try_init::<B>(device)?);
-    let mut optimizer = SgdConfig::new().init::<B, Classifier<B>>();
-    let train_batch = random_batch::<B>(settings.shapes.batch, settings.shapes.resize, device);
+    B::seed(device, config.seed);
+    let mut model = Classifier::new(config.model.try_init::<B>(device)?);
+    let mut optimizer = optimizer::sgd::<B>(&config.optimizer);
+    let train_batch = random_batch::<B>(settings.batch, settings.resize, device);
     let train_flop = Some(3.0 * forward_gflop);
     let train_step = measure(
         settings,
         ("train step", gpu),
-        settings.shapes.batch,
+        settings.batch,
         train_flop,
         || {
             let output = model.forward_classification(train_batch.clone());
             let _: f64 = output.loss.clone().into_scalar().elem();
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            model = optimizer.step(0.01, model.clone(), grads);
+            model = optimizer.step(config.lr, model.clone(), grads);
             B::sync(device).expect("device sync");
         },
     );
 
     let net = model.valid().net;
-    let infer_images = random_batch::<B::InnerBackend>(
-        settings.shapes.infer_batch,
-        settings.shapes.resize,
-        device,
-    )
-    .images;
+    let infer_images =
+        random_batch::<B::InnerBackend>(settings.infer_batch, settings.resize, device).images;
     let inference = measure(
         settings,
         ("inference", gpu),
-        settings.shapes.infer_batch,
+        settings.infer_batch,
         Some(forward_gflop),
         || drop(net.forward(infer_images.clone()).into_data()),
     );
 
     Ok(BenchReport {
         device: label.to_string(),
-        resize: settings.shapes.resize,
+        resize: settings.resize,
         forward_gflop_per_image: forward_gflop,
         data_pipeline,
         train_step,
@@ -245,9 +250,9 @@ pub fn layer_breakdown<B: AutodiffBackend>(
     device: &B::Device,
     settings: &BenchSettings,
 ) -> Result<Vec<layers::LayerTiming>> {
-    let config = AlexNetConfig::new().with_image_size(settings.shapes.resize);
-    B::seed(device, 0);
-    let net = config.try_init::<B>(device)?;
+    let config = settings.config();
+    B::seed(device, config.seed);
+    let net = config.model.try_init::<B>(device)?;
     Ok(layers::breakdown(&net, device, settings))
 }
 

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::GpuArgs;
-use crate::backend::probe;
+use crate::backend::{GpuOptions, probe};
 
 /// Flags of `alexnet backends`.
 #[derive(Debug, Args)]
@@ -16,10 +16,10 @@ pub struct BackendsArgs {
     pub gpu: GpuArgs,
 }
 
-/// Prints every compiled-in backend with its devices, or why it has none.
-pub fn list(args: &BackendsArgs) -> Result<()> {
-    let gpu = args.gpu.options();
-    let backends = probe::probe_all(&gpu);
+/// Prints every compiled-in backend with its devices, or why it has none, and the state of
+/// the kernel cache `gpu` names.
+pub fn list(args: &BackendsArgs, gpu: &GpuOptions) -> Result<()> {
+    let backends = probe::probe_all(gpu);
     match args.json {
         true => println!(
             "{}",

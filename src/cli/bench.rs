@@ -10,11 +10,56 @@ use super::BackendArgs;
 use crate::backend::{Devices, TrainingTask};
 use crate::bench::{self, BenchSettings};
 
+/// The sizes a benchmark or a warm-up runs at.
+#[derive(Debug, Clone, Args)]
+pub struct ShapeArgs {
+    /// Images per training step.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Images per inference pass.
+    #[arg(long, default_value_t = 256)]
+    pub infer_batch: usize,
+    /// Input side.
+    #[arg(long, default_value_t = 224)]
+    pub resize: usize,
+}
+
+/// How many steps to time.
+#[derive(Debug, Clone, Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    pub shapes: ShapeArgs,
+    /// Timed steps; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+}
+
+impl StepArgs {
+    /// The plain settings, checked.
+    fn settings(&self) -> Result<BenchSettings> {
+        let s = &self.shapes;
+        if s.batch == 0 || s.infer_batch == 0 || self.iters == 0 {
+            bail!("--batch, --infer-batch and --iters must be at least 1");
+        }
+        super::model_config(s.resize)?;
+        Ok(BenchSettings {
+            batch: s.batch,
+            infer_batch: s.infer_batch,
+            resize: s.resize,
+            iters: self.iters,
+            warmup: self.warmup,
+        })
+    }
+}
+
 /// Flags of `alexnet bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
-    pub settings: BenchSettings,
+    pub steps: StepArgs,
     /// Time each layer's forward and backward pass instead (training batch, autodiff backend),
     /// beside Burn's stock layer where this build replaces it (convolution, ReLU, max-pooling).
     #[arg(long)]
@@ -36,23 +81,19 @@ impl TrainingTask for BenchTask<'_> {
     type Output = Result<()>;
 
     fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
-        let gpu = devices.kernel_cache.is_some();
+        let gpu = devices.kind.is_gpu();
         let (device, label) = (devices.main, devices.label);
         let args = self.0;
-        let settings = &args.settings;
-        if settings.shapes.batch == 0 || settings.shapes.infer_batch == 0 || settings.iters == 0 {
-            bail!("--batch, --infer-batch and --iters must be at least 1");
-        }
-        super::model_config(settings.shapes.resize)?;
+        let settings = &args.steps.settings()?;
         if args.layers {
             let rows = bench::layer_breakdown::<B>(&device, settings)?;
             match args.json {
                 true => println!("{}", serde_json::to_string_pretty(&rows)?),
                 false => print!(
                     "{label}, batch {}, {}x{}\nCPU: {}\n{}",
-                    settings.shapes.batch,
-                    settings.shapes.resize,
-                    settings.shapes.resize,
+                    settings.batch,
+                    settings.resize,
+                    settings.resize,
                     bench::cpu_model(),
                     bench::layers::to_text(&rows)
                 ),

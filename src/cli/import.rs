@@ -58,7 +58,7 @@ impl InferenceTask for ImportTask<'_> {
             "imported {} ({}, {} parameters, --resize {resize}) into {} and {}",
             args.from.display(),
             format,
-            crate::summary::thousands(net.parameter_count()),
+            crate::human::thousands(net.parameter_count()),
             model.display(),
             run.config_file().display()
         );

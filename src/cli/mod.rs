@@ -1,14 +1,19 @@
-//! The command line: one module per subcommand, each running on the backend `--backend` picks.
+//! The command line: one module per subcommand, each running on the backend `--backend` picks;
+//! every flag is declared here, and every message that names a flag is worded here
+//! ([`explain`]).
 
 mod backends;
 mod bench;
+mod config_flags;
 mod eval;
 mod export;
 mod import;
 mod infer;
+mod messages;
 mod report;
 mod summary;
 mod train;
+mod values;
 mod warmup;
 
 use std::path::PathBuf;
@@ -16,11 +21,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-pub use bench::BenchArgs;
+pub use bench::{BenchArgs, ShapeArgs};
+pub use config_flags::{ConfigFlags, flag};
 pub use eval::EvalArgs;
 pub use export::ExportArgs;
 pub use import::ImportArgs;
 pub use infer::InferArgs;
+pub use messages::explain;
 pub use report::{PlotArgs, ReportArgs};
 pub use summary::SummaryArgs;
 pub use train::TrainArgs;
@@ -31,7 +38,7 @@ use crate::backend::{
     TuneLevel,
 };
 use crate::inference::CheckpointChoice;
-use crate::run::RunDir;
+use crate::run::{ConfigError, RunDir};
 
 /// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, evaluate, predict.
 #[derive(Debug, Parser)]
@@ -95,7 +102,7 @@ pub struct BackendArgs {
 }
 
 /// Where GPU backends keep their compiled and tuned kernels, and how hard they tune.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct GpuArgs {
     /// GPU kernel cache: autotune results, compiled kernels and the driver's shader cache, one
     /// directory per GPU model and build [default: $ALEXNET_KERNEL_CACHE, else
@@ -124,18 +131,23 @@ impl BackendArgs {
     }
 
     /// Runs `task` on the chosen backend and device.
-    fn inference<T: InferenceTask<Output = Result<()>>>(&self, task: T) -> Result<()> {
-        backend::run_inference(self.kind(), self.device.as_ref(), &self.gpu.options(), task)?
+    fn inference<T: InferenceTask<Output = Result<()>>>(
+        &self,
+        gpu: &GpuOptions,
+        task: T,
+    ) -> Result<()> {
+        backend::run_inference(self.kind(), self.device.as_ref(), gpu, task)?
     }
 
     /// Runs `task` on the chosen backend's autodiff form, on `devices` (the default device when
     /// empty).
     fn training<T: TrainingTask<Output = Result<()>>>(
         &self,
+        gpu: &GpuOptions,
         devices: &[DeviceChoice],
         task: T,
     ) -> Result<()> {
-        backend::run_training(self.kind(), devices, &self.gpu.options(), task)?
+        backend::run_training(self.kind(), devices, gpu, task)?
     }
 
     /// `--device` as a list, for [`Self::training`].
@@ -179,42 +191,51 @@ impl Cli {
         }
     }
 
-    /// Points the GPU drivers' own kernel caches into the kernel cache (environment variables).
-    ///
-    /// # Safety
-    /// Call before any thread starts: it writes the environment.
-    pub unsafe fn export_driver_caches(&self) {
-        // A CPU-only build has no driver to point anywhere: no directories to create.
-        if !cfg!(any(feature = "wgpu", feature = "cuda")) {
-            return;
-        }
-        if let Some(gpu) = self.gpu_args() {
-            // SAFETY: forwarded to the caller.
-            unsafe { KernelCache::resolve(gpu.kernel_cache.as_deref()).export_driver_caches() };
-        }
+    /// The kernel cache and autotune level, resolved once from the command's flags (or, for a
+    /// command without them, the environment): [`export_driver_caches`] and [`run`] take it.
+    pub fn gpu_options(&self) -> GpuOptions {
+        self.gpu_args()
+            .map_or_else(|| GpuArgs::default().options(), GpuArgs::options)
     }
 }
 
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> Result<()> {
+/// Points the GPU drivers' own kernel caches into the kernel cache (environment variables),
+/// for a command that can run on a GPU, in a build with a GPU backend.
+///
+/// # Safety
+/// Call before any thread starts: it writes the environment.
+pub unsafe fn export_driver_caches(cli: &Cli, gpu: &GpuOptions) {
+    if cfg!(any(feature = "wgpu", feature = "cuda")) && cli.gpu_args().is_some() {
+        // SAFETY: forwarded to the caller.
+        unsafe { gpu.cache.export_driver_caches() };
+    }
+}
+
+/// Runs the parsed command, GPU work with `gpu` (from [`Cli::gpu_options`]).
+pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
     match cli.command {
-        Command::Train(args) => args
-            .backend
-            .training(&args.devices(), train::TrainTask(&args)),
+        Command::Train(args) => {
+            args.backend
+                .training(gpu, &args.devices(), train::TrainTask(&args))
+        }
         Command::Bench(args) => {
             let devices = args.backend.device_list();
-            args.backend.training(&devices, bench::BenchTask(&args))
+            args.backend
+                .training(gpu, &devices, bench::BenchTask(&args))
         }
-        Command::Infer(args) => args.backend.inference(infer::InferTask(&args)),
-        Command::Eval(args) => args.backend.inference(eval::EvalTask(&args)),
-        Command::Summary(args) => args.backend.inference(summary::SummaryTask(args.resize)),
-        Command::Import(args) => args.backend.inference(import::ImportTask(&args)),
-        Command::Export(args) => args.backend.inference(export::ExportTask(&args)),
+        Command::Infer(args) => args.backend.inference(gpu, infer::InferTask(&args)),
+        Command::Eval(args) => args.backend.inference(gpu, eval::EvalTask(&args)),
+        Command::Summary(args) => args
+            .backend
+            .inference(gpu, summary::SummaryTask(args.resize)),
+        Command::Import(args) => args.backend.inference(gpu, import::ImportTask(&args)),
+        Command::Export(args) => args.backend.inference(gpu, export::ExportTask(&args)),
         Command::Warmup(args) => {
             let devices = args.backend.device_list();
-            args.backend.training(&devices, warmup::WarmupTask(&args))
+            args.backend
+                .training(gpu, &devices, warmup::WarmupTask(&args))
         }
-        Command::Backends(args) => backends::list(&args),
+        Command::Backends(args) => backends::list(&args, gpu),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
         Command::Completions { shell } => {
@@ -230,11 +251,10 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The network at `--resize`, or the error naming the flag.
+/// The network at `--resize`, checked as a training configuration's is (so that a bad size
+/// gets the same message).
 fn model_config(resize: usize) -> Result<alexnet_model::AlexNetConfig> {
     let config = alexnet_model::AlexNetConfig::new().with_image_size(resize);
-    config
-        .validate()
-        .map_err(|err| anyhow::anyhow!("{err}; choose a larger --resize"))?;
+    config.validate().map_err(ConfigError::Model)?;
     Ok(config)
 }

@@ -8,8 +8,10 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
+use super::config_flags::ConfigFlags;
 use crate::backend::{DeviceChoice, Devices, TrainingTask};
-use crate::training::{self, Cadence, ConfigFlags, Display, RunOptions};
+use crate::run::RunDir;
+use crate::training::{self, Cadence, Display, RunOptions, Start, TrainOutcome};
 
 /// Flags of `alexnet train`. Unset flags take d2l's values, or the saved ones with `--resume`.
 #[derive(Debug, Args)]
@@ -88,6 +90,17 @@ impl TrainArgs {
             false => self.devices.clone(),
         }
     }
+
+    /// `--resume`, else a new run from `--config` or d2l's protocol.
+    fn start(&self) -> Start {
+        match self.resume {
+            true => Start::Resume,
+            false => Start::New {
+                base: self.config.clone(),
+                overwrite: self.overwrite,
+            },
+        }
+    }
 }
 
 /// Training on the chosen backend.
@@ -98,37 +111,46 @@ impl TrainingTask for TrainTask<'_> {
 
     fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
         let args = self.0;
-        let label = devices.label;
-        let options = RunOptions {
-            artifact_dir: args.artifact_dir.clone(),
-            data_dir: args.data_dir.clone(),
-            overwrite: args.overwrite,
-            resume: args.resume,
-            display: args.display()?,
-            config_file: args.config.clone(),
-            device_label: label.clone(),
-            kernel_cache: devices.kernel_cache,
-        };
+        let start = args.start();
+        let run = RunDir::new(&args.artifact_dir);
+        let config = training::resolve_config(&run, &start, &args.flags.overrides())?;
         if args.print_config {
-            let config = training::resolve_config(&args.flags, &options)?;
             println!("{}", serde_json::to_string_pretty(&config)?);
             return Ok(());
         }
-        let Some(outcome) = training::train::<B>(devices.all, &args.flags, &options)? else {
-            return Ok(());
+        let options = RunOptions {
+            artifact_dir: args.artifact_dir.clone(),
+            data_dir: args.data_dir.clone(),
+            start,
+            display: args.display()?,
+            device_label: devices.label.clone(),
+            kernel_cache: devices.kernel_cache,
         };
-        let epochs = outcome.epochs.epochs();
-        let last = epochs
+        let epochs = config.epochs;
+        let (log, model_path) = match training::train::<B>(devices.all, config, &options)? {
+            TrainOutcome::Trained { epochs, model_path } => (epochs, model_path),
+            TrainOutcome::AlreadyFinished => {
+                println!(
+                    "nothing to resume: the run in {} finished all {epochs} epochs (raise \
+                     --epochs to train further)",
+                    run.path().display()
+                );
+                return Ok(());
+            }
+        };
+        let finished = log.epochs();
+        let last = finished
             .last()
             .ok_or_else(|| anyhow::anyhow!("training stopped before the first epoch finished"))?;
-        println!("final model: {}", outcome.model_path.display());
+        println!("final model: {}", model_path.display());
         println!(
             "loss {:.3}, train acc {:.3}, test acc {:.3}",
             last.train_loss, last.train_acc, last.test_acc
         );
         println!(
-            "{:.1} examples/sec on {label}",
-            outcome.epochs.examples_per_sec()
+            "{:.1} examples/sec on {}",
+            log.examples_per_sec(),
+            devices.label
         );
         Ok(())
     }

@@ -8,10 +8,11 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use serde::Serialize;
 
-use super::BackendArgs;
+use super::{BackendArgs, ShapeArgs};
 use crate::backend::{Devices, TrainingTask, count_tuned_keys};
 use crate::data::Split;
-use crate::training::warmup::{self, Phase, PhaseTiming, Shapes};
+use crate::run::TrainingConfig;
+use crate::training::warmup::{self, Phase, PhaseTiming};
 
 /// Flags of `alexnet warmup`.
 #[derive(Debug, Args)]
@@ -19,7 +20,7 @@ pub struct WarmupArgs {
     /// The training batch (also the test pass's and `eval`'s), the inference batch (`infer`
     /// of one image is warmed up as well) and the input side.
     #[command(flatten)]
-    pub shapes: Shapes,
+    pub shapes: ShapeArgs,
     /// Training images per epoch, for the size of its last batch [default: all 60,000].
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
@@ -71,6 +72,8 @@ impl TrainingTask for WarmupTask<'_> {
             bail!("--batch, --infer-batch and --limit-train must be at least 1");
         }
         super::model_config(args.shapes.resize)?;
+        // The steps of d2l's protocol at these sizes: its optimizer and learning rate.
+        let config = TrainingConfig::d2l(args.shapes.resize).with_batch_size(args.shapes.batch);
         let cache = devices.kernel_cache.clone();
         if !args.json {
             match &cache {
@@ -86,7 +89,7 @@ impl TrainingTask for WarmupTask<'_> {
         let start = Instant::now();
         let phases = warmup::warm_up::<B>(
             &devices.main,
-            args.shapes.resize,
+            &config,
             &args.phases(),
             cache.as_deref(),
             |t| {

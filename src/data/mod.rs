@@ -31,9 +31,7 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 ];
 
 /// One of the two Fashion-MNIST splits.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     /// 60,000 training images.

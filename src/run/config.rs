@@ -5,6 +5,8 @@ use std::path::Path;
 use alexnet_model::{AlexNetConfig, AlexNetConfigError};
 use burn::config::Config;
 
+use super::settings::{Setting, SettingNames, field_names};
+
 /// Hyper-parameters of one training run; the defaults are d2l's AlexNet protocol.
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainingConfig {
@@ -40,9 +42,7 @@ pub struct TrainingConfig {
 }
 
 /// How the learning rate moves over the run.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     /// `lr` throughout (d2l).
@@ -51,6 +51,11 @@ pub enum LrSchedule {
     Step,
     /// Cosine annealing from `lr` to 0 over the run.
     Cosine,
+}
+
+impl LrSchedule {
+    /// Every schedule.
+    pub const ALL: [LrSchedule; 3] = [Self::Constant, Self::Step, Self::Cosine];
 }
 
 impl std::fmt::Display for LrSchedule {
@@ -94,36 +99,94 @@ pub struct OptimizerConfig {
     pub clip_grad_norm: Option<f64>,
 }
 
-/// A training setting that cannot work; the message names the flag to change.
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// A training setting that cannot work. [`ConfigError::describe`] names the settings involved as
+/// the caller spells them (the command line: by flag); `Display` names them by field.
+#[derive(Debug, PartialEq)]
 pub enum ConfigError {
-    /// The model part is invalid.
-    #[error("{}{}", .0, resize_hint(.0))]
-    Model(#[from] AlexNetConfigError),
+    /// The network cannot be built at this image size.
+    Model(AlexNetConfigError),
     /// A count that must be positive is zero.
-    #[error("--{flag} must be at least 1")]
-    Zero {
-        /// The flag.
-        flag: &'static str,
-    },
+    Zero(Setting),
+    /// A limit of 0 images leaves its split empty.
+    EmptySplit(Setting),
     /// A learning rate that SGD cannot use.
-    #[error(
-        "--lr {lr} is not a usable learning rate: give a finite number above 0 (d2l uses 0.01)"
-    )]
-    LearningRate {
-        /// The value given.
-        lr: f64,
-    },
-    /// An optimizer or schedule value out of its range.
-    #[error("--{flag} {value} {fix}")]
+    LearningRate(f64),
+    /// A value out of its range; `fix` says what would work, `{}` in it standing for `needs`.
     OutOfRange {
-        /// The flag.
-        flag: &'static str,
+        /// The setting.
+        setting: Setting,
         /// The value given.
         value: String,
         /// What would work.
         fix: &'static str,
+        /// The other setting `fix` names, if any.
+        needs: Option<Setting>,
     },
+}
+
+impl ConfigError {
+    /// The setting to change.
+    pub fn setting(&self) -> Setting {
+        match self {
+            Self::Model(_) => Setting::ImageSize,
+            Self::Zero(s) | Self::EmptySplit(s) => *s,
+            Self::LearningRate(_) => Setting::Lr,
+            Self::OutOfRange { setting, .. } => *setting,
+        }
+    }
+
+    /// The message, each setting named by `name`.
+    pub fn describe(&self, name: SettingNames) -> String {
+        match self {
+            Self::Model(err @ AlexNetConfigError::ImageTooSmall { .. }) => {
+                format!("{err}; choose a larger {}", name(Setting::ImageSize))
+            }
+            Self::Model(err) => err.to_string(),
+            Self::Zero(setting) => format!("{} must be at least 1", name(*setting)),
+            Self::EmptySplit(setting) => {
+                let split = match setting {
+                    Setting::LimitTest => "test",
+                    _ => "train",
+                };
+                format!(
+                    "the {split} split is empty after {} 0; use a limit of at least 1",
+                    name(*setting)
+                )
+            }
+            Self::LearningRate(lr) => format!(
+                "{} {lr} is not a usable learning rate: give a finite number above 0 (d2l uses \
+                 0.01)",
+                name(Setting::Lr)
+            ),
+            Self::OutOfRange {
+                setting,
+                value,
+                fix,
+                needs,
+            } => {
+                let fix = needs.map_or(fix.to_string(), |n| fix.replace("{}", &name(n)));
+                format!("{} {value} {fix}", name(*setting))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(&field_names))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A configuration file with a field this crate does not know (a typo, or another version's).
+#[derive(Debug, thiserror::Error)]
+#[error("{} has an unknown field '{field}'", file.display())]
+pub struct UnknownField {
+    /// The file.
+    pub file: std::path::PathBuf,
+    /// The field's dotted path.
+    pub field: String,
 }
 
 /// A file's JSON, or one line saying why there is none.
@@ -169,14 +232,6 @@ fn unknown_field(
     })
 }
 
-/// The flag that fixes a model error: the image size is `--resize`.
-fn resize_hint(err: &AlexNetConfigError) -> &'static str {
-    match err {
-        AlexNetConfigError::ImageTooSmall { .. } => "; choose a larger --resize",
-        _ => "",
-    }
-}
-
 impl TrainingConfig {
     /// Reads a configuration written by a run or by hand (`alexnet train --config FILE`): a
     /// field this crate does not know, or one of the wrong type, is an error naming it.
@@ -184,11 +239,11 @@ impl TrainingConfig {
         let value = read_json(path)?;
         let known = serde_json::to_value(Self::d2l(224)).expect("configs serialise");
         if let Some(field) = unknown_field(&value, &known, "") {
-            anyhow::bail!(
-                "{} has an unknown field '{field}'; `alexnet train --print-config` shows \
-                 every field",
-                path.display()
-            );
+            return Err(UnknownField {
+                file: path.to_path_buf(),
+                field,
+            }
+            .into());
         }
         Self::from_value(path, value)
     }
@@ -218,96 +273,92 @@ impl TrainingConfig {
         Self::new(AlexNetConfig::new().with_image_size(resize))
     }
 
-    /// Checks every field; the error names the flag and the accepted range.
+    /// Checks every setting against its range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.model.validate()?;
-        for (flag, value) in [("epochs", self.epochs), ("batch-size", self.batch_size)] {
+        self.model.validate().map_err(ConfigError::Model)?;
+        for (setting, value) in [
+            (Setting::Epochs, self.epochs),
+            (Setting::BatchSize, self.batch_size),
+        ] {
             if value == 0 {
-                return Err(ConfigError::Zero { flag });
+                return Err(ConfigError::Zero(setting));
+            }
+        }
+        for (setting, limit) in [
+            (Setting::LimitTrain, self.limit_train),
+            (Setting::LimitTest, self.limit_test),
+        ] {
+            if limit == Some(0) {
+                return Err(ConfigError::EmptySplit(setting));
             }
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(ConfigError::LearningRate { lr: self.lr });
+            return Err(ConfigError::LearningRate(self.lr));
         }
         self.validate_optimizer()
     }
 
-    /// The optimizer and schedule fields, each against its range.
+    /// The optimizer and schedule settings, each against its range.
     fn validate_optimizer(&self) -> Result<(), ConfigError> {
         let o = &self.optimizer;
-        let out = |flag, value: &dyn std::fmt::Display, fix| {
+        let out = |setting, value: &dyn std::fmt::Display, fix, needs| {
             Err(ConfigError::OutOfRange {
-                flag,
+                setting,
                 value: value.to_string(),
                 fix,
+                needs,
             })
         };
         let unit = |v: f64| (0.0..1.0).contains(&v);
         if !unit(o.momentum) {
-            return out("momentum", &o.momentum, "must lie in [0, 1) (0.9 is usual)");
+            let fix = "must lie in [0, 1) (0.9 is usual)";
+            return out(Setting::Momentum, &o.momentum, fix, None);
         }
         if o.nesterov && o.momentum == 0.0 {
-            return out(
-                "nesterov",
-                &true,
-                "needs a --momentum above 0, e.g. --momentum 0.9",
-            );
+            let fix = "needs a {} above 0, e.g. {} 0.9";
+            return out(Setting::Nesterov, &true, fix, Some(Setting::Momentum));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return out(
-                "weight-decay",
-                &o.weight_decay,
-                "must be 0 or more (5e-4 is usual)",
-            );
+            let fix = "must be 0 or more (5e-4 is usual)";
+            return out(Setting::WeightDecay, &o.weight_decay, fix, None);
         }
         if !(o.lr_gamma > 0.0 && o.lr_gamma <= 1.0) {
-            return out("lr-gamma", &o.lr_gamma, "must lie in (0, 1] (0.1 is usual)");
+            let fix = "must lie in (0, 1] (0.1 is usual)";
+            return out(Setting::LrGamma, &o.lr_gamma, fix, None);
         }
+        let step_epochs = Setting::LrStepEpochs.value_in(self);
+        let schedule = Some(Setting::LrSchedule);
         match (o.lr_schedule, o.lr_step_epochs) {
             (LrSchedule::Step, None | Some(0)) => {
-                let given = o.lr_step_epochs.map_or("none".into(), |n| n.to_string());
-                return out(
-                    "lr-step-epochs",
-                    &given,
-                    "must be at least 1 with --lr-schedule step",
-                );
+                let fix = "must be at least 1 with {} step";
+                return out(Setting::LrStepEpochs, &step_epochs, fix, schedule);
             }
             (LrSchedule::Constant | LrSchedule::Cosine, Some(_)) => {
-                let given = o.lr_step_epochs.unwrap_or(0);
-                return out(
-                    "lr-step-epochs",
-                    &given,
-                    "only applies to --lr-schedule step",
-                );
+                let fix = "only applies to {} step";
+                return out(Setting::LrStepEpochs, &step_epochs, fix, schedule);
             }
             _ => {}
         }
         if o.lr_schedule == LrSchedule::Cosine && self.lr > 1.0 {
-            return out(
-                "lr",
-                &self.lr,
-                "must be at most 1 with --lr-schedule cosine",
-            );
+            let fix = "must be at most 1 with {} cosine";
+            return out(Setting::Lr, &self.lr, fix, schedule);
         }
         if o.warmup_epochs > 0 && o.warmup_epochs >= self.epochs {
+            let fix = "must be shorter than the run: fewer than {}";
             return out(
-                "warmup-epochs",
+                Setting::WarmupEpochs,
                 &o.warmup_epochs,
-                "must be shorter than the run: fewer than --epochs",
+                fix,
+                Some(Setting::Epochs),
             );
         }
-        if o.clip_grad_norm
-            .is_some_and(|x| !(x.is_finite() && x > 0.0))
-        {
-            let given = o.clip_grad_norm.unwrap_or(0.0);
-            return out("clip-grad-norm", &given, "must be a finite number above 0");
+        if let Some(x) = o.clip_grad_norm.filter(|x| !(x.is_finite() && *x > 0.0)) {
+            let fix = "must be a finite number above 0";
+            return out(Setting::ClipGradNorm, &x, fix, None);
         }
         if !unit(self.label_smoothing) {
-            return out(
-                "label-smoothing",
-                &self.label_smoothing,
-                "must lie in [0, 1) (0.1 is usual)",
-            );
+            let fix = "must lie in [0, 1) (0.1 is usual)";
+            return out(Setting::LabelSmoothing, &self.label_smoothing, fix, None);
         }
         Ok(())
     }
@@ -327,19 +378,41 @@ mod tests {
     }
 
     #[test]
-    fn bad_settings_name_the_flag() {
+    fn bad_settings_name_the_setting() {
         let c = TrainingConfig::d2l(224);
         let err = |c: TrainingConfig| c.validate().unwrap_err().to_string();
-        assert!(err(c.clone().with_epochs(0)).contains("--epochs"));
-        assert!(err(c.clone().with_batch_size(0)).contains("--batch-size"));
+        assert_eq!(err(c.clone().with_epochs(0)), "epochs must be at least 1");
+        assert!(err(c.clone().with_batch_size(0)).starts_with("batch_size "));
         for lr in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(err(c.clone().with_lr(lr)).contains("--lr"));
+            assert!(err(c.clone().with_lr(lr)).contains("is not a usable learning rate"));
         }
-        assert!(err(TrainingConfig::d2l(40)).contains("at least 65"));
+        let small = err(TrainingConfig::d2l(40));
+        assert!(small.contains("at least 65"), "{small}");
+        assert!(
+            small.ends_with("choose a larger model.image_size"),
+            "{small}"
+        );
+        assert_eq!(
+            err(c.clone().with_limit_test(Some(0))),
+            "the test split is empty after limit_test 0; use a limit of at least 1"
+        );
     }
 
     #[test]
-    fn bad_optimizer_settings_name_the_flag_and_the_fix() {
+    fn the_caller_names_the_settings() {
+        let flag = |s: Setting| format!("--{}", s.field().replace('_', "-"));
+        let c = TrainingConfig::d2l(224).with_optimizer(OptimizerConfig::new().with_nesterov(true));
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.setting(), Setting::Nesterov);
+        assert_eq!(
+            err.describe(&flag),
+            "--optimizer.nesterov true needs a --optimizer.momentum above 0, e.g. \
+             --optimizer.momentum 0.9"
+        );
+    }
+
+    #[test]
+    fn bad_optimizer_settings_name_the_setting_and_the_fix() {
         let c = TrainingConfig::d2l(224);
         let opt = |f: fn(OptimizerConfig) -> OptimizerConfig| {
             let c = c.clone();
@@ -347,13 +420,17 @@ mod tests {
             TrainingConfig { optimizer, ..c }
         };
         let err = |c: TrainingConfig| c.validate().unwrap_err().to_string();
-        assert!(err(opt(|o| o.with_momentum(-0.5))).starts_with("--momentum -0.5 must lie in"));
-        assert!(err(opt(|o| o.with_momentum(1.0))).contains("--momentum"));
-        assert!(err(opt(|o| o.with_nesterov(true))).contains("--nesterov true needs a --momentum"));
-        assert!(err(opt(|o| o.with_weight_decay(-1.0))).contains("--weight-decay"));
-        assert!(err(opt(|o| o.with_lr_gamma(0.0))).contains("--lr-gamma"));
+        assert!(
+            err(opt(|o| o.with_momentum(-0.5))).starts_with("optimizer.momentum -0.5 must lie in")
+        );
+        assert!(err(opt(|o| o.with_momentum(1.0))).contains("optimizer.momentum"));
+        assert!(err(opt(|o| o.with_weight_decay(-1.0))).contains("optimizer.weight_decay"));
+        assert!(err(opt(|o| o.with_lr_gamma(0.0))).contains("optimizer.lr_gamma"));
         let step = opt(|o| o.with_lr_schedule(LrSchedule::Step));
-        assert!(err(step.clone()).contains("--lr-step-epochs none must be at least 1"));
+        assert_eq!(
+            err(step.clone()),
+            "optimizer.lr_step_epochs none must be at least 1 with optimizer.lr_schedule step"
+        );
         let stepped = opt(|o| {
             o.with_lr_schedule(LrSchedule::Step)
                 .with_lr_step_epochs(Some(3))
@@ -362,10 +439,11 @@ mod tests {
         assert!(err(opt(|o| o.with_lr_step_epochs(Some(3)))).contains("only applies"));
         let cosine = opt(|o| o.with_lr_schedule(LrSchedule::Cosine));
         assert!(err(cosine.with_lr(2.0)).contains("at most 1"));
-        assert!(err(opt(|o| o.with_warmup_epochs(10))).contains("shorter than the run"));
+        assert!(err(opt(|o| o.with_warmup_epochs(10))).ends_with("fewer than epochs"));
         assert!(opt(|o| o.with_warmup_epochs(9)).validate().is_ok());
-        assert!(err(opt(|o| o.with_clip_grad_norm(Some(0.0)))).contains("--clip-grad-norm"));
-        assert!(err(c.clone().with_label_smoothing(1.0)).contains("--label-smoothing"));
+        let clip = err(opt(|o| o.with_clip_grad_norm(Some(0.0))));
+        assert!(clip.starts_with("optimizer.clip_grad_norm 0 "), "{clip}");
+        assert!(err(c.clone().with_label_smoothing(1.0)).contains("label_smoothing"));
         assert!(c.validate().is_ok());
     }
 

@@ -25,7 +25,7 @@ impl LogSplit {
 }
 
 /// Parses one log entry: `value,count` (a numeric metric over `count` examples) or `value`.
-pub fn parse_log_entry(line: &str) -> Option<(f64, usize)> {
+fn parse_log_entry(line: &str) -> Option<(f64, usize)> {
     match line.split_once(',') {
         Some((value, count)) => Some((value.parse().ok()?, count.parse().ok()?)),
         None => Some((line.parse().ok()?, 1)),

@@ -1,6 +1,6 @@
-//! A run directory (`--artifact-dir`): the one owner of its file names, of `config.json`, of the
-//! record files, the metric logs, the epoch journal and the choice of the best epoch. Every
-//! other module reaches a run's files through [`RunDir`].
+//! A run directory (`--artifact-dir`): the one owner of its file names, of `config.json` and its
+//! settings, of the record files, the metric logs, the epoch journal and the choice of the best
+//! epoch. Every other module reaches a run's files through [`RunDir`].
 
 mod config;
 mod history;
@@ -8,6 +8,7 @@ mod journal;
 mod lock;
 mod logs;
 mod records;
+mod settings;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,14 +19,15 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 
-pub use config::{ConfigError, LrSchedule, OptimizerConfig, TrainingConfig};
+pub use config::{ConfigError, LrSchedule, OptimizerConfig, TrainingConfig, UnknownField};
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};
 pub use lock::RunLock;
-pub use logs::{LogSplit, parse_log_entry};
+pub use logs::LogSplit;
 pub use records::{
     AtomicMpkRecorder, CHECKPOINT_PARTS, RecordError, describe, load_net, partial_path, recorder,
 };
+pub use settings::{Overrides, Setting, SettingNames, field_names};
 
 /// Entries a training run writes; a directory holding any of them holds a run.
 const RUN_ENTRIES: [&str; 14] = [

@@ -2,6 +2,7 @@
 //! checkpoint), a second one exits at once.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::train::metric::MetricDefinition;
@@ -10,6 +11,8 @@ use burn::train::renderer::{
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 use burn::train::{Interrupter, LearnerSummary};
+
+use crate::run::{self, Setting, SettingNames};
 
 /// The message Ctrl-C leaves in the interrupter.
 const CTRL_C: &str = "Ctrl-C";
@@ -64,7 +67,7 @@ fn unwrap_recorder_error(message: &str) -> String {
 
 /// Training ended before its last epoch; the message says why, what survived and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", self.describe())]
+#[error("{}; {}", self.describe(&run::field_names), self.remedy().describe())]
 pub struct TrainingStopped {
     /// Why.
     pub reason: StopReason,
@@ -72,8 +75,30 @@ pub struct TrainingStopped {
     pub epoch: usize,
     /// The newest complete checkpoint.
     pub kept: Option<usize>,
-    /// The artifact directory, as the user would type it.
-    pub dir: String,
+    /// The artifact directory.
+    pub dir: PathBuf,
+}
+
+/// What the user can do after a [`TrainingStopped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Resume the run.
+    Resume,
+    /// Fix the cause (free disk space, …), then resume the run.
+    FixThenResume,
+    /// Start a new run with a smaller learning rate.
+    SmallerLearningRate,
+}
+
+impl Remedy {
+    /// The remedy in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Resume => "resume the run to continue",
+            Self::FixThenResume => "fix the cause (free disk space, …), then resume the run",
+            Self::SmallerLearningRate => "start a new run with a smaller learning rate",
+        }
+    }
 }
 
 impl TrainingStopped {
@@ -82,17 +107,25 @@ impl TrainingStopped {
         self.reason == StopReason::User
     }
 
-    fn describe(&self) -> String {
+    /// What the user can do now.
+    pub fn remedy(&self) -> Remedy {
+        match self.reason {
+            StopReason::User => Remedy::Resume,
+            StopReason::LossNotFinite { .. } => Remedy::SmallerLearningRate,
+            StopReason::Fault(_) => Remedy::FixThenResume,
+        }
+    }
+
+    /// What happened and what survived, settings named by `name`.
+    pub fn describe(&self, name: SettingNames) -> String {
         let kept = match self.kept {
             Some(epoch) => format!("the checkpoint of epoch {epoch} is intact"),
             None => "no epoch had finished, so there is no checkpoint yet".to_string(),
         };
-        let resume = format!("alexnet train --resume --artifact-dir {}", self.dir);
         match &self.reason {
-            StopReason::User => format!(
-                "training interrupted during epoch {}; {kept}. Resume with: {resume}",
-                self.epoch
-            ),
+            StopReason::User => {
+                format!("training interrupted during epoch {}; {kept}", self.epoch)
+            }
             StopReason::LossNotFinite {
                 epoch,
                 step,
@@ -101,12 +134,11 @@ impl TrainingStopped {
                 lr,
             } => format!(
                 "training stopped: the loss became {loss} at epoch {epoch}, step {step} of \
-                 {steps}, so --lr {lr} is probably too high (d2l uses 0.01); {kept}. Start a \
-                 new run with a smaller --lr (add --overwrite to replace this one)"
+                 {steps}, so {} {lr} is probably too high (d2l uses 0.01); {kept}",
+                name(Setting::Lr)
             ),
             StopReason::Fault(message) => format!(
-                "training stopped during epoch {}: {message}; {kept}. Fix the cause (free disk \
-                 space, …) and resume with: {resume}",
+                "training stopped during epoch {}: {message}; {kept}",
                 self.epoch
             ),
         }

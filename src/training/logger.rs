@@ -14,7 +14,7 @@ use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 
 use super::epochs::EpochAccounting;
-use crate::run::{Batch, LogSplit, RunDir, parse_log_entry};
+use crate::run::{Batch, LogSplit, RunDir};
 
 /// Writes the same files as Burn's `FileMetricLogger`, with three differences:
 ///
@@ -23,7 +23,8 @@ use crate::run::{Batch, LogSplit, RunDir, parse_log_entry};
 ///   they are filed under the epoch that actually runs.
 /// - A write that fails (disk full, directory gone) stops training through the interrupter with
 ///   the error as its message, where Burn's logger panics in a background thread.
-/// - Each batch's loss and accuracy go to the [`EpochAccounting`] too.
+/// - Each batch's loss, accuracy, top-3 accuracy and learning rate go to the
+///   [`EpochAccounting`] too, as the numbers burn-train computed (not re-read from the logs).
 pub struct RunLogger {
     run: RunDir,
     first_epoch: usize,
@@ -127,39 +128,54 @@ impl RunLogger {
     }
 }
 
+/// A numeric entry as (value, examples it averages over).
+fn value_and_count(entry: &NumericEntry) -> (f64, usize) {
+    match entry {
+        NumericEntry::Value(value) => (*value, 1),
+        NumericEntry::Aggregated {
+            aggregated_value,
+            count,
+        } => (*aggregated_value, *count),
+    }
+}
+
+/// Hands one batch's numbers, by metric name, to the accounting.
+fn account<'a>(
+    accounting: &mut EpochAccounting,
+    (epoch, split): (usize, LogSplit),
+    numbers: impl Iterator<Item = (&'a str, (f64, usize))>,
+) {
+    let (mut loss, mut accuracy) = (None, None);
+    for (name, (value, count)) in numbers {
+        match name {
+            LOSS => loss = Some(value),
+            ACCURACY => accuracy = Some((value, count)),
+            TOP3 => accounting.add_top3(value / 100.0, count),
+            LEARNING_RATE => accounting.set_lr(value),
+            _ => {}
+        }
+    }
+    if let (Some(loss), Some((percent, examples))) = (loss, accuracy) {
+        accounting.add_batch(epoch, split, Batch::new(examples, loss, percent / 100.0));
+    }
+}
+
 impl MetricLogger for RunLogger {
     fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
         let Some(split) = log_split(split) else {
             return;
         };
         let epoch = epoch.max(self.first_epoch);
+        let mut lines = Vec::new();
         let entries = update
             .entries
             .iter()
             .chain(update.entries_numeric.iter().map(|n| &n.entry));
-        let mut lines = Vec::new();
-        let (mut loss, mut accuracy) = (None, None);
         for entry in entries {
-            let Some(name) = self.names.get(&entry.metric_id) else {
-                continue;
-            };
-            let line = entry.serialized_entry.serialized.clone();
-            match name.as_str() {
-                LOSS => loss = parse_log_entry(&line),
-                ACCURACY => accuracy = parse_log_entry(&line),
-                TOP3 => {
-                    if let Some((percent, examples)) = parse_log_entry(&line) {
-                        self.accounting.add_top3(percent / 100.0, examples);
-                    }
-                }
-                LEARNING_RATE => {
-                    if let Some((lr, _)) = parse_log_entry(&line) {
-                        self.accounting.set_lr(lr);
-                    }
-                }
-                _ => {}
+            if let Some(name) = self.names.get(&entry.metric_id) {
+                let line = entry.serialized_entry.serialized.clone();
+                lines.push((self.run.metric_log(split, epoch, name), line));
             }
-            lines.push((self.run.metric_log(split, epoch, name), line));
         }
         for (path, line) in lines {
             self.write(path, &line);
@@ -172,10 +188,11 @@ impl MetricLogger for RunLogger {
                 start.elapsed().as_secs_f64()
             );
         }
-        if let (Some((loss, _)), Some((percent, examples))) = (loss, accuracy) {
-            let batch = Batch::new(examples, loss, percent / 100.0);
-            self.accounting.add_batch(epoch, split, batch);
-        }
+        let numbers = update.entries_numeric.iter().filter_map(|n| {
+            let name = self.names.get(&n.entry.metric_id)?;
+            Some((name.as_str(), value_and_count(&n.numeric_entry)))
+        });
+        account(&mut self.accounting, (epoch, split), numbers);
     }
 
     fn read_numeric(

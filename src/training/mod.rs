@@ -1,17 +1,38 @@
-//! Training with burn-train's `SupervisedTraining` + `Learner`: the d2l protocol by default,
-//! resumable from the newest complete checkpoint. [`train`] reads in three phases: prepare
-//! (config, data, resume point, directory), launch, finish.
+//! Training with burn-train's `SupervisedTraining` and `Learner`: the d2l protocol by default,
+//! resumable from the newest complete checkpoint.
+//!
+//! [`train`] runs in three steps: `prepare` (the run directory, data, network and resume point;
+//! every resume decision is in [`resume`]), `launch` (burn-train's Learner with the parts below)
+//! and `finish` (the report, then the final model or why the run stopped). The learning rate
+//! goes from the config to [`optimizer`], which builds the SGD and the schedule the Learner
+//! steps. One epoch's numbers travel from the Learner to the files and the screen like this:
+//!
+//! ```text
+//! Learner ──metric updates──▶ RunLogger (logger.rs)
+//!    │                         ├──▶ train/, valid/: burn-train's metric logs, a line per batch
+//!    │                         └──▶ EpochAccounting (epochs.rs): each batch's loss, accuracy,
+//!    │                              top-3 accuracy and learning rate
+//!    │                               ├──▶ ProgressLines (progress.rs): lines inside an epoch
+//!    │                               └──▶ when the epoch's test pass is complete, its
+//!    │                                    EpochMetrics to every EpochSink:
+//!    │                                     ├─ RunFiles (epochs.rs): epochs.jsonl, metrics.csv,
+//!    │                                     │  curves.svg
+//!    │                                     ├─ EpochLines (renderer.rs): a line per epoch
+//!    │                                     └─ EpochLog (epochs.rs): the closing lines
+//!    └──metric states──▶ Renderer (renderer.rs): burn-train's dashboard, on a terminal
+//! ```
+//!
+//! `report.json` and `report.md` are rebuilt from those files when the run ends.
 
 mod classifier;
-mod config;
 mod epochs;
 mod guard;
 mod interrupt;
 mod logger;
+pub mod optimizer;
 mod progress;
 mod renderer;
-mod resume;
-mod schedule;
+pub mod resume;
 mod throughput;
 pub mod warmup;
 
@@ -24,51 +45,60 @@ use alexnet_model::AlexNet;
 use anyhow::Result;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::SgdConfig;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
-    ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
+    ExecutionStrategy, Interrupter, Learner, LearningComponentsMarker, MultiDeviceOptim,
+    SupervisedTraining, TrainingStrategy,
 };
 
 pub use classifier::Classifier;
-pub use config::{ConfigFlags, ResumeConflict};
 pub use epochs::{EpochLog, EpochSink};
 pub use guard::{LossFault, LossGuard};
-pub use interrupt::{StopReason, TrainingStopped};
+pub use interrupt::{Remedy, StopReason, TrainingStopped};
+pub use progress::Cadence;
 pub use renderer::EpochLines;
+pub use resume::ResumeConflict;
 pub use throughput::ExamplesPerSecond;
 
 use crate::backend;
 use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, Split};
 use crate::report::RunReport;
-use crate::run::{self, OptimizerConfig, RunDir, RunLock, TrainingConfig};
+use crate::run::{self, Overrides, RunDir, RunLock, TrainingConfig};
 use epochs::{EpochAccounting, RunFiles};
 use logger::RunLogger;
-pub use progress::Cadence;
+use optimizer::{Schedule, Sgd};
 use progress::ProgressLines;
 use renderer::Renderer;
-use schedule::Schedule;
+use resume::Resumption;
 use warmup::Phase;
 
-/// Where and how one training run happens, beyond the hyper-parameters.
+/// How a run begins.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// A new run from d2l's protocol, or from a saved configuration (`base`); `overwrite`
+    /// replaces an earlier run in the artifact directory.
+    New {
+        /// A `config.json` to start from instead of d2l's protocol.
+        base: Option<PathBuf>,
+        /// Replace the files of an earlier run.
+        overwrite: bool,
+    },
+    /// Continue the run in the artifact directory from its newest complete checkpoint.
+    Resume,
+}
+
+/// Where and how one training run happens, beyond its configuration.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The artifact directory (config, logs, checkpoints, final model).
     pub artifact_dir: PathBuf,
     /// An explicit Fashion-MNIST directory, else the default search.
     pub data_dir: Option<PathBuf>,
-    /// Replace the files of an earlier run in the artifact directory.
-    pub overwrite: bool,
-    /// Continue the run in the artifact directory from its newest complete checkpoint.
-    pub resume: bool,
+    /// A new run, or the continuation of the one in the artifact directory.
+    pub start: Start,
     /// What training prints while it runs.
     pub display: Display,
-    /// A configuration file to start from (`--config`) instead of d2l's protocol.
-    pub config_file: Option<PathBuf>,
     /// Backend and device, for the journal and report.
     pub device_label: String,
     /// The GPU kernel cache in use; on a GPU backend, training first compiles and tunes the
@@ -87,13 +117,58 @@ pub enum Display {
     Quiet,
 }
 
-/// What a finished run reports, in d2l's terms.
+/// How a call to [`train`] ended.
 #[derive(Debug, Clone)]
-pub struct TrainOutcome {
-    /// Per-epoch metrics of the epochs this process ran.
-    pub epochs: EpochLog,
-    /// Where the final model record was written.
-    pub model_path: PathBuf,
+pub enum TrainOutcome {
+    /// Every epoch trained; the final model is written.
+    Trained {
+        /// Per-epoch metrics of the epochs this process ran.
+        epochs: EpochLog,
+        /// Where the final model record was written.
+        model_path: PathBuf,
+    },
+    /// A resumed run that had already trained all its epochs; its final files are complete.
+    AlreadyFinished,
+}
+
+/// The run's configuration, checked: for a new run, d2l's protocol or the `base` file with
+/// `overrides` applied; for a resumed one, the saved configuration, which `overrides` may only
+/// extend (see [`resume::MAY_CHANGE`]).
+pub fn resolve_config(
+    run: &RunDir,
+    start: &Start,
+    overrides: &Overrides,
+) -> Result<TrainingConfig> {
+    let config = match start {
+        Start::Resume => resume::saved_config(run, overrides)?,
+        Start::New { base, .. } => {
+            let base = match base {
+                Some(file) => TrainingConfig::from_file_strict(file)?,
+                None => TrainingConfig::d2l(224),
+            };
+            overrides.applied_to(base)
+        }
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Trains AlexNet on backend `B` with a [`resolve_config`]d `config`, on `devices` (the first
+/// is the main one), writing everything into the artifact directory.
+pub fn train<B: AutodiffBackend>(
+    devices: Vec<B::Device>,
+    config: TrainingConfig,
+    options: &RunOptions,
+) -> Result<TrainOutcome> {
+    let start = Instant::now();
+    let Some(prepared) = prepare::<B>(&devices[0], config, options)? else {
+        return Ok(TrainOutcome::AlreadyFinished);
+    };
+    if let Some(dir) = &options.kernel_cache {
+        compile_kernels::<B>(&prepared, &devices[0], dir)?;
+    }
+    let launched = launch(prepared, devices, options, start);
+    finish(launched)
 }
 
 /// Everything [`launch`] needs, decided before anything is written.
@@ -105,96 +180,33 @@ struct Prepared<B: AutodiffBackend> {
     train_set: FashionMnist,
     test_set: FashionMnist,
     model: Classifier<B>,
-    /// The epoch to resume from, if any.
-    resume_from: Option<usize>,
+    /// Epochs finished before this process (0 for a new run).
+    done: usize,
 }
 
-impl<B: AutodiffBackend> Prepared<B> {
-    /// Epochs finished before this process.
-    fn done(&self) -> usize {
-        self.resume_from.unwrap_or(0)
-    }
-}
-
-/// Trains AlexNet on backend `B` on `devices` (the first is the main one), writing everything
-/// into the artifact directory.
-///
-/// Returns `None` when resuming a run that already finished all its epochs.
-pub fn train<B: AutodiffBackend>(
-    devices: Vec<B::Device>,
-    flags: &ConfigFlags,
-    options: &RunOptions,
-) -> Result<Option<TrainOutcome>> {
-    let start = Instant::now();
-    let Some(prepared) = prepare::<B>(&devices[0], flags, options)? else {
-        return Ok(None);
-    };
-    if let Some(dir) = &options.kernel_cache {
-        compile_kernels::<B>(&prepared, &devices[0], dir)?;
-    }
-    let launched = launch(prepared, devices, options, start);
-    finish(launched).map(Some)
-}
-
-/// The run's configuration, checked: the saved one on `--resume`, else the `--config` file or
-/// d2l's protocol, with the flags over it.
-pub fn resolve_config(flags: &ConfigFlags, options: &RunOptions) -> Result<TrainingConfig> {
-    let config = match options.resume {
-        true => resume::saved_config(&RunDir::new(&options.artifact_dir), flags)?,
-        false => {
-            let file = options.config_file.as_deref();
-            flags.fresh(file.map(TrainingConfig::from_file_strict).transpose()?)
-        }
-    };
-    config.validate()?;
-    Ok(config)
-}
-
-/// Loads one split, truncated to `limit`, refusing an empty result.
-fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
-    let data = FashionMnist::load(split, dir)?.truncated(limit);
-    if data.is_empty() {
-        anyhow::bail!(
-            "the {split} split is empty after --limit-{split} {}; use a limit of at least 1",
-            limit.unwrap_or(0)
-        );
-    }
-    Ok(data)
-}
-
-/// The config, data, model and resume point; the artifact directory locked and made ready.
-/// `None` when a resumed run has nothing left to do (after completing what a kill may have cut
-/// short at its very end).
+/// The artifact directory locked and made ready, the data and the network; `None` when a
+/// resumed run had nothing left to train.
 fn prepare<B: AutodiffBackend>(
     device: &B::Device,
-    flags: &ConfigFlags,
+    config: TrainingConfig,
     options: &RunOptions,
 ) -> Result<Option<Prepared<B>>> {
     let run = RunDir::new(&options.artifact_dir);
-    let config = resolve_config(flags, options)?;
     let lock = run.lock()?;
     let data_dir = options.data_dir.as_deref();
     let train_set = load_split(Split::Train, data_dir, config.limit_train)?;
     let test_set = load_split(Split::Test, data_dir, config.limit_test)?;
-
     let model = Classifier::new(config.model.try_init::<B>(device)?);
-    let resume_from = match options.resume {
-        true => resume::newest_good_checkpoint(&run, &model, device),
-        false => None,
+    let done = match &options.start {
+        Start::New { overwrite, .. } => {
+            run.prepare_new(*overwrite)?;
+            0
+        }
+        Start::Resume => match resume::prepare(&run, &config, &model, device)? {
+            Resumption::From(done) => done,
+            Resumption::Finished(_) => return Ok(None),
+        },
     };
-    if let Some(done) = resume_from.filter(|&done| done >= config.epochs) {
-        resume::finish_completed(&run, (&config, done), &model, device)?;
-        println!(
-            "nothing to resume: the run in {} finished all {} epochs (raise --epochs to train further)",
-            run.path().display(),
-            config.epochs
-        );
-        return Ok(None);
-    }
-    match options.resume {
-        true => resume::forget_after(&run, resume_from.unwrap_or(0))?,
-        false => run.prepare_new(options.overwrite)?,
-    }
     run.save_config(&config)?;
     Ok(Some(Prepared {
         run,
@@ -203,8 +215,13 @@ fn prepare<B: AutodiffBackend>(
         train_set,
         test_set,
         model,
-        resume_from,
+        done,
     }))
+}
+
+/// Loads one split, truncated to `limit`.
+fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
+    Ok(FashionMnist::load(split, dir)?.truncated(limit))
 }
 
 /// Compiles and tunes the kernels of this run's steps before the Learner starts (and before
@@ -226,13 +243,80 @@ fn compile_kernels<B: AutodiffBackend>(
         prepared.train_set.len(),
         prepared.test_set.len(),
     );
-    warmup::warm_up::<B>(device, config.model.image_size, &phases, Some(cache), |t| {
+    warmup::warm_up::<B>(device, config, &phases, Some(cache), |t| {
         println!(
             "kernels: {} ready in {:.1} s ({} tuned)",
             t.phase, t.seconds, t.tuned_keys
         )
     })?;
     Ok(())
+}
+
+/// What [`launch`] leaves for [`finish`].
+struct Launched<B: AutodiffBackend> {
+    run: RunDir,
+    _lock: RunLock,
+    config: TrainingConfig,
+    done: usize,
+    train_len: usize,
+    net: AlexNet<B::InnerBackend>,
+    log: EpochLog,
+    guard: LossGuard,
+    interrupter: Interrupter,
+}
+
+/// burn-train's runner for this crate's parts.
+type Training<B> = SupervisedTraining<LearningComponentsMarker<B, Schedule, Classifier<B>, Sgd<B>>>;
+
+/// Runs burn-train's Learner with our metric logger, epoch sinks, renderer and loss guard.
+fn launch<B: AutodiffBackend>(
+    prepared: Prepared<B>,
+    devices: Vec<B::Device>,
+    options: &RunOptions,
+    start: Instant,
+) -> Launched<B> {
+    let Prepared {
+        run,
+        lock,
+        config,
+        train_set,
+        test_set,
+        model,
+        done,
+    } = prepared;
+    let sizes = (train_set.len(), test_set.len());
+    let loaders = loaders::<B>(&config, done, (train_set, test_set), &devices[0]);
+    let training = supervised_training::<B>(&run, &config, loaders, done, devices);
+    let interrupter = training.interrupter();
+    let log = EpochLog::default();
+    let accounting = epoch_accounting(&run, &config, options, sizes, done, &interrupter, &log);
+    let mut logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
+    if options.kernel_cache.is_some() && options.display != Display::Dashboard {
+        logger = logger.announce_first_step(start);
+    }
+    interrupt::install(interrupter.clone());
+    let renderer = match options.display {
+        Display::Dashboard => Renderer::dashboard(interrupter.clone(), (done > 0).then_some(done)),
+        Display::Lines(_) | Display::Quiet => Renderer::lines(),
+    };
+    let guard = LossGuard::new(interrupter.clone());
+    let learner = learner(model, &config, &guard, sizes.0);
+    let result = training
+        .with_metric_logger(logger)
+        .renderer(renderer)
+        .launch(learner);
+    drop(result.renderer); // closes the dashboard and restores the terminal
+    Launched {
+        run,
+        _lock: lock,
+        config,
+        done,
+        train_len: sizes.0,
+        net: result.model.net,
+        log,
+        guard,
+        interrupter,
+    }
 }
 
 /// The training and test loaders. Burn draws parameters lazily, at first use: seeding here
@@ -265,129 +349,80 @@ fn loaders<B: AutodiffBackend>(
     (train, test)
 }
 
-/// SGD as the config asks for; with the defaults, d2l's plain SGD. Momentum's dampening is 0,
-/// PyTorch's default (Burn's is 0.1).
-fn sgd(o: &OptimizerConfig) -> SgdConfig {
-    let momentum = (o.momentum > 0.0).then_some(MomentumConfig {
-        momentum: o.momentum,
-        dampening: 0.0,
-        nesterov: o.nesterov,
-    });
-    let weight_decay = (o.weight_decay > 0.0).then_some(WeightDecayConfig {
-        penalty: o.weight_decay as f32,
-    });
-    let clipping = o
-        .clip_grad_norm
-        .map(|x| GradientClippingConfig::Norm(x as f32));
-    SgdConfig::new()
-        .with_momentum(momentum)
-        .with_weight_decay(weight_decay)
-        .with_gradient_clipping(clipping)
-}
-
-/// What [`launch`] leaves for [`finish`].
-struct Launched<B: AutodiffBackend> {
-    run: RunDir,
-    _lock: RunLock,
-    config: TrainingConfig,
+/// burn-train's runner: the metrics, checkpoints into the run directory, the number of epochs,
+/// the epoch to resume from and, with several devices, data-parallel training.
+#[allow(clippy::type_complexity)]
+fn supervised_training<B: AutodiffBackend>(
+    run: &RunDir,
+    config: &TrainingConfig,
+    (train, test): (
+        Arc<dyn DataLoader<B, FashionMnistBatch<B>>>,
+        Arc<dyn DataLoader<B::InnerBackend, FashionMnistBatch<B::InnerBackend>>>,
+    ),
     done: usize,
-    train_len: usize,
-    net: AlexNet<B::InnerBackend>,
-    log: EpochLog,
-    guard: LossGuard,
-    interrupter: Interrupter,
-}
-
-/// Runs burn-train's Learner with our metric logger, epoch sinks, renderer and loss guard.
-fn launch<B: AutodiffBackend>(
-    prepared: Prepared<B>,
     devices: Vec<B::Device>,
-    options: &RunOptions,
-    start: Instant,
-) -> Launched<B> {
-    let done = prepared.done();
-    let Prepared {
-        run,
-        lock,
-        config,
-        train_set,
-        test_set,
-        model,
-        resume_from,
-    } = prepared;
-    let (train_len, test_len) = (train_set.len(), test_set.len());
-    let (train_loader, test_loader) =
-        loaders::<B>(&config, done, (train_set, test_set), &devices[0]);
-    let training = SupervisedTraining::new(run.path(), train_loader, test_loader)
+) -> Training<B> {
+    let mut training = SupervisedTraining::new(run.path(), train, test)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_valid_numeric(TopKAccuracyMetric::new(3))
         .metrics((ExamplesPerSecond::new(),))
         .with_file_checkpointer(run::recorder())
         .num_epochs(config.epochs);
-    let interrupter = training.interrupter();
-
-    let log = EpochLog::default();
-    let mut sinks: Vec<Box<dyn EpochSink>> = vec![
-        Box::new(RunFiles::new(
-            &run,
-            (options.device_label.clone(), config.epochs),
-            done,
-            interrupter.clone(),
-        )),
-        Box::new(log.clone()),
-    ];
-    if let Display::Lines(_) = options.display {
-        sinks.push(Box::new(EpochLines {
-            total_epochs: config.epochs,
-        }));
-    }
-    let mut accounting = EpochAccounting::new(test_len, sinks);
-    if let Display::Lines(cadence) = options.display {
-        let sizes = (train_len, test_len);
-        accounting = accounting.with_progress(ProgressLines::new(config.epochs, sizes, cadence));
-    }
-    let mut logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
-    if options.kernel_cache.is_some() && options.display != Display::Dashboard {
-        logger = logger.announce_first_step(start);
-    }
-    let mut training = training.with_metric_logger(logger);
-    if let Some(epoch) = resume_from {
-        training = training.checkpoint(epoch);
+    if done > 0 {
+        training = training.checkpoint(done);
     }
     if devices.len() > 1 {
         let strategy = ExecutionStrategy::MultiDevice(devices, MultiDeviceOptim::OptimMainDevice);
         training = training.with_training_strategy(TrainingStrategy::Default(strategy));
     }
-    interrupt::install(interrupter.clone());
-    let renderer = match options.display {
-        Display::Dashboard => Renderer::dashboard(interrupter.clone(), resume_from),
-        Display::Lines(_) | Display::Quiet => Renderer::lines(),
-    };
-    let training = training.renderer(renderer);
+    training
+}
 
-    let guard = LossGuard::new(interrupter.clone());
-    let steps_per_epoch = train_len.div_ceil(config.batch_size);
-    let learner = Learner::new(
-        model
-            .with_guard(guard.clone())
-            .with_label_smoothing(config.label_smoothing),
-        sgd(&config.optimizer).init(),
-        Schedule::new(&config, steps_per_epoch),
-    );
-    let result = training.launch(learner);
-    drop(result.renderer); // closes the dashboard and restores the terminal
-    Launched {
+/// The per-epoch accounting and where finished epochs go: the run's files, the caller's log
+/// and, without the dashboard, a line per epoch and progress lines inside it.
+fn epoch_accounting(
+    run: &RunDir,
+    config: &TrainingConfig,
+    options: &RunOptions,
+    (train_len, test_len): (usize, usize),
+    done: usize,
+    interrupter: &Interrupter,
+    log: &EpochLog,
+) -> EpochAccounting {
+    let files = RunFiles::new(
         run,
-        _lock: lock,
-        config,
+        (options.device_label.clone(), config.epochs),
         done,
-        train_len,
-        net: result.model.net,
-        log,
-        guard,
-        interrupter,
-    }
+        interrupter.clone(),
+    );
+    let mut sinks: Vec<Box<dyn EpochSink>> = vec![Box::new(files), Box::new(log.clone())];
+    let Display::Lines(cadence) = options.display else {
+        return EpochAccounting::new(test_len, sinks);
+    };
+    sinks.push(Box::new(EpochLines {
+        total_epochs: config.epochs,
+    }));
+    let progress = ProgressLines::new(config.epochs, (train_len, test_len), cadence);
+    EpochAccounting::new(test_len, sinks).with_progress(progress)
+}
+
+/// The network with its loss guard and label smoothing, the optimizer and the schedule.
+fn learner<B: AutodiffBackend>(
+    model: Classifier<B>,
+    config: &TrainingConfig,
+    guard: &LossGuard,
+    train_len: usize,
+) -> Learner<LearningComponentsMarker<B, Schedule, Classifier<B>, Sgd<B>>> {
+    let model = model
+        .with_guard(guard.clone())
+        .with_label_smoothing(config.label_smoothing);
+    let steps_per_epoch = train_len.div_ceil(config.batch_size);
+    Learner::new(
+        model,
+        optimizer::sgd(&config.optimizer),
+        Schedule::new(config, steps_per_epoch),
+    )
 }
 
 /// Writes the report, then either the final model or the reason the run stopped early.
@@ -427,12 +462,12 @@ fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
             reason,
             epoch: last_done + 1,
             kept: run.complete_checkpoints().last().copied(),
-            dir: run.path().display().to_string(),
+            dir: run.path().to_path_buf(),
         }
         .into());
     }
     let model_path = run.save_model(&net)?;
-    Ok(TrainOutcome {
+    Ok(TrainOutcome::Trained {
         epochs: log,
         model_path,
     })

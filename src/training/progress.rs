@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Instant;
 
+use crate::human::{duration, thousands};
 use crate::run::EpochHistory;
-use crate::summary::thousands;
 
 /// How often a progress line is printed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,27 +82,10 @@ impl ProgressLines {
     }
 }
 
-/// A remaining time for humans: `40 s`, `22 min`, `1 h 05 min`.
-fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", (s + 30) / 60),
-        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::run::Batch;
-
-    #[test]
-    fn remaining_times_read_as_in_the_issue() {
-        assert_eq!(duration(40.2), "40 s");
-        assert_eq!(duration(22.0 * 60.0), "22 min");
-        assert_eq!(duration(3900.0), "1 h 05 min");
-    }
 
     #[test]
     fn a_line_shows_the_running_epoch() {

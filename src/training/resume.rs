@@ -1,6 +1,7 @@
-//! Picking up a run where it stopped: its saved configuration, the newest epoch that is
-//! complete in every file, forgetting what came after it, and finishing a run that was stopped
-//! after its last epoch but before its final files.
+//! Every decision of a resumed run, in one place: which settings it keeps from its saved
+//! configuration, which epoch it continues from (the newest that is complete in every file),
+//! what it forgets of the epochs after that one, and how it finishes a run that had trained
+//! every epoch but was stopped before writing its final files.
 
 use anyhow::{Context, Result};
 use burn::module::Module;
@@ -8,26 +9,94 @@ use burn::record::Recorder;
 use burn::tensor::backend::Backend;
 use serde::de::IgnoredAny;
 
-use super::{Classifier, ConfigFlags};
+use super::Classifier;
 use crate::report::{self, RunReport};
-use crate::run::{self, CHECKPOINT_PARTS, RunDir, TrainingConfig};
+use crate::run::{
+    self, CHECKPOINT_PARTS, Overrides, RunDir, Setting, SettingNames, TrainingConfig,
+};
 
-/// The configuration saved by `run`, with `flags` applied (conflicts refused).
-pub fn saved_config(run: &RunDir, flags: &ConfigFlags) -> Result<TrainingConfig> {
+/// The settings a resumed run may change; every other one keeps its saved value.
+pub const MAY_CHANGE: [Setting; 2] = [Setting::Epochs, Setting::NumWorkers];
+
+/// A setting given to a resumed run with another value than its saved one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.describe(&run::field_names))]
+pub struct ResumeConflict {
+    /// The setting.
+    pub setting: Setting,
+    /// The value given now.
+    pub given: String,
+    /// The saved value.
+    pub saved: String,
+}
+
+impl ResumeConflict {
+    /// The message, the setting named by `name`.
+    pub fn describe(&self, name: SettingNames) -> String {
+        format!(
+            "{} {} conflicts with the run being resumed ({} {} in its config.json)",
+            name(self.setting),
+            self.given,
+            self.setting.field(),
+            self.saved
+        )
+    }
+}
+
+/// The saved configuration of `run` with `overrides` applied; only [`MAY_CHANGE`] may differ.
+pub fn saved_config(run: &RunDir, overrides: &Overrides) -> Result<TrainingConfig> {
     let saved = run.load_config().with_context(|| {
         format!(
-            "nothing to resume in {}; start a run with `alexnet train --artifact-dir {}`",
-            run.path().display(),
+            "nothing to resume in {}; start a new run there first",
             run.path().display()
         )
     })?;
-    Ok(flags.resumed(saved)?)
+    let changed = overrides.applied_to(saved.clone());
+    if let Some(setting) = overrides
+        .changes(&saved)
+        .into_iter()
+        .find(|s| !MAY_CHANGE.contains(s))
+    {
+        return Err(ResumeConflict {
+            setting,
+            given: setting.value_in(&changed),
+            saved: setting.value_in(&saved),
+        }
+        .into());
+    }
+    Ok(changed)
+}
+
+/// Where a resumed run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumption {
+    /// Train on after epoch `done` (0: no epoch was complete, so from the start).
+    From(usize),
+    /// Every epoch had been trained; the final files are now written.
+    Finished(usize),
+}
+
+/// Decides where `run` resumes and makes its directory ready for it: forgets what came after
+/// the resume point, or completes a run that had nothing left to train.
+pub fn prepare<B: Backend>(
+    run: &RunDir,
+    config: &TrainingConfig,
+    model: &Classifier<B>,
+    device: &B::Device,
+) -> Result<Resumption> {
+    let done = newest_good_checkpoint(run, model, device).unwrap_or(0);
+    forget_after(run, done)?;
+    if done > 0 && done >= config.epochs {
+        finish_completed(run, (config, done), model, device)?;
+        return Ok(Resumption::Finished(done));
+    }
+    Ok(Resumption::From(done))
 }
 
 /// The newest epoch that is good to resume from: its three checkpoint records load and pass
 /// their checksums, and the journal has its line. `None` when no epoch is. Others are skipped
 /// with a warning each.
-pub fn newest_good_checkpoint<B: Backend>(
+fn newest_good_checkpoint<B: Backend>(
     run: &RunDir,
     model: &Classifier<B>,
     device: &B::Device,
@@ -67,7 +136,7 @@ pub fn newest_good_checkpoint<B: Backend>(
 
 /// Forgets what a stopped run did after epoch `done`: its half-written records and its
 /// journal lines (those epochs run again, and their metric logs are rewritten as they do).
-pub fn forget_after(run: &RunDir, done: usize) -> Result<()> {
+fn forget_after(run: &RunDir, done: usize) -> Result<()> {
     run.remove_partial_records()?;
     run.truncate_journal(done)
 }
@@ -75,24 +144,22 @@ pub fn forget_after(run: &RunDir, done: usize) -> Result<()> {
 /// A run whose every epoch is checkpointed (the last good one is `done`), but which may have
 /// been stopped before its final model, report or curves were written: writes what is missing
 /// or damaged.
-pub fn finish_completed<B: Backend>(
+fn finish_completed<B: Backend>(
     run: &RunDir,
     (config, done): (&TrainingConfig, usize),
     model: &Classifier<B>,
     device: &B::Device,
 ) -> Result<()> {
-    forget_after(run, done)?;
     let fresh = config.model.try_init::<B>(device)?;
     let final_model = run.model_file();
     if run::load_net(&fresh, &final_model, device).is_err() {
-        let last = done;
         let trained = model
             .clone()
-            .load_file(run.checkpoint_file("model", last), &run::recorder(), device)
-            .with_context(|| format!("cannot read the checkpoint of epoch {last}"))?;
+            .load_file(run.checkpoint_file("model", done), &run::recorder(), device)
+            .with_context(|| format!("cannot read the checkpoint of epoch {done}"))?;
         run.save_model(&trained.net)?;
         println!(
-            "wrote the final model {} from the checkpoint of epoch {last} (the run had stopped \
+            "wrote the final model {} from the checkpoint of epoch {done} (the run had stopped \
              before writing it)",
             final_model.display()
         );
@@ -100,4 +167,60 @@ pub fn finish_completed<B: Backend>(
     RunReport::from_run(run)?.save(run)?;
     report::plot_run(run, config.epochs.max(done), false)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resuming_allows_more_epochs_and_refuses_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let saved = TrainingConfig::d2l(65)
+            .with_epochs(2)
+            .with_limit_train(Some(100));
+        run.save_config(&saved).unwrap();
+        let more = Overrides {
+            epochs: Some(5),
+            num_workers: Some(2),
+            image_size: Some(65),
+            ..Default::default()
+        };
+        let resumed = saved_config(&run, &more).unwrap();
+        assert_eq!(resumed, saved.clone().with_epochs(5).with_num_workers(2));
+
+        let conflict = |overrides: Overrides| {
+            let err = saved_config(&run, &overrides).unwrap_err();
+            err.downcast::<ResumeConflict>().unwrap()
+        };
+        let c = conflict(Overrides {
+            limit_train: Some(7),
+            ..Default::default()
+        });
+        assert_eq!((c.setting, c.given.as_str()), (Setting::LimitTrain, "7"));
+        assert_eq!(
+            c.to_string(),
+            "limit_train 7 conflicts with the run being resumed (limit_train 100 in its \
+             config.json)"
+        );
+        let c = conflict(Overrides {
+            nesterov: Some(true),
+            momentum: Some(0.9),
+            ..Default::default()
+        });
+        assert_eq!(c.setting, Setting::Momentum, "the first in Setting::ALL");
+        let c = conflict(Overrides {
+            clip_grad_norm: Some(1.0),
+            ..Default::default()
+        });
+        assert_eq!((c.given.as_str(), c.saved.as_str()), ("1", "off"));
+    }
+
+    #[test]
+    fn a_directory_without_a_run_has_nothing_to_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = saved_config(&RunDir::new(dir.path()), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("nothing to resume"), "{err:#}");
+    }
 }

@@ -6,32 +6,18 @@
 use std::path::Path;
 use std::time::Instant;
 
-use alexnet_model::AlexNetConfig;
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use serde::Serialize;
 
-use super::Classifier;
+use super::{Classifier, optimizer};
 use crate::backend;
 use crate::data::FashionMnistBatch;
-
-/// The sizes a benchmark or a warm-up runs at.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Shapes {
-    /// Images per training step.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    /// Images per inference pass.
-    #[arg(long, default_value_t = 256)]
-    pub infer_batch: usize,
-    /// Input side.
-    #[arg(long, default_value_t = 224)]
-    pub resize: usize,
-}
+use crate::run::TrainingConfig;
 
 /// One step to compile and tune.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,17 +69,18 @@ pub struct PhaseTiming {
     pub tuned_keys: usize,
 }
 
-/// Runs each phase once on a fresh network at `resize`, calling `report` after each.
+/// Runs each phase once on a fresh network of `config` with its optimizer, calling `report`
+/// after each.
 pub fn warm_up<B: AutodiffBackend>(
     device: &B::Device,
-    resize: usize,
+    config: &TrainingConfig,
     phases: &[Phase],
     kernel_cache: Option<&Path>,
     mut report: impl FnMut(&PhaseTiming),
 ) -> Result<Vec<PhaseTiming>> {
-    let config = AlexNetConfig::new().with_image_size(resize);
-    let mut model = Classifier::new(config.try_init::<B>(device)?);
-    let mut optimizer = SgdConfig::new().init::<B, Classifier<B>>();
+    let resize = config.model.image_size;
+    let mut model = Classifier::new(config.model.try_init::<B>(device)?);
+    let mut optimizer = optimizer::sgd::<B>(&config.optimizer);
     let keys = || kernel_cache.map_or(0, backend::count_tuned_keys);
     let mut timings = Vec::new();
     for phase in phases {
@@ -104,7 +91,7 @@ pub fn warm_up<B: AutodiffBackend>(
                 let output = model.forward_classification(random_batch::<B>(batch, resize, device));
                 let _: f64 = output.loss.clone().into_scalar().elem();
                 let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-                model = optimizer.step(0.01, model, grads);
+                model = optimizer.step(config.lr, model, grads);
             }
             Phase::Test(batch) => {
                 let valid = model.valid();

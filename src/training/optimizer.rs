@@ -1,16 +1,48 @@
-//! The learning rate of each optimizer step: an optional linear warm-up times the main
-//! schedule, both Burn's `LrScheduler`s, multiplied as Burn's `ComposedLrScheduler` does with its
-//! `Prod` reduction. Composed here because Burn's composition cannot hold its step schedule.
+//! The optimizer and its learning rate, from the run's config to burn-train's Learner: SGD as
+//! PyTorch configures it ([`sgd`]), and the rate of each step ([`Schedule`]): an optional linear
+//! warm-up times the main schedule, both Burn's `LrScheduler`s, multiplied as Burn's
+//! `ComposedLrScheduler` does with its `Prod` reduction. Composed here because Burn's
+//! composition cannot hold its step schedule.
 
+use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::LrScheduler;
 use burn::lr_scheduler::cosine::{CosineAnnealingLrScheduler, CosineAnnealingLrSchedulerConfig};
 use burn::lr_scheduler::linear::{LinearLrScheduler, LinearLrSchedulerConfig};
 use burn::lr_scheduler::step::{StepLrScheduler, StepLrSchedulerConfig};
-use burn::optim::LearningRate;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{LearningRate, SgdConfig};
 use burn::record::{PrecisionSettings, Record};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use crate::run::{LrSchedule, TrainingConfig};
+use super::Classifier;
+use crate::run::{LrSchedule, OptimizerConfig, TrainingConfig};
+
+/// The Learner's optimizer: Burn's SGD behind its adaptor (which clips gradients when asked).
+pub type Sgd<B> =
+    OptimizerAdaptor<burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>, Classifier<B>, B>;
+
+/// SGD as the config asks for; with the defaults, d2l's plain SGD. Momentum's dampening is 0,
+/// PyTorch's default (Burn's is 0.1). The rate comes from [`Schedule`] at each step.
+pub fn sgd<B: AutodiffBackend>(o: &OptimizerConfig) -> Sgd<B> {
+    let momentum = (o.momentum > 0.0).then_some(MomentumConfig {
+        momentum: o.momentum,
+        dampening: 0.0,
+        nesterov: o.nesterov,
+    });
+    let weight_decay = (o.weight_decay > 0.0).then_some(WeightDecayConfig {
+        penalty: o.weight_decay as f32,
+    });
+    let clipping = o
+        .clip_grad_norm
+        .map(|x| GradientClippingConfig::Norm(x as f32));
+    SgdConfig::new()
+        .with_momentum(momentum)
+        .with_weight_decay(weight_decay)
+        .with_gradient_clipping(clipping)
+        .init()
+}
 
 /// The main schedule.
 #[derive(Clone, Debug)]

@@ -1,0 +1,166 @@
+//! The flags that set a training run's configuration, and the flag of each setting: messages
+//! below the command line name settings by their `config.json` field, the command line by flag.
+
+use clap::Args;
+
+use crate::run::{LrSchedule, Overrides, Setting};
+
+/// The flags that shape a training run; `None` means "not given": d2l's value for a new run,
+/// the saved value on `--resume`.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct ConfigFlags {
+    /// Passes over the training set [default: 10]; with --resume, may be raised.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per SGD step [default: 128].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// SGD learning rate [default: 0.01].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Side the 28x28 images are resized to (bilinear), at least 65 [default: 224].
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// Train on the first N training images only [default: all 60,000].
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test images only [default: all 10,000].
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    /// Seed of weight init, dropout and shuffling [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data-loading threads; more than 1 makes the batch order depend on thread timing
+    /// [default: 1].
+    #[arg(long)]
+    pub num_workers: Option<usize>,
+    /// SGD momentum, dampening 0 as in PyTorch [default: 0, d2l's plain SGD].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
+    pub momentum: Option<f64>,
+    /// Nesterov momentum (with --momentum).
+    #[arg(long, help_heading = "Optimizer")]
+    pub nesterov: bool,
+    /// L2 weight decay, PyTorch's `weight_decay` [default: 0].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule over the run [default: constant].
+    #[arg(long, value_enum, help_heading = "Optimizer")]
+    pub lr_schedule: Option<LrSchedule>,
+    /// Epochs between two decays of `--lr-schedule step`.
+    #[arg(long, value_name = "N", help_heading = "Optimizer")]
+    pub lr_step_epochs: Option<usize>,
+    /// Decay factor of `--lr-schedule step` [default: 0.1].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
+    pub lr_gamma: Option<f64>,
+    /// Epochs over which the learning rate climbs linearly to its scheduled value [default: 0].
+    #[arg(long, value_name = "E", help_heading = "Optimizer")]
+    pub warmup_epochs: Option<usize>,
+    /// Clip each parameter's gradient to this L2 norm (Burn clips per tensor, PyTorch's
+    /// clip_grad_norm_ all together) [default: off].
+    #[arg(
+        long,
+        value_name = "X",
+        allow_negative_numbers = true,
+        help_heading = "Optimizer"
+    )]
+    pub clip_grad_norm: Option<f64>,
+    /// Label smoothing of the cross-entropy [default: 0].
+    #[arg(
+        long,
+        value_name = "S",
+        allow_negative_numbers = true,
+        help_heading = "Optimizer"
+    )]
+    pub label_smoothing: Option<f64>,
+}
+
+impl ConfigFlags {
+    /// The settings these flags give.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            image_size: self.resize,
+            limit_train: self.limit_train,
+            limit_test: self.limit_test,
+            seed: self.seed,
+            num_workers: self.num_workers,
+            momentum: self.momentum,
+            nesterov: self.nesterov.then_some(true),
+            weight_decay: self.weight_decay,
+            lr_schedule: self.lr_schedule,
+            lr_step_epochs: self.lr_step_epochs,
+            lr_gamma: self.lr_gamma,
+            warmup_epochs: self.warmup_epochs,
+            clip_grad_norm: self.clip_grad_norm,
+            label_smoothing: self.label_smoothing,
+        }
+    }
+}
+
+/// The flag that sets `setting`.
+pub fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::ImageSize => "--resize",
+        Setting::BatchSize => "--batch-size",
+        Setting::Lr => "--lr",
+        Setting::Seed => "--seed",
+        Setting::LimitTrain => "--limit-train",
+        Setting::LimitTest => "--limit-test",
+        Setting::Momentum => "--momentum",
+        Setting::Nesterov => "--nesterov",
+        Setting::WeightDecay => "--weight-decay",
+        Setting::LrSchedule => "--lr-schedule",
+        Setting::LrStepEpochs => "--lr-step-epochs",
+        Setting::LrGamma => "--lr-gamma",
+        Setting::WarmupEpochs => "--warmup-epochs",
+        Setting::ClipGradNorm => "--clip-grad-norm",
+        Setting::LabelSmoothing => "--label-smoothing",
+        Setting::Epochs => "--epochs",
+        Setting::NumWorkers => "--num-workers",
+    }
+}
+
+/// [`flag`] as a [`crate::run::SettingNames`].
+pub fn flag_names(setting: Setting) -> String {
+    flag(setting).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        flags: ConfigFlags,
+    }
+
+    /// Every setting's flag exists, and giving it sets that setting and no other.
+    #[test]
+    fn each_flag_sets_its_setting() {
+        let base = crate::run::TrainingConfig::d2l(224);
+        let command = Flags::command();
+        for setting in Setting::ALL {
+            let name = flag(setting).trim_start_matches("--");
+            let arg = command.get_arguments().find(|a| a.get_long() == Some(name));
+            let takes_value = arg
+                .unwrap_or_else(|| panic!("no {name}"))
+                .get_action()
+                .takes_values();
+            let value = match setting {
+                Setting::LrSchedule => "step",
+                Setting::WarmupEpochs | Setting::Epochs => "2",
+                _ => "3",
+            };
+            let mut args = vec!["test", flag(setting)];
+            if takes_value {
+                args.push(value);
+            }
+            let given = Flags::try_parse_from(&args).unwrap().flags.overrides();
+            assert_eq!(given.changes(&base), [setting], "{args:?}");
+        }
+    }
+}
