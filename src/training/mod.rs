@@ -219,9 +219,13 @@ fn prepare<B: AutodiffBackend>(
     }))
 }
 
-/// Loads one split, truncated to `limit`.
+/// Loads one split, truncated to `limit` (at least 1: the config is validated).
 fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
-    Ok(FashionMnist::load(split, dir)?.truncated(limit))
+    let data = FashionMnist::load(split, dir)?.truncated(limit);
+    if data.is_empty() {
+        anyhow::bail!("the {split} split of the data holds no images; use a complete data set");
+    }
+    Ok(data)
 }
 
 /// Compiles and tunes the kernels of this run's steps before the Learner starts (and before
