@@ -190,3 +190,8 @@ def load_average():
         return " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
         return "unknown"
+
+
+if __name__ == "__main__":
+    print(__doc__.strip())
+    print("\nA module for the scripts beside it (train_ref.py, bench_ref.py, layers_ref.py, parity.py).")
