@@ -1,34 +1,38 @@
-//! Fashion-MNIST: locating the IDX files, loading a split as a Burn [`Dataset`], and batching.
+//! The images a run learns from: Fashion-MNIST's IDX files (d2l's data, the default) or a
+//! folder of labelled image files ([`ImageFolder`]); each loaded as a Burn [`Dataset`] and
+//! batched into `[batch, channels, side, side]` tensors resized as torchvision does.
 
 mod batcher;
+mod export;
+mod folder;
 pub mod idx;
+mod images;
+mod prefetch;
+mod resize;
+mod source;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
 
-pub use batcher::{BilinearResize, FashionMnistBatch, FashionMnistBatcher};
+pub use batcher::{
+    BadImages, FashionMnistBatcher, FolderBatcher, ImageBatch, ImageFile, ImageFiles,
+};
+pub use export::export_png_folder;
+pub use folder::{
+    FolderError, ImageFolder, LabelledFile, Layout, ScanOptions, SkippedFile, class_folder_name,
+    images_in,
+};
 pub use idx::{IdxError, NUM_CLASSES, PIXELS, SIDE};
+pub use images::{Header, ImageError, ImageTransform, MAX_DECODE_BYTES, read_header};
+pub use resize::Resize;
+pub use source::{LoaderOptions, SplitImages};
 
 /// Where the Debian package `dataset-fashion-mnist` installs the IDX files.
 pub const DEBIAN_DATA_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// Environment variable naming a directory with the IDX files.
 pub const DATA_DIR_ENV: &str = "FASHION_MNIST_DIR";
-
-/// The ten Fashion-MNIST classes, indexed by label.
-pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
 
 /// One of the two Fashion-MNIST splits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,274 @@
+//! Image files as network inputs: the header (size and colour, read without decoding the
+//! pixels) and the pixels themselves, converted to the model's channels and resized to its
+//! side as [`Resize`] says.
+
+use std::path::{Path, PathBuf};
+
+use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, Limits};
+
+use super::resize::Resize;
+
+/// Why an image file cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImageError {
+    /// The file cannot be opened or read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        reason: String,
+    },
+    /// The bytes are not an image the decoders understand, or are cut short.
+    #[error("{} is not a readable image ({reason})", path.display())]
+    NotAnImage {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// Decoding would take more memory than the limit.
+    #[error(
+        "{} is too large to decode ({width}x{height}, over {} MiB); shrink it",
+        path.display(), MAX_DECODE_BYTES >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+    },
+}
+
+impl ImageError {
+    /// The file concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Unreadable { path, .. } | Self::NotAnImage { path, .. } => path,
+            Self::TooLarge { path, .. } => path,
+        }
+    }
+}
+
+/// The most memory one decoded image may take: the `image` crate's own default limit.
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// What a header says about an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Whether it holds only grey levels.
+    pub grey: bool,
+}
+
+/// A reader of `path` that allocates at most `limit` bytes.
+fn reader(
+    path: &Path,
+    limit: Option<u64>,
+) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, ImageError> {
+    let unreadable = |e: std::io::Error| ImageError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut reader = ImageReader::open(path)
+        .map_err(unreadable)?
+        .with_guessed_format()
+        .map_err(unreadable)?;
+    let mut limits = Limits::no_limits();
+    limits.max_alloc = limit;
+    reader.limits(limits);
+    Ok(reader)
+}
+
+fn not_an_image(path: &Path, err: image::ImageError) -> ImageError {
+    match err {
+        image::ImageError::Limits(_) => ImageError::NotAnImage {
+            path: path.to_path_buf(),
+            reason: "over the decoder's memory limit".into(),
+        },
+        other => ImageError::NotAnImage {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Reads the header of `path` only: its size and whether it is grey. Refuses an image too large
+/// to decode.
+pub fn read_header(path: &Path) -> Result<Header, ImageError> {
+    // No allocation limit for the header: the size it states is checked below, by name.
+    let decoder = reader(path, None)?
+        .into_decoder()
+        .map_err(|e| not_an_image(path, e))?;
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    if decoder.total_bytes() > MAX_DECODE_BYTES {
+        return Err(ImageError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+        });
+    }
+    let grey = matches!(
+        color,
+        ColorType::L8 | ColorType::L16 | ColorType::La8 | ColorType::La16
+    );
+    Ok(Header {
+        width,
+        height,
+        grey,
+    })
+}
+
+/// Decodes `path` whole.
+fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
+    reader(path, Some(MAX_DECODE_BYTES))?
+        .decode()
+        .map_err(|e| not_an_image(path, e))
+}
+
+/// Grey levels as PIL's `convert("L")` computes them from colour (ITU-R 601-2 luma, in PIL's
+/// fixed-point arithmetic), which torchvision's `Grayscale` calls; grey images as they are.
+fn luma(image: &DynamicImage) -> Vec<u8> {
+    if image.color().has_color() {
+        image
+            .to_rgb8()
+            .pixels()
+            .map(|p| {
+                let [r, g, b] = p.0.map(u32::from);
+                ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
+            })
+            .collect()
+    } else {
+        image.to_luma8().into_raw()
+    }
+}
+
+/// The image's channel planes, each `width * height` bytes: one grey plane, or red, green and
+/// blue (a grey image's level in all three).
+fn planes(image: &DynamicImage, channels: usize) -> Vec<Vec<u8>> {
+    if channels == 1 {
+        return vec![luma(image)];
+    }
+    let rgb = image.to_rgb8().into_raw();
+    (0..3)
+        .map(|c| rgb.iter().skip(c).step_by(3).copied().collect())
+        .collect()
+}
+
+/// Reads image files into the network's input: `channels` planes of `side x side` values in
+/// `[0, 1]`, channel after channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageTransform {
+    /// The side of the square input.
+    pub side: usize,
+    /// 1 (grey) or 3 (red, green, blue).
+    pub channels: usize,
+}
+
+impl ImageTransform {
+    /// Values per image.
+    pub fn values(&self) -> usize {
+        self.channels * self.side * self.side
+    }
+
+    /// Decodes `path` and writes its input into `out` (`self.len()` values).
+    pub fn load_into(&self, path: &Path, out: &mut [f32]) -> Result<(), ImageError> {
+        let image = decode(path)?;
+        let resize = Resize::new(image.width() as usize, image.height() as usize, self.side);
+        let area = self.side * self.side;
+        for (plane, dst) in planes(&image, self.channels)
+            .iter()
+            .zip(out.chunks_exact_mut(area))
+        {
+            resize.resize_into(plane, dst);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+
+    #[test]
+    fn headers_tell_size_and_colour_without_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let grey = dir.path().join("g.png");
+        GrayImage::from_pixel(30, 20, Luma([9]))
+            .save(&grey)
+            .unwrap();
+        let colour = dir.path().join("c.jpg");
+        RgbImage::from_pixel(8, 12, Rgb([200, 10, 10]))
+            .save(&colour)
+            .unwrap();
+        assert_eq!(
+            read_header(&grey).unwrap(),
+            Header {
+                width: 30,
+                height: 20,
+                grey: true
+            }
+        );
+        assert!(!read_header(&colour).unwrap().grey);
+        // Cut inside the pixel data: the header still reads, the decode does not.
+        let bytes = std::fs::read(&grey).unwrap();
+        std::fs::write(&grey, &bytes[..bytes.len() - 20]).unwrap();
+        assert!(read_header(&grey).is_ok());
+        let transform = ImageTransform {
+            side: 8,
+            channels: 1,
+        };
+        let err = transform
+            .load_into(&grey, &mut [0.0; 64])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("g.png is not a readable image"), "{err}");
+    }
+
+    #[test]
+    fn text_and_missing_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.jpg");
+        std::fs::write(&text, "not an image").unwrap();
+        let err = read_header(&text).unwrap_err();
+        assert_eq!(err.path(), text);
+        assert!(err.to_string().contains("is not a readable image"), "{err}");
+        let gone = dir.path().join("gone.png");
+        assert!(matches!(
+            read_header(&gone),
+            Err(ImageError::Unreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn colour_becomes_grey_by_pils_luma_and_grey_becomes_three_equal_planes() {
+        let dir = tempfile::tempdir().unwrap();
+        let colour = dir.path().join("c.png");
+        RgbImage::from_pixel(4, 4, Rgb([200, 100, 50]))
+            .save(&colour)
+            .unwrap();
+        let grey = dir.path().join("g.png");
+        GrayImage::from_pixel(4, 4, Luma([77])).save(&grey).unwrap();
+        let load = |path: &Path, channels| {
+            let t = ImageTransform { side: 4, channels };
+            let mut out = vec![0.0; t.values()];
+            t.load_into(path, &mut out).unwrap();
+            out
+        };
+        // PIL: (200 * 19595 + 100 * 38470 + 50 * 7471 + 32768) >> 16 = 124.
+        assert!(load(&colour, 1).iter().all(|&v| v == 124.0 / 255.0));
+        let rgb = load(&colour, 3);
+        assert_eq!(
+            (rgb[0], rgb[16], rgb[32]),
+            (200.0 / 255.0, 100.0 / 255.0, 50.0 / 255.0)
+        );
+        assert!(load(&grey, 3).iter().all(|&v| v == 77.0 / 255.0));
+    }
+}
