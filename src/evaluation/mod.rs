@@ -6,8 +6,7 @@ mod confusion;
 use std::path::Path;
 
 use alexnet_model::AlexNet;
-use anyhow::{Context, Result};
-use burn::data::dataloader::DataLoaderBuilder;
+use anyhow::{Context, Result, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::Backend;
@@ -15,13 +14,13 @@ use serde::Serialize;
 
 pub use confusion::{ConfusionMatrix, macro_average};
 
-use crate::data::{CLASS_NAMES, FashionMnist, FashionMnistBatcher, NUM_CLASSES, Split};
+use crate::data::{BadImages, ImageTransform, LoaderOptions, SplitImages};
 
 /// Accuracy within one class.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassAccuracy {
     /// Class name.
-    pub label: &'static str,
+    pub label: String,
     /// Correct predictions.
     pub correct: u64,
     /// Examples of this class.
@@ -38,9 +37,9 @@ pub struct ClassAccuracy {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfusedPair {
     /// The true class.
-    pub truth: &'static str,
+    pub truth: String,
     /// The class predicted instead.
-    pub predicted: &'static str,
+    pub predicted: String,
     /// How many times.
     pub count: u64,
 }
@@ -61,8 +60,9 @@ pub struct MacroAverages {
 pub struct Evaluation {
     /// The record evaluated.
     pub checkpoint: String,
-    /// `test` or `train`.
-    pub split: Split,
+    /// The images: `test` or `train` (Fashion-MNIST), `val` or `train` (a run's image folder),
+    /// or a folder given to `eval`.
+    pub split: String,
     /// Examples evaluated.
     pub examples: u64,
     /// Mean cross-entropy.
@@ -76,26 +76,31 @@ pub struct Evaluation {
     /// The five most frequent confusions, largest first.
     pub most_confused: Vec<ConfusedPair>,
     /// The class names, in label order (the confusion matrix's rows and columns).
-    pub classes: Vec<&'static str>,
+    pub classes: Vec<String>,
     /// Rows: true class; columns: predicted class.
     pub confusion: ConfusionMatrix,
 }
 
-/// Runs `net` over `data` in batches, accumulating the loss and the confusion matrix.
+/// Runs `net` over `data` in batches of `batch_size`, read as `transform` says, accumulating
+/// the loss and the confusion matrix over `classes` classes. An image that cannot be decoded is
+/// an error naming it: leaving it out would change the figures silently.
 pub fn evaluate<B: Backend>(
     net: &AlexNet<B>,
-    data: FashionMnist,
-    image_size: usize,
-    batch_size: usize,
+    data: SplitImages,
+    (transform, batch_size, classes): (ImageTransform, usize, usize),
     device: &B::Device,
-) -> (f64, ConfusionMatrix) {
-    let loader = DataLoaderBuilder::new(FashionMnistBatcher::new(image_size))
-        .batch_size(batch_size)
-        .num_workers(1)
-        .set_device(device.clone())
-        .build(data);
+) -> Result<(f64, ConfusionMatrix)> {
+    let bad = BadImages::new(true, |_| {});
+    let options = LoaderOptions {
+        batch_size,
+        shuffle: None,
+        num_workers: 1,
+        transform,
+        bad: bad.clone(),
+    };
+    let loader = data.loader::<B>(&options, device);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let mut confusion = ConfusionMatrix::new(NUM_CLASSES);
+    let mut confusion = ConfusionMatrix::new(classes);
     let mut loss_sum = 0.0;
     for batch in loader.iter() {
         let logits = net.forward(batch.images);
@@ -118,12 +123,25 @@ pub fn evaluate<B: Backend>(
             confusion.add(*t as usize, *p as usize);
         }
     }
-    (loss_sum / confusion.total().max(1) as f64, confusion)
+    let failed = bad.found();
+    if let Some(first) = failed.first() {
+        bail!(
+            "{} of the images could not be decoded, e.g. {first}; fix or remove them and \
+             evaluate again",
+            failed.len()
+        );
+    }
+    Ok((loss_sum / confusion.total().max(1) as f64, confusion))
 }
 
 impl Evaluation {
-    /// Summarises a loss and confusion matrix.
-    pub fn new(checkpoint: &Path, split: Split, loss: f64, confusion: ConfusionMatrix) -> Self {
+    /// Summarises a loss and confusion matrix over `classes` (in label order) of `split`.
+    pub fn new(
+        checkpoint: &Path,
+        (split, classes): (String, Vec<String>),
+        loss: f64,
+        confusion: ConfusionMatrix,
+    ) -> Self {
         let (precision, recall, f1) = (
             confusion.precision(),
             confusion.per_class_accuracy(),
@@ -132,7 +150,7 @@ impl Evaluation {
         let (correct, support) = (confusion.correct(), confusion.support());
         let per_class = (0..confusion.classes())
             .map(|c| ClassAccuracy {
-                label: CLASS_NAMES[c],
+                label: classes[c].clone(),
                 correct: correct[c],
                 total: support[c],
                 accuracy: recall[c],
@@ -149,8 +167,8 @@ impl Evaluation {
             .most_confused(5)
             .into_iter()
             .map(|(t, p, count)| ConfusedPair {
-                truth: CLASS_NAMES[t],
-                predicted: CLASS_NAMES[p],
+                truth: classes[t].clone(),
+                predicted: classes[p].clone(),
                 count,
             })
             .collect();
@@ -163,15 +181,22 @@ impl Evaluation {
             per_class,
             macro_avg,
             most_confused,
-            classes: CLASS_NAMES.to_vec(),
+            classes,
             confusion,
         }
     }
 
     /// The human-readable report.
     pub fn to_text(&self) -> String {
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         let mut out = format!(
-            "{} on the {} split ({} images)\nloss {:.3}, accuracy {:.3}\n\nper class:\n  {:<12} {:>9} {:>9} {:>9}\n",
+            "{} on the {} split ({} images)\nloss {:.3}, accuracy {:.3}\n\nper class:\n  {:<width$} {:>9} {:>9} {:>9}\n",
             self.checkpoint,
             self.split,
             self.examples,
@@ -185,7 +210,7 @@ impl Evaluation {
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{a:.3}"));
         for c in &self.per_class {
             out.push_str(&format!(
-                "  {:<12} {:>9} {:>9} {:>9}  ({}/{})\n",
+                "  {:<width$} {:>9} {:>9} {:>9}  ({}/{})\n",
                 c.label,
                 cell(c.accuracy),
                 cell(c.precision),
@@ -196,24 +221,32 @@ impl Evaluation {
         }
         let m = &self.macro_avg;
         out.push_str(&format!(
-            "  {:<12} {:>9.3} {:>9.3} {:>9.3}  (macro average: recall, precision, F1)\n",
+            "  {:<width$} {:>9.3} {:>9.3} {:>9.3}  (macro average: recall, precision, F1)\n",
             "", m.recall, m.precision, m.f1
         ));
         out.push_str("\nmost confused (true -> predicted):\n");
         for pair in &self.most_confused {
             out.push_str(&format!(
-                "  {:<12} -> {:<12} {}\n",
+                "  {:<width$} -> {:<width$} {}\n",
                 pair.truth, pair.predicted, pair.count
             ));
         }
-        out.push_str("\nconfusion matrix (rows: true class, columns: predicted class 0-9):\n");
-        out.push_str(&format!("  {:<15}", ""));
+        let last = self.confusion.classes().saturating_sub(1);
+        out.push_str(&format!(
+            "\nconfusion matrix (rows: true class, columns: predicted class 0-{last}):\n"
+        ));
+        let digits = last.to_string().len();
+        out.push_str(&format!("  {:<w$}", "", w = digits + 2 + width));
         for p in 0..self.confusion.classes() {
             out.push_str(&format!("{p:>6}"));
         }
         out.push('\n');
         for (t, row) in self.confusion.counts().iter().enumerate() {
-            out.push_str(&format!("  {t} {:<13}", self.classes[t]));
+            out.push_str(&format!(
+                "  {t:<digits$} {:<w$}",
+                self.classes[t],
+                w = width + 1
+            ));
             for count in row {
                 out.push_str(&format!("{count:>6}"));
             }

@@ -7,7 +7,7 @@ use alexnet_model::{AlexNet, AlexNetConfig};
 use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
 
-use crate::run::{self, RecordError, RunDir};
+use crate::run::{self, DataConfig, RecordError, RunDir, TrainingConfig};
 
 /// The record `--checkpoint` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub struct LoadedModel<B: Backend> {
     pub net: AlexNet<B>,
     /// The run's model configuration.
     pub config: AlexNetConfig,
+    /// The run's images: Fashion-MNIST or a folder, and the class names.
+    pub data: DataConfig,
     /// The record it was loaded from.
     pub source: PathBuf,
 }
@@ -120,7 +122,11 @@ pub fn load_model<B: Backend>(
     choice: &CheckpointChoice,
     device: &B::Device,
 ) -> Result<LoadedModel<B>> {
-    let config = run.load_config()?.model;
+    let TrainingConfig {
+        model: config,
+        data,
+        ..
+    } = run.load_config()?;
     let source = resolve(run, choice)?;
     let fresh = config.try_init::<B>(device)?;
     let net = run::load_net(&fresh, &source, device).map_err(|err| match err {
@@ -143,6 +149,7 @@ pub fn load_model<B: Backend>(
     Ok(LoadedModel {
         net,
         config,
+        data,
         source,
     })
 }

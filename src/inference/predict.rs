@@ -1,53 +1,136 @@
-//! Class probabilities for a batch of pictures.
+//! Class probabilities for a batch of pictures, read as the run's training read its images.
+
+use std::path::Path;
 
 use alexnet_model::AlexNet;
-use burn::data::dataloader::batcher::Batcher;
+use anyhow::{Result, bail};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
-use crate::data::{CLASS_NAMES, FashionMnistBatch, FashionMnistBatcher, FashionMnistItem};
+use super::images::load_image;
+use crate::data::{FashionMnistBatcher, FashionMnistItem, ImageTransform};
+
+use super::LoadedModel;
 
 /// One class and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
-    /// Class index in `0..10`.
+    /// Class index.
     pub class: usize,
     /// Class name.
-    pub label: &'static str,
+    pub label: String,
     /// Softmax probability.
     pub probability: f32,
 }
 
-/// The `top` most probable classes of each item, most probable first, resized as in training.
+/// How a run's network reads an image file.
+#[derive(Debug, Clone)]
+pub enum Reader {
+    /// A Fashion-MNIST run: grey, padded to a square and shrunk to 28x28 as Fashion-MNIST's
+    /// pictures were made (inverted first with `invert`), then resized as in training.
+    FashionMnist {
+        /// The batcher of the run's input size.
+        batcher: FashionMnistBatcher,
+        /// Turn dark-on-light photos into Fashion-MNIST's light-on-dark.
+        invert: bool,
+    },
+    /// An image-folder run: as its images were read in training.
+    Folder(ImageTransform),
+}
+
+impl Reader {
+    /// The reader of `model`'s run.
+    pub fn of<B: Backend>(model: &LoadedModel<B>, invert: bool) -> Result<Self> {
+        let side = model.config.image_size;
+        if model.data.reads_fashion_mnist() {
+            return Ok(Self::FashionMnist {
+                batcher: FashionMnistBatcher::new(side),
+                invert,
+            });
+        }
+        if invert {
+            bail!(
+                "inverting applies to Fashion-MNIST runs (light objects on dark); this run \
+                 learnt from an image folder and reads images as they are"
+            );
+        }
+        Ok(Self::Folder(ImageTransform {
+            side,
+            channels: model.config.in_channels,
+        }))
+    }
+
+    /// The network's input for `path`.
+    pub fn read(&self, path: &Path) -> Result<Vec<f32>> {
+        match self {
+            Self::FashionMnist { batcher, invert } => {
+                Ok(batcher.pixels(&[load_image(path, *invert)?]))
+            }
+            Self::Folder(transform) => {
+                let mut out = vec![0.0; transform.values()];
+                transform.load_into(path, &mut out)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The network's input for a Fashion-MNIST item.
+    pub fn item(&self, item: FashionMnistItem) -> Result<Vec<f32>> {
+        match self {
+            Self::FashionMnist { batcher, .. } => Ok(batcher.pixels(&[item])),
+            Self::Folder(_) => bail!(
+                "this run learnt from an image folder; Fashion-MNIST's test images are not its \
+                 classes"
+            ),
+        }
+    }
+}
+
+/// The `top` most probable classes of each input (`inputs`: each the values [`Reader::read`]
+/// gives), most probable first.
 pub fn predict<B: Backend>(
-    net: &AlexNet<B>,
-    items: Vec<FashionMnistItem>,
-    image_size: usize,
+    model: &LoadedModel<B>,
+    inputs: Vec<Vec<f32>>,
     top: usize,
     device: &B::Device,
 ) -> Vec<Vec<Prediction>> {
-    let count = items.len();
+    let count = inputs.len();
     if count == 0 {
         return Vec::new();
     }
-    let batch: FashionMnistBatch<B> = FashionMnistBatcher::new(image_size).batch(items, device);
-    let probabilities = softmax(net.forward(batch.images), 1);
-    let classes = probabilities.dims()[1];
+    let (channels, side) = (model.config.in_channels, model.config.image_size);
+    let values: Vec<f32> = inputs.into_iter().flatten().collect();
+    let images = Tensor::from_data(
+        TensorData::new(values, [count, channels, side, side]),
+        device,
+    );
+    ranked(&model.net, images, &model.data.classes, top)
+}
+
+fn ranked<B: Backend>(
+    net: &AlexNet<B>,
+    images: Tensor<B, 4>,
+    classes: &[String],
+    top: usize,
+) -> Vec<Vec<Prediction>> {
+    let probabilities = softmax(net.forward(images), 1);
+    let width = probabilities.dims()[1];
     let values: Vec<f32> = probabilities
         .into_data()
         .convert::<f32>()
         .to_vec()
         .expect("f32 data");
     values
-        .chunks_exact(classes)
+        .chunks_exact(width)
         .map(|row| {
             let mut ranked: Vec<Prediction> = row
                 .iter()
                 .enumerate()
                 .map(|(class, &probability)| Prediction {
                     class,
-                    label: CLASS_NAMES.get(class).copied().unwrap_or("?"),
+                    label: classes.get(class).cloned().unwrap_or_else(|| "?".into()),
                     probability,
                 })
                 .collect();

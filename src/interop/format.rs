@@ -1,5 +1,5 @@
 //! Which weight file format a file holds, told from its first bytes rather than its name, and
-//! the one piece of safetensors metadata this crate writes.
+//! the safetensors metadata this crate writes: the network's input side, channels and classes.
 
 use std::fs::File;
 use std::io::Read;
@@ -9,6 +9,21 @@ use anyhow::{Context, Result, bail};
 
 /// The metadata key of the input side an exported network was trained at.
 pub const IMAGE_SIZE_KEY: &str = "alexnet.image_size";
+/// The metadata key of its input channels.
+pub const CHANNELS_KEY: &str = "alexnet.in_channels";
+/// The metadata key of its class names (a JSON list, in label order).
+pub const CLASSES_KEY: &str = "alexnet.classes";
+
+/// What `alexnet export` recorded about a network's input and output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportedInput {
+    /// The input side.
+    pub image_size: Option<usize>,
+    /// Input channels.
+    pub in_channels: Option<usize>,
+    /// Class names, in label order.
+    pub classes: Option<Vec<String>>,
+}
 
 /// A file format burn-store reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +86,24 @@ impl Format {
     }
 }
 
-/// The input side recorded in a safetensors file written by `alexnet export`, if any.
-pub fn exported_image_size(path: &Path) -> Option<usize> {
+/// What a safetensors file written by `alexnet export` records (nothing for other files).
+pub fn exported_input(path: &Path) -> ExportedInput {
+    let Some(header) = safetensors_header(path) else {
+        return ExportedInput::default();
+    };
+    let meta = &header["__metadata__"];
+    let number = |key: &str| meta[key].as_str()?.parse().ok();
+    ExportedInput {
+        image_size: number(IMAGE_SIZE_KEY),
+        in_channels: number(CHANNELS_KEY),
+        classes: meta[CLASSES_KEY]
+            .as_str()
+            .and_then(|list| serde_json::from_str(list).ok()),
+    }
+}
+
+/// The JSON header of a safetensors file.
+fn safetensors_header(path: &Path) -> Option<serde_json::Value> {
     let mut file = File::open(path).ok()?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len).ok()?;
@@ -82,11 +113,7 @@ pub fn exported_image_size(path: &Path) -> Option<usize> {
         .filter(|&n| n < 1 << 24)?;
     let mut header = vec![0u8; len];
     file.read_exact(&mut header).ok()?;
-    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    header["__metadata__"][IMAGE_SIZE_KEY]
-        .as_str()?
-        .parse()
-        .ok()
+    serde_json::from_slice(&header).ok()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use burn_store::{
     PytorchStore, SafetensorsStore,
 };
 
-pub use format::{Format, exported_image_size};
+pub use format::{ExportedInput, Format, exported_input};
 
 use crate::run;
 
@@ -341,15 +341,22 @@ fn resize_hint(param: &str, shape: &[usize], config: &AlexNetConfig) -> String {
 }
 
 /// Writes `net` to `out` as d2l's safetensors state dict (PyTorch key names and layouts), with
-/// the input side in the metadata; returns the bytes written. The file appears whole or not at
-/// all.
-pub fn export_net<B: Backend>(net: &AlexNet<B>, image_size: usize, out: &Path) -> Result<usize> {
+/// its input side, channels and `classes` in the metadata; returns the bytes written. The file
+/// appears whole or not at all.
+pub fn export_net<B: Backend>(
+    net: &AlexNet<B>,
+    (config, classes): (&AlexNetConfig, &[String]),
+    out: &Path,
+) -> Result<usize> {
     // PyTorch's own `save_file` writes {"format": "pt"}; tools such as transformers check it.
+    let classes = serde_json::to_string(classes).expect("names serialise");
     let store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
         .clear_metadata()
         .metadata("format", "pt")
-        .metadata(format::IMAGE_SIZE_KEY, image_size.to_string());
+        .metadata(format::IMAGE_SIZE_KEY, config.image_size.to_string())
+        .metadata(format::CHANNELS_KEY, config.in_channels.to_string())
+        .metadata(format::CLASSES_KEY, classes);
     let mut store = LAYER_INDICES.iter().fold(store, |s, (layer, index)| {
         s.with_key_remapping(format!("^{layer}\\."), format!("{index}."))
     });

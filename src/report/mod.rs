@@ -11,7 +11,7 @@ use crate::evaluation::Evaluation;
 use crate::run::{EpochHistory, RunDir};
 
 pub use plot::{Curves, SERIES, svg_to_png, write_confusion_svg, write_curves_svg};
-pub use run_report::{EpochRow, FinalMetrics, RunReport};
+pub use run_report::{EpochRow, FinalMetrics, ImagesSummary, RunReport};
 
 /// Draws the run's `curves.svg` from `history` over epochs `1..=epochs`: what training does after
 /// every epoch and `alexnet plot` does from the logs.

@@ -1,8 +1,11 @@
 //! `report.json` / `report.md`: what a run did, from its config, logs and epoch journal.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::data::{ImageFolder, SkippedFile};
 use crate::run::{EpochMetrics, RunDir, TrainingConfig};
 
 /// One epoch of the report; metrics come from burn-train's logs.
@@ -82,6 +85,91 @@ pub struct RunReport {
     pub examples_per_sec: Option<f64>,
     /// Wall seconds of the journalled epochs (training and test passes).
     pub wall_seconds: f64,
+    /// An image-folder run's images: the folder, its classes and the files left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesSummary>,
+}
+
+/// What an image-folder run learnt from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagesSummary {
+    /// The folder.
+    pub folder: PathBuf,
+    /// Its classes, in label order.
+    pub classes: Vec<String>,
+    /// Training images.
+    pub train: usize,
+    /// Validation images.
+    pub val: usize,
+    /// Images left out because they could not be read (when the scan found them, and while
+    /// training).
+    pub skipped: usize,
+    /// The first few of those, with why.
+    pub skipped_examples: Vec<String>,
+    /// Files left out because their names are not those of images.
+    pub not_images: usize,
+}
+
+/// How many left-out images the report names.
+const SKIPPED_SHOWN: usize = 5;
+
+impl ImagesSummary {
+    /// The summary of `run`'s image folder; `None` for a Fashion-MNIST run.
+    fn of(run: &RunDir, config: &TrainingConfig) -> Result<Option<Self>> {
+        if config.data.images.is_none() {
+            return Ok(None);
+        }
+        let folder: ImageFolder = run.load_json(&run.images_file())?;
+        let during: Vec<String> = std::fs::read_to_string(run.bad_images_file())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<SkippedFile>(l).ok())
+            .map(|s| s.reason)
+            .collect();
+        let all: Vec<String> = folder
+            .skipped
+            .iter()
+            .map(|s| s.reason.clone())
+            .chain(during)
+            .collect();
+        Ok(Some(Self {
+            classes: folder.classes,
+            train: folder.train.len(),
+            val: folder.val.len(),
+            skipped: all.len(),
+            skipped_examples: all.into_iter().take(SKIPPED_SHOWN).collect(),
+            not_images: folder.not_images,
+            folder: folder.root,
+        }))
+    }
+
+    fn to_markdown(&self) -> String {
+        let mut md = format!(
+            "- images: {}, {} classes ({}), {} training and {} validation images\n",
+            self.folder.display(),
+            self.classes.len(),
+            self.classes.join(", "),
+            self.train,
+            self.val
+        );
+        if self.not_images > 0 {
+            md += &format!(
+                "- left out: {} files that are not images\n",
+                self.not_images
+            );
+        }
+        if self.skipped > 0 {
+            md += &format!(
+                "- left out as unreadable: {} images, e.g.\n{}",
+                self.skipped,
+                self.skipped_examples
+                    .iter()
+                    .map(|e| format!("  - {e}\n"))
+                    .collect::<String>()
+            );
+        }
+        md
+    }
 }
 
 impl RunReport {
@@ -123,6 +211,7 @@ impl RunReport {
             final_metrics,
             examples_per_sec: (train_seconds > 0.0).then(|| examples as f64 / train_seconds),
             wall_seconds: journalled.iter().map(|m| m.epoch_seconds).sum(),
+            images: ImagesSummary::of(run, &config)?,
             epochs,
             config,
         })
@@ -131,7 +220,11 @@ impl RunReport {
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
         let c = &self.config;
-        let mut md = String::from("# AlexNet on Fashion-MNIST: run report\n\n");
+        let source = self
+            .images
+            .as_ref()
+            .map_or("Fashion-MNIST".into(), |i| i.folder.display().to_string());
+        let mut md = format!("# AlexNet on {source}: run report\n\n");
         md += &format!(
             "- protocol: {} epochs, batch {}, SGD lr {}, resize {}, seed {}, train images {}, test images {}\n",
             c.epochs,
@@ -174,6 +267,9 @@ impl RunReport {
             );
         }
         md += &optimizer_line(c);
+        if let Some(images) = &self.images {
+            md += &images.to_markdown();
+        }
         md += "\n| epoch | train loss | train acc | test loss | test acc | test top-3 | examples/sec |\n";
         md += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
         let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));

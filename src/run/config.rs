@@ -1,6 +1,6 @@
 //! The full configuration of a run (model + protocol), saved as `config.json`, and its checks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use alexnet_model::{AlexNetConfig, AlexNetConfigError};
 use burn::config::Config;
@@ -39,6 +39,57 @@ pub struct TrainingConfig {
     /// Label smoothing of the cross-entropy (as PyTorch's `label_smoothing`); d2l uses none.
     #[config(default = 0.0)]
     pub label_smoothing: f64,
+    /// Where the images come from: Fashion-MNIST (d2l's) or a folder, and its classes.
+    #[config(default = "DataConfig::new()")]
+    pub data: DataConfig,
+}
+
+/// Fashion-MNIST's ten classes, in label order.
+pub fn fashion_mnist_classes() -> Vec<String> {
+    [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+impl DataConfig {
+    /// Whether the network reads Fashion-MNIST: no folder, and Fashion-MNIST's classes (a
+    /// network imported from another folder run has neither).
+    pub fn reads_fashion_mnist(&self) -> bool {
+        self.images.is_none() && self.classes == fashion_mnist_classes()
+    }
+}
+
+/// The images of a run. With the defaults, Fashion-MNIST's IDX files, as d2l trains on; with
+/// `images`, a folder of labelled images, whose scan fills `classes` (and the network's output
+/// and input sizes) when the run starts.
+#[derive(Config, Debug, PartialEq)]
+pub struct DataConfig {
+    /// A folder of labelled images (one subfolder per class, or `train/` and `val/` with one
+    /// per class each); `None` for Fashion-MNIST.
+    #[config(default = "None")]
+    pub images: Option<PathBuf>,
+    /// Class names in label order: Fashion-MNIST's, or the folder's subfolders, sorted.
+    #[config(default = "fashion_mnist_classes()")]
+    pub classes: Vec<String>,
+    /// The fraction of each class held out for validation, for a folder without `train/` and
+    /// `val/`.
+    #[config(default = 0.1)]
+    pub val_split: f64,
+    /// Leave images that cannot be read out of the run (and report them) instead of refusing
+    /// the folder.
+    #[config(default = false)]
+    pub skip_bad_images: bool,
 }
 
 /// How the learning rate moves over the run.
@@ -111,6 +162,13 @@ pub enum ConfigError {
     EmptySplit(Setting),
     /// A learning rate that SGD cannot use.
     LearningRate(f64),
+    /// `data.classes` and the network's outputs disagree (a hand-edited config).
+    ClassCount {
+        /// Class names.
+        names: usize,
+        /// `model.num_classes`.
+        outputs: usize,
+    },
     /// A value out of its range; `fix` says what would work, `{}` in it standing for `needs`.
     OutOfRange {
         /// The setting.
@@ -131,6 +189,7 @@ impl ConfigError {
             Self::Model(_) => Setting::ImageSize,
             Self::Zero(s) | Self::EmptySplit(s) => *s,
             Self::LearningRate(_) => Setting::Lr,
+            Self::ClassCount { .. } => Setting::Images,
             Self::OutOfRange { setting, .. } => *setting,
         }
     }
@@ -157,6 +216,10 @@ impl ConfigError {
                 "{} {lr} is not a usable learning rate: give a finite number above 0 (d2l uses \
                  0.01)",
                 name(Setting::Lr)
+            ),
+            Self::ClassCount { names, outputs } => format!(
+                "the config names {names} classes (data.classes) but the network has {outputs} \
+                 outputs (model.num_classes); make them agree"
             ),
             Self::OutOfRange {
                 setting,
@@ -295,7 +358,46 @@ impl TrainingConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(ConfigError::LearningRate(self.lr));
         }
+        self.validate_data()?;
         self.validate_optimizer()
+    }
+
+    /// The image settings: a held-out fraction in range, and channels and classes that fit
+    /// the images.
+    fn validate_data(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        let out = |setting, value: &dyn std::fmt::Display, fix, needs| {
+            Err(ConfigError::OutOfRange {
+                setting,
+                value: value.to_string(),
+                fix,
+                needs,
+            })
+        };
+        if !(d.val_split > 0.0 && d.val_split < 1.0) {
+            let fix = "must lie in (0, 1) (0.1 is usual)";
+            return out(Setting::ValSplit, &d.val_split, fix, None);
+        }
+        let channels = self.model.in_channels;
+        match &d.images {
+            None if channels != 1 => {
+                let fix = "applies to an image folder ({}); Fashion-MNIST is grey";
+                out(Setting::Channels, &channels, fix, Some(Setting::Images))
+            }
+            None if !d.reads_fashion_mnist() => {
+                let fix = "must name an image folder to train classes other than Fashion-MNIST's";
+                out(Setting::Images, &"none", fix, None)
+            }
+            Some(_) if channels != 1 && channels != 3 => {
+                let fix = "must be 1 (grey) or 3 (colour)";
+                out(Setting::Channels, &channels, fix, None)
+            }
+            _ if d.classes.len() != self.model.num_classes => Err(ConfigError::ClassCount {
+                names: d.classes.len(),
+                outputs: self.model.num_classes,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The optimizer and schedule settings, each against its range.

@@ -19,7 +19,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 
-pub use config::{ConfigError, LrSchedule, OptimizerConfig, TrainingConfig, UnknownField};
+pub use config::{
+    ConfigError, DataConfig, LrSchedule, OptimizerConfig, TrainingConfig, UnknownField,
+    fashion_mnist_classes,
+};
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};
 pub use lock::RunLock;
@@ -30,8 +33,10 @@ pub use records::{
 pub use settings::{Overrides, Setting, SettingNames, field_names};
 
 /// Entries a training run writes; a directory holding any of them holds a run.
-const RUN_ENTRIES: [&str; 14] = [
+const RUN_ENTRIES: [&str; 16] = [
     "config.json",
+    "images.json",
+    "bad-images.jsonl",
     "model.mpk",
     "checkpoint",
     "train",
@@ -79,6 +84,34 @@ impl RunDir {
     /// `config.json`: the model and training configuration.
     pub fn config_file(&self) -> PathBuf {
         self.path.join("config.json")
+    }
+
+    /// `images.json`: an image-folder run's classes and the files of each split, fixed when
+    /// the run starts, so that resume, `eval` and the report see the same images.
+    pub fn images_file(&self) -> PathBuf {
+        self.path.join("images.json")
+    }
+
+    /// `bad-images.jsonl`: images that could not be decoded while training (left out).
+    pub fn bad_images_file(&self) -> PathBuf {
+        self.path.join("bad-images.jsonl")
+    }
+
+    /// Writes `value` as JSON to `path` in the run, whole or not at all.
+    pub fn save_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let text = serde_json::to_vec(value).context("the value serialises")?;
+        write_atomically(path, &text)
+    }
+
+    /// Reads the JSON file `path` of the run.
+    pub fn load_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T> {
+        let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{} is damaged (not the JSON this run wrote)",
+                path.display()
+            )
+        })
     }
 
     /// `model.mpk`: the final network, written when training finishes.

@@ -4,8 +4,9 @@
 //! its flag.
 
 use std::fmt;
+use std::path::PathBuf;
 
-use super::config::{LrSchedule, OptimizerConfig, TrainingConfig};
+use super::config::{DataConfig, LrSchedule, OptimizerConfig, TrainingConfig};
 
 /// A field of `config.json` that a user chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,14 @@ pub enum Setting {
     ClipGradNorm,
     /// `label_smoothing`.
     LabelSmoothing,
+    /// `data.images`: the image folder (none: Fashion-MNIST).
+    Images,
+    /// `data.val_split`: the fraction of a folder held out.
+    ValSplit,
+    /// `model.in_channels`: 1 (grey) or 3 (colour).
+    Channels,
+    /// `data.skip_bad_images`.
+    SkipBadImages,
     /// `epochs`.
     Epochs,
     /// `num_workers`: data-loading threads.
@@ -48,7 +57,11 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in the order their conflicts with a saved run are reported.
-    pub const ALL: [Setting; 17] = [
+    pub const ALL: [Setting; 21] = [
+        Self::Images,
+        Self::ValSplit,
+        Self::Channels,
+        Self::SkipBadImages,
         Self::ImageSize,
         Self::BatchSize,
         Self::Lr,
@@ -86,6 +99,10 @@ impl Setting {
             Self::WarmupEpochs => "optimizer.warmup_epochs",
             Self::ClipGradNorm => "optimizer.clip_grad_norm",
             Self::LabelSmoothing => "label_smoothing",
+            Self::Images => "data.images",
+            Self::ValSplit => "data.val_split",
+            Self::Channels => "model.in_channels",
+            Self::SkipBadImages => "data.skip_bad_images",
             Self::Epochs => "epochs",
             Self::NumWorkers => "num_workers",
         }
@@ -112,6 +129,14 @@ impl Setting {
             Self::WarmupEpochs => o.warmup_epochs.to_string(),
             Self::ClipGradNorm => o.clip_grad_norm.map_or("off".into(), |x| x.to_string()),
             Self::LabelSmoothing => c.label_smoothing.to_string(),
+            Self::Images => c
+                .data
+                .images
+                .as_ref()
+                .map_or("none (Fashion-MNIST)".into(), |p| p.display().to_string()),
+            Self::ValSplit => c.data.val_split.to_string(),
+            Self::Channels => c.model.in_channels.to_string(),
+            Self::SkipBadImages => c.data.skip_bad_images.to_string(),
             Self::Epochs => c.epochs.to_string(),
             Self::NumWorkers => c.num_workers.to_string(),
         }
@@ -170,6 +195,14 @@ pub struct Overrides {
     pub clip_grad_norm: Option<f64>,
     /// [`Setting::LabelSmoothing`].
     pub label_smoothing: Option<f64>,
+    /// [`Setting::Images`].
+    pub images: Option<PathBuf>,
+    /// [`Setting::ValSplit`].
+    pub val_split: Option<f64>,
+    /// [`Setting::Channels`].
+    pub channels: Option<usize>,
+    /// [`Setting::SkipBadImages`].
+    pub skip_bad_images: Option<bool>,
 }
 
 impl Overrides {
@@ -188,6 +221,14 @@ impl Overrides {
         };
         let mut model = base.model;
         model.image_size = self.image_size.unwrap_or(model.image_size);
+        model.in_channels = self.channels.unwrap_or(model.in_channels);
+        let d = base.data;
+        let data = DataConfig {
+            images: self.images.clone().or(d.images),
+            val_split: self.val_split.unwrap_or(d.val_split),
+            skip_bad_images: self.skip_bad_images.unwrap_or(d.skip_bad_images),
+            ..d
+        };
         TrainingConfig {
             model,
             epochs: self.epochs.unwrap_or(base.epochs),
@@ -199,6 +240,7 @@ impl Overrides {
             num_workers: self.num_workers.unwrap_or(base.num_workers),
             optimizer,
             label_smoothing: self.label_smoothing.unwrap_or(base.label_smoothing),
+            data,
         }
     }
 
@@ -264,6 +306,10 @@ mod tests {
             warmup_epochs: Some(2),
             clip_grad_norm: Some(3.0),
             label_smoothing: Some(0.3),
+            images: Some("photos".into()),
+            val_split: Some(0.3),
+            channels: Some(3),
+            skip_bad_images: Some(true),
         };
         assert_eq!(all.changes(&base), Setting::ALL);
         let fields: std::collections::BTreeSet<&str> =

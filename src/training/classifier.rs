@@ -7,7 +7,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 
 use super::guard::LossGuard;
-use crate::data::FashionMnistBatch;
+use crate::data::ImageBatch;
 
 /// The network plus the loss: what the Learner trains.
 #[derive(Module, Debug)]
@@ -48,7 +48,7 @@ impl<B: Backend> Classifier<B> {
 
     /// Logits, mean cross-entropy loss (as `nn.CrossEntropyLoss()`, with its
     /// `label_smoothing`) and targets of one batch.
-    pub fn forward_classification(&self, batch: FashionMnistBatch<B>) -> ClassificationOutput<B> {
+    pub fn forward_classification(&self, batch: ImageBatch<B>) -> ClassificationOutput<B> {
         let logits = self.net.forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
             .with_smoothing(self.label_smoothing)
@@ -59,10 +59,10 @@ impl<B: Backend> Classifier<B> {
 }
 
 impl<B: AutodiffBackend> TrainStep for Classifier<B> {
-    type Input = FashionMnistBatch<B>;
+    type Input = ImageBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: FashionMnistBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+    fn step(&self, batch: ImageBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.forward_classification(batch);
         self.guard.check(&output.loss);
         TrainOutput::new(self, output.loss.backward(), output)
@@ -70,10 +70,10 @@ impl<B: AutodiffBackend> TrainStep for Classifier<B> {
 }
 
 impl<B: Backend> InferenceStep for Classifier<B> {
-    type Input = FashionMnistBatch<B>;
+    type Input = ImageBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: FashionMnistBatch<B>) -> ClassificationOutput<B> {
+    fn step(&self, batch: ImageBatch<B>) -> ClassificationOutput<B> {
         self.forward_classification(batch)
     }
 }

@@ -20,6 +20,9 @@ pub trait EpochSink: Send {
 /// Batches of the running epoch and the clocks of its two passes.
 pub struct EpochAccounting {
     test_examples: usize,
+    /// Stopped when the run is: a short test pass is then an interrupted one, otherwise one
+    /// whose unreadable images were skipped.
+    interrupter: Interrupter,
     current: EpochHistory,
     phase_start: Instant,
     train_seconds: f64,
@@ -32,10 +35,15 @@ pub struct EpochAccounting {
 }
 
 impl EpochAccounting {
-    /// Accounts for epochs whose test pass covers `test_examples` images.
-    pub fn new(test_examples: usize, sinks: Vec<Box<dyn EpochSink>>) -> Self {
+    /// Accounts for epochs whose test pass covers `test_examples` images, in a run that
+    /// `interrupter` stops.
+    pub fn new(
+        (test_examples, interrupter): (usize, Interrupter),
+        sinks: Vec<Box<dyn EpochSink>>,
+    ) -> Self {
         Self {
             test_examples,
+            interrupter,
             current: EpochHistory::default(),
             phase_start: Instant::now(),
             train_seconds: 0.0,
@@ -87,13 +95,16 @@ impl EpochAccounting {
     }
 
     /// A pass of the running epoch ended. The epoch is finished when its test pass saw every
-    /// test image (an interrupted test pass also ends, but its epoch is not finished).
+    /// test image, or ended short without the run being stopped (images that could not be
+    /// decoded were skipped); an interrupted test pass also ends, but its epoch is not
+    /// finished.
     pub fn end_pass(&mut self, split: LogSplit) {
         match split {
             LogSplit::Train => self.train_seconds = self.phase_start.elapsed().as_secs_f64(),
             LogSplit::Valid => {
                 let tested: usize = self.current.test.iter().map(|b| b.examples).sum();
-                if tested == self.test_examples && !self.current.train.is_empty() {
+                let complete = tested == self.test_examples || !self.interrupter.should_stop();
+                if complete && !self.current.train.is_empty() {
                     self.finish_epoch();
                 }
                 self.phase_start = Instant::now();
@@ -246,23 +257,35 @@ mod tests {
     #[test]
     fn an_epoch_finishes_when_its_test_pass_is_complete() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut accounting = EpochAccounting::new(3, vec![Box::new(Seen(seen.clone()))]);
+        let interrupter = Interrupter::new();
+        let sinks: Vec<Box<dyn EpochSink>> = vec![Box::new(Seen(seen.clone()))];
+        let mut accounting = EpochAccounting::new((3, interrupter.clone()), sinks);
         accounting.add_batch(4, LogSplit::Train, Batch::new(3, 2.0, 0.0));
         accounting.add_batch(4, LogSplit::Train, Batch::new(1, 1.0, 1.0));
         accounting.end_pass(LogSplit::Train);
         accounting.add_batch(4, LogSplit::Valid, Batch::new(2, 0.5, 0.5));
+        interrupter.stop(None);
         accounting.end_pass(LogSplit::Valid); // interrupted: 2 of 3 test images
         assert!(seen.lock().unwrap().is_empty());
+        interrupter.reset();
         accounting.add_batch(5, LogSplit::Train, Batch::new(4, 1.0, 0.5));
         accounting.end_pass(LogSplit::Train);
         accounting.add_batch(5, LogSplit::Valid, Batch::new(2, 0.5, 0.5));
         accounting.add_batch(5, LogSplit::Valid, Batch::new(1, 2.0, 1.0));
         accounting.end_pass(LogSplit::Valid);
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1);
-        let m = &seen[0];
-        assert_eq!((m.epoch, m.train_examples), (5, 4));
-        assert_eq!((m.train_loss, m.train_acc), (1.0, 0.5));
-        assert_eq!((m.test_loss, m.test_acc), (1.0, 2.0 / 3.0));
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            let m = &seen[0];
+            assert_eq!((m.epoch, m.train_examples), (5, 4));
+            assert_eq!((m.train_loss, m.train_acc), (1.0, 0.5));
+            assert_eq!((m.test_loss, m.test_acc), (1.0, 2.0 / 3.0));
+        }
+        // A test image skipped as unreadable, the run going on: the epoch is finished.
+        accounting.add_batch(6, LogSplit::Train, Batch::new(4, 1.0, 0.5));
+        accounting.end_pass(LogSplit::Train);
+        accounting.add_batch(6, LogSplit::Valid, Batch::new(2, 0.5, 0.5));
+        accounting.end_pass(LogSplit::Valid);
+        assert_eq!(seen.lock().unwrap().len(), 2);
     }
 }

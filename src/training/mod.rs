@@ -43,7 +43,7 @@ use std::time::Instant;
 use alexnet_model::AlexNet;
 
 use anyhow::Result;
-use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
@@ -62,7 +62,10 @@ pub use resume::ResumeConflict;
 pub use throughput::ExamplesPerSecond;
 
 use crate::backend;
-use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, Split};
+use crate::data::{
+    BadImages, FashionMnist, ImageBatch, ImageFiles, ImageFolder, ImageTransform, LoaderOptions,
+    ScanOptions, Split, SplitImages,
+};
 use crate::report::RunReport;
 use crate::run::{self, Overrides, RunDir, RunLock, TrainingConfig};
 use epochs::{EpochAccounting, RunFiles};
@@ -131,37 +134,77 @@ pub enum TrainOutcome {
     AlreadyFinished,
 }
 
-/// The run's configuration, checked: for a new run, d2l's protocol or the `base` file with
-/// `overrides` applied; for a resumed one, the saved configuration, which `overrides` may only
-/// extend (see [`resume::MAY_CHANGE`]).
-pub fn resolve_config(
-    run: &RunDir,
-    start: &Start,
-    overrides: &Overrides,
-) -> Result<TrainingConfig> {
-    let config = match start {
-        Start::Resume => resume::saved_config(run, overrides)?,
+/// A run's configuration, checked, and for an image-folder run the scanned folder: its classes
+/// and the files of each split.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The configuration, as `config.json` saves it.
+    pub config: TrainingConfig,
+    /// The folder's classes and files (`None` for Fashion-MNIST).
+    pub folder: Option<ImageFolder>,
+}
+
+/// The run's plan: for a new run, d2l's protocol or the `base` file with `overrides` applied,
+/// and the image folder it names scanned (its classes, and unless given its channels, go into
+/// the config); for a resumed one, the saved configuration, which `overrides` may only extend
+/// (see [`resume::MAY_CHANGE`]), and the saved folder split.
+pub fn resolve_config(run: &RunDir, start: &Start, overrides: &Overrides) -> Result<Plan> {
+    let plan = match start {
+        Start::Resume => {
+            let config = resume::saved_config(run, overrides)?;
+            let folder = match config.data.images {
+                Some(_) => Some(run.load_json(&run.images_file())?),
+                None => None,
+            };
+            Plan { config, folder }
+        }
         Start::New { base, .. } => {
             let base = match base {
                 Some(file) => TrainingConfig::from_file_strict(file)?,
                 None => TrainingConfig::d2l(224),
             };
-            overrides.applied_to(base)
+            with_folder(overrides.applied_to(base), overrides.channels.is_some())?
         }
     };
-    config.validate()?;
-    Ok(config)
+    plan.config.validate()?;
+    Ok(plan)
 }
 
-/// Trains AlexNet on backend `B` with a [`resolve_config`]d `config`, on `devices` (the first
-/// is the main one), writing everything into the artifact directory.
+/// Scans the config's image folder, if it names one, and takes its classes, and its channels
+/// unless they were `given`: one when every image is grey, else three.
+fn with_folder(mut config: TrainingConfig, given: bool) -> Result<Plan> {
+    let Some(root) = config.data.images.clone() else {
+        return Ok(Plan {
+            config,
+            folder: None,
+        });
+    };
+    let options = ScanOptions {
+        val_fraction: config.data.val_split,
+        seed: config.seed,
+        skip_bad: config.data.skip_bad_images,
+    };
+    let folder = ImageFolder::scan(&root, options)?;
+    config.data.classes = folder.classes.clone();
+    config.model.num_classes = folder.classes.len();
+    if !given {
+        config.model.in_channels = if folder.all_grey { 1 } else { 3 };
+    }
+    Ok(Plan {
+        config,
+        folder: Some(folder),
+    })
+}
+
+/// Trains AlexNet on backend `B` as a [`resolve_config`]d `plan` says, on `devices` (the
+/// first is the main one), writing everything into the artifact directory.
 pub fn train<B: AutodiffBackend>(
     devices: Vec<B::Device>,
-    config: TrainingConfig,
+    plan: Plan,
     options: &RunOptions,
 ) -> Result<TrainOutcome> {
     let start = Instant::now();
-    let Some(prepared) = prepare::<B>(&devices[0], config, options)? else {
+    let Some(prepared) = prepare::<B>(&devices[0], plan, options)? else {
         return Ok(TrainOutcome::AlreadyFinished);
     };
     if let Some(dir) = &options.kernel_cache {
@@ -177,8 +220,8 @@ struct Prepared<B: AutodiffBackend> {
     /// This process's hold on the run directory, until training returns.
     lock: RunLock,
     config: TrainingConfig,
-    train_set: FashionMnist,
-    test_set: FashionMnist,
+    train_set: SplitImages,
+    test_set: SplitImages,
     model: Classifier<B>,
     /// Epochs finished before this process (0 for a new run).
     done: usize,
@@ -188,14 +231,21 @@ struct Prepared<B: AutodiffBackend> {
 /// resumed run had nothing left to train.
 fn prepare<B: AutodiffBackend>(
     device: &B::Device,
-    config: TrainingConfig,
+    Plan { config, folder }: Plan,
     options: &RunOptions,
 ) -> Result<Option<Prepared<B>>> {
     let run = RunDir::new(&options.artifact_dir);
     let lock = run.lock()?;
-    let data_dir = options.data_dir.as_deref();
-    let train_set = load_split(Split::Train, data_dir, config.limit_train)?;
-    let test_set = load_split(Split::Test, data_dir, config.limit_test)?;
+    let (train_set, test_set) = match &folder {
+        Some(folder) => folder_splits(folder),
+        None => {
+            let data_dir = options.data_dir.as_deref();
+            let train = load_split(Split::Train, data_dir)?;
+            (train, load_split(Split::Test, data_dir)?)
+        }
+    };
+    let train_set = train_set.limited(config.limit_train);
+    let test_set = test_set.limited(config.limit_test);
     let model = Classifier::new(config.model.try_init::<B>(device)?);
     let done = match &options.start {
         Start::New { overwrite, .. } => {
@@ -207,6 +257,9 @@ fn prepare<B: AutodiffBackend>(
             Resumption::Finished(_) => return Ok(None),
         },
     };
+    if let Some(folder) = &folder {
+        run.save_json(&run.images_file(), folder)?;
+    }
     run.save_config(&config)?;
     Ok(Some(Prepared {
         run,
@@ -219,13 +272,22 @@ fn prepare<B: AutodiffBackend>(
     }))
 }
 
-/// Loads one split, truncated to `limit` (at least 1: the config is validated).
-fn load_split(split: Split, dir: Option<&Path>, limit: Option<usize>) -> Result<FashionMnist> {
-    let data = FashionMnist::load(split, dir)?.truncated(limit);
+/// Loads one Fashion-MNIST split.
+fn load_split(split: Split, dir: Option<&Path>) -> Result<SplitImages> {
+    let data = FashionMnist::load(split, dir)?;
     if data.is_empty() {
         anyhow::bail!("the {split} split of the data holds no images; use a complete data set");
     }
-    Ok(data)
+    Ok(SplitImages::FashionMnist(data))
+}
+
+/// An image folder's training and validation files.
+fn folder_splits(folder: &ImageFolder) -> (SplitImages, SplitImages) {
+    let files = |val| {
+        let files = folder.files(val).to_vec();
+        SplitImages::Files(ImageFiles::new(folder.root.clone(), files))
+    };
+    (files(false), files(true))
 }
 
 /// Compiles and tunes the kernels of this run's steps before the Learner starts (and before
@@ -267,6 +329,8 @@ struct Launched<B: AutodiffBackend> {
     log: EpochLog,
     guard: LossGuard,
     interrupter: Interrupter,
+    /// Images that failed to decode while training.
+    bad: BadImages,
 }
 
 /// burn-train's runner for this crate's parts.
@@ -289,9 +353,13 @@ fn launch<B: AutodiffBackend>(
         done,
     } = prepared;
     let sizes = (train_set.len(), test_set.len());
-    let loaders = loaders::<B>(&config, done, (train_set, test_set), &devices[0]);
-    let training = supervised_training::<B>(&run, &config, loaders, done, devices);
-    let interrupter = training.interrupter();
+    let interrupter = Interrupter::new();
+    let stopper = interrupter.clone();
+    let bad = BadImages::new(config.data.skip_bad_images, move |why| {
+        stopper.stop(Some(why))
+    });
+    let loaders = loaders::<B>(&config, done, (train_set, test_set), (&devices[0], &bad));
+    let training = supervised_training::<B>(&run, &config, loaders, (done, &interrupter), devices);
     let log = EpochLog::default();
     let accounting = epoch_accounting(&run, &config, options, sizes, done, &interrupter, &log);
     let mut logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
@@ -320,37 +388,51 @@ fn launch<B: AutodiffBackend>(
         log,
         guard,
         interrupter,
+        bad,
     }
 }
 
-/// The training and test loaders. Burn draws parameters lazily, at first use: seeding here
-/// still fixes the initial weights. A resumed run draws fresh shuffles and dropout masks rather
-/// than replaying epoch 1's.
-#[allow(clippy::type_complexity)]
+/// The loaders of one run: training batches on the autodiff backend, test batches on its inner
+/// backend.
+type Loaders<B> = (
+    Arc<dyn DataLoader<B, ImageBatch<B>>>,
+    Arc<
+        dyn DataLoader<
+                <B as AutodiffBackend>::InnerBackend,
+                ImageBatch<<B as AutodiffBackend>::InnerBackend>,
+            >,
+    >,
+);
+
+/// The training and test loaders; `bad` handles a file that fails to decode. Burn draws
+/// parameters lazily, at first use: seeding here still fixes the initial weights. A resumed
+/// run draws fresh shuffles and dropout masks rather than replaying epoch 1's.
 fn loaders<B: AutodiffBackend>(
     config: &TrainingConfig,
     done: usize,
-    (train_set, test_set): (FashionMnist, FashionMnist),
-    device: &B::Device,
-) -> (
-    Arc<dyn DataLoader<B, FashionMnistBatch<B>>>,
-    Arc<dyn DataLoader<B::InnerBackend, FashionMnistBatch<B::InnerBackend>>>,
-) {
+    (train_set, test_set): (SplitImages, SplitImages),
+    (device, bad): (&B::Device, &BadImages),
+) -> Loaders<B> {
     let seed = config.seed.wrapping_add(done as u64);
     B::seed(device, seed);
-    let batcher = FashionMnistBatcher::new(config.model.image_size);
-    let train = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(config.batch_size)
-        .shuffle(seed)
-        .num_workers(config.num_workers)
-        .set_device(device.clone())
-        .build(train_set);
-    let test = DataLoaderBuilder::new(batcher)
-        .batch_size(config.batch_size)
-        .num_workers(config.num_workers)
-        .set_device(device.clone())
-        .build(test_set);
-    (train, test)
+    let options = LoaderOptions {
+        batch_size: config.batch_size,
+        shuffle: Some(seed),
+        num_workers: config.num_workers,
+        transform: ImageTransform {
+            side: config.model.image_size,
+            channels: config.model.in_channels,
+        },
+        bad: bad.clone(),
+    };
+    let test = LoaderOptions {
+        shuffle: None,
+        ..options.clone()
+    };
+    (
+        train_set.loader::<B>(&options, device),
+        test_set.loader::<B::InnerBackend>(&test, device),
+    )
 }
 
 /// burn-train's runner: the metrics, checkpoints into the run directory, the number of epochs,
@@ -359,20 +441,21 @@ fn loaders<B: AutodiffBackend>(
 fn supervised_training<B: AutodiffBackend>(
     run: &RunDir,
     config: &TrainingConfig,
-    (train, test): (
-        Arc<dyn DataLoader<B, FashionMnistBatch<B>>>,
-        Arc<dyn DataLoader<B::InnerBackend, FashionMnistBatch<B::InnerBackend>>>,
-    ),
-    done: usize,
+    (train, test): Loaders<B>,
+    (done, interrupter): (usize, &Interrupter),
     devices: Vec<B::Device>,
 ) -> Training<B> {
     let mut training = SupervisedTraining::new(run.path(), train, test)
+        .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
-        .metric_valid_numeric(TopKAccuracyMetric::new(3))
         .metrics((ExamplesPerSecond::new(),))
         .with_file_checkpointer(run::recorder())
         .num_epochs(config.epochs);
+    // Top-3 accuracy says something only with more than three classes.
+    if config.model.num_classes > 3 {
+        training = training.metric_valid_numeric(TopKAccuracyMetric::new(3));
+    }
     if done > 0 {
         training = training.checkpoint(done);
     }
@@ -402,13 +485,13 @@ fn epoch_accounting(
     );
     let mut sinks: Vec<Box<dyn EpochSink>> = vec![Box::new(files), Box::new(log.clone())];
     let Display::Lines(cadence) = options.display else {
-        return EpochAccounting::new(test_len, sinks);
+        return EpochAccounting::new((test_len, interrupter.clone()), sinks);
     };
     sinks.push(Box::new(EpochLines {
         total_epochs: config.epochs,
     }));
     let progress = ProgressLines::new(config.epochs, (train_len, test_len), cadence);
-    EpochAccounting::new(test_len, sinks).with_progress(progress)
+    EpochAccounting::new((test_len, interrupter.clone()), sinks).with_progress(progress)
 }
 
 /// The network with its loss guard and label smoothing, the optimizer and the schedule.
@@ -429,6 +512,31 @@ fn learner<B: AutodiffBackend>(
     )
 }
 
+/// Appends the images that failed to decode to the run's `bad-images.jsonl`, for the report; a
+/// failed write is a warning (the stop message or the report names them too).
+fn record_bad_images(run: &RunDir, bad: &BadImages) {
+    let lines: String = bad
+        .found()
+        .iter()
+        .map(|e| {
+            let entry = serde_json::json!({"path": e.path(), "reason": e.to_string()});
+            format!("{entry}\n")
+        })
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let path = run.bad_images_file();
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()));
+    if let Err(err) = appended {
+        eprintln!("warning: cannot write {}: {err}", path.display());
+    }
+}
+
 /// Writes the report, then either the final model or the reason the run stopped early.
 fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
     let Launched {
@@ -441,7 +549,9 @@ fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
         log,
         guard,
         interrupter,
+        bad,
     } = launched;
+    record_bad_images(&run, &bad);
     // burn-train has flushed its logs by now: the report reads them. A run stopped by a fault
     // (a full disk) says so once; its report is rebuilt when it resumes.
     let report = RunReport::from_run(&run).and_then(|r| r.save(&run));

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use alexnet_model::AlexNetConfig;
 use anyhow::Result;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
@@ -16,7 +17,7 @@ use serde::Serialize;
 
 use super::{Classifier, optimizer};
 use crate::backend;
-use crate::data::FashionMnistBatch;
+use crate::data::ImageBatch;
 use crate::run::TrainingConfig;
 
 /// One step to compile and tune.
@@ -78,7 +79,7 @@ pub fn warm_up<B: AutodiffBackend>(
     kernel_cache: Option<&Path>,
     mut report: impl FnMut(&PhaseTiming),
 ) -> Result<Vec<PhaseTiming>> {
-    let resize = config.model.image_size;
+    let model_config = &config.model;
     let mut model = Classifier::new(config.model.try_init::<B>(device)?);
     let mut optimizer = optimizer::sgd::<B>(&config.optimizer);
     let keys = || kernel_cache.map_or(0, backend::count_tuned_keys);
@@ -88,19 +89,21 @@ pub fn warm_up<B: AutodiffBackend>(
         let start = Instant::now();
         match *phase {
             Phase::Train(batch) => {
-                let output = model.forward_classification(random_batch::<B>(batch, resize, device));
+                let output =
+                    model.forward_classification(random_batch::<B>(batch, model_config, device));
                 let _: f64 = output.loss.clone().into_scalar().elem();
                 let grads = GradientsParams::from_grads(output.loss.backward(), &model);
                 model = optimizer.step(config.lr, model, grads);
             }
             Phase::Test(batch) => {
                 let valid = model.valid();
-                let output = valid.forward_classification(random_batch(batch, resize, device));
+                let output =
+                    valid.forward_classification(random_batch(batch, model_config, device));
                 let _: f64 = output.loss.into_scalar().elem();
                 let _ = output.output.argmax(1).into_data();
             }
             Phase::Infer(batch) => {
-                let images = random_batch::<B::InnerBackend>(batch, resize, device).images;
+                let images = random_batch::<B::InnerBackend>(batch, model_config, device).images;
                 let _ = softmax(model.valid().net.forward(images), 1).into_data();
             }
         }
@@ -116,16 +119,18 @@ pub fn warm_up<B: AutodiffBackend>(
     Ok(timings)
 }
 
-/// Uniform pixels and cycling labels: what the kernels see does not depend on the values.
+/// Uniform pixels and cycling labels for `model`'s input and classes: what the kernels see
+/// does not depend on the values.
 pub fn random_batch<B: Backend>(
     batch: usize,
-    side: usize,
+    model: &AlexNetConfig,
     device: &B::Device,
-) -> FashionMnistBatch<B> {
-    let labels: Vec<i32> = (0..batch).map(|i| (i % 10) as i32).collect();
-    FashionMnistBatch {
+) -> ImageBatch<B> {
+    let (side, channels) = (model.image_size, model.in_channels);
+    let labels: Vec<i32> = (0..batch).map(|i| (i % model.num_classes) as i32).collect();
+    ImageBatch {
         images: Tensor::random(
-            [batch, 1, side, side],
+            [batch, channels, side, side],
             Distribution::Uniform(0.0, 1.0),
             device,
         ),
