@@ -1,6 +1,7 @@
 //! `alexnet bench`: throughput of the data pipeline, a training step and inference, d2l-style
 //! (step time only, after warm-up, median of timed steps).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -12,7 +13,10 @@ use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 
-use crate::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, FashionMnistItem, Split};
+use crate::data::{
+    BadImages, FashionMnist, FashionMnistBatcher, FashionMnistItem, ImageBatch, ImageFiles,
+    ImageFolder, ImageTransform, LoaderOptions, ScanOptions, Split, SplitImages,
+};
 use crate::run::TrainingConfig;
 use crate::training::warmup::random_batch;
 use crate::training::{Classifier, optimizer};
@@ -194,8 +198,7 @@ pub fn run<B: AutodiffBackend>(
         settings.batch,
         None,
         || {
-            let batch: FashionMnistBatch<B::InnerBackend> =
-                batcher.batch(pipeline_items.clone(), device);
+            let batch: ImageBatch<B::InnerBackend> = batcher.batch(pipeline_items.clone(), device);
             B::InnerBackend::sync(device).expect("device sync");
             drop(batch);
         },
@@ -204,7 +207,7 @@ pub fn run<B: AutodiffBackend>(
     B::seed(device, config.seed);
     let mut model = Classifier::new(config.model.try_init::<B>(device)?);
     let mut optimizer = optimizer::sgd::<B>(&config.optimizer);
-    let train_batch = random_batch::<B>(settings.batch, settings.resize, device);
+    let train_batch = random_batch::<B>(settings.batch, &config.model, device);
     let train_flop = Some(3.0 * forward_gflop);
     let train_step = measure(
         settings,
@@ -222,7 +225,7 @@ pub fn run<B: AutodiffBackend>(
 
     let net = model.valid().net;
     let infer_images =
-        random_batch::<B::InnerBackend>(settings.infer_batch, settings.resize, device).images;
+        random_batch::<B::InnerBackend>(settings.infer_batch, &config.model, device).images;
     let inference = measure(
         settings,
         ("inference", gpu),
@@ -238,11 +241,143 @@ pub fn run<B: AutodiffBackend>(
         data_pipeline,
         train_step,
         inference,
-        loadavg: std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default(),
+        loadavg: load_average(),
         cpu: cpu_model(),
     })
+}
+
+/// The image folder `bench --images` reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderBench {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Channels to read; `None`: as training would choose.
+    pub channels: Option<usize>,
+    /// Threads making batches.
+    pub num_workers: usize,
+}
+
+/// What `bench --images` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoaderReport {
+    /// The folder.
+    pub folder: PathBuf,
+    /// Images per pass (every image of both splits).
+    pub images: usize,
+    /// Channels and side read.
+    pub channels: usize,
+    /// Input side.
+    pub resize: usize,
+    /// Images per batch.
+    pub batch: usize,
+    /// Threads making batches.
+    pub num_workers: usize,
+    /// Seconds to scan the folder (list it and read every header).
+    pub scan_seconds: f64,
+    /// Seconds of each timed pass.
+    pub pass_seconds: Vec<f64>,
+    /// Images per second of the median pass.
+    pub images_per_sec: f64,
+    /// The load average when it finished.
+    pub loadavg: String,
+    /// The host's CPU.
+    pub cpu: String,
+}
+
+impl LoaderReport {
+    /// The figures as text.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} images of {} ({} channel(s) at {}x{}, batch {}, {} worker(s)), load average {}\n\
+             CPU: {}\nscan          {:>9.2} s (listing and every header)\n\
+             image loader  {:>9.1} images/s  (median of {} passes: {})\n",
+            self.images,
+            self.folder.display(),
+            self.channels,
+            self.resize,
+            self.resize,
+            self.batch,
+            self.num_workers,
+            self.loadavg,
+            self.cpu,
+            self.scan_seconds,
+            self.images_per_sec,
+            self.pass_seconds.len(),
+            self.pass_seconds
+                .iter()
+                .map(|s| format!("{s:.2} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Decodes and resizes every image of a folder in batches, as training reads it, `iters` times
+/// after `warmup` passes; the clock of a pass stops when its last batch is on the device.
+pub fn loader_throughput<B: Backend>(
+    device: &B::Device,
+    settings: &BenchSettings,
+    folder: &FolderBench,
+) -> Result<LoaderReport> {
+    let start = Instant::now();
+    let options = ScanOptions {
+        val_fraction: 0.0,
+        seed: 0,
+        skip_bad: false,
+    };
+    let scanned = ImageFolder::scan(&folder.dir, options)?;
+    let scan_seconds = start.elapsed().as_secs_f64();
+    let channels = folder
+        .channels
+        .unwrap_or(if scanned.all_grey { 1 } else { 3 });
+    let files: Vec<_> = scanned.train.iter().chain(&scanned.val).cloned().collect();
+    let images = SplitImages::Files(ImageFiles::new(scanned.root.clone(), files));
+    let bad = BadImages::new(true, |_| {});
+    let loader = LoaderOptions {
+        batch_size: settings.batch,
+        shuffle: None,
+        num_workers: folder.num_workers,
+        transform: ImageTransform {
+            side: settings.resize,
+            channels,
+        },
+        bad: bad.clone(),
+    };
+    let count = images.len();
+    let pass = || {
+        let started = Instant::now();
+        for batch in images.clone().loader::<B>(&loader, device).iter() {
+            drop(batch.images.into_data());
+        }
+        started.elapsed().as_secs_f64()
+    };
+    for _ in 0..settings.warmup {
+        pass();
+    }
+    let pass_seconds: Vec<f64> = (0..settings.iters).map(|_| pass()).collect();
+    if let Some(first) = bad.found().first() {
+        anyhow::bail!("an image could not be decoded: {first}; fix or remove it");
+    }
+    Ok(LoaderReport {
+        folder: folder.dir.clone(),
+        images: count,
+        channels,
+        resize: settings.resize,
+        batch: settings.batch,
+        num_workers: folder.num_workers,
+        scan_seconds,
+        images_per_sec: count as f64 / median(pass_seconds.clone()),
+        pass_seconds,
+        loadavg: load_average(),
+        cpu: cpu_model(),
+    })
+}
+
+/// The load average (1, 5, 15 minutes), for judging noise.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Per-layer forward and backward times of a fresh network at the training batch size.

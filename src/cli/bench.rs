@@ -64,6 +64,16 @@ pub struct BenchArgs {
     /// beside Burn's stock layer where this build replaces it (convolution, ReLU, max-pooling).
     #[arg(long)]
     pub layers: bool,
+    /// Time reading this image folder instead: decoding and resizing every image at --resize,
+    /// in batches of --batch, a pass per timed step (after --warmup passes).
+    #[arg(long, value_name = "DIR", conflicts_with = "layers")]
+    pub images: Option<PathBuf>,
+    /// With --images: channels to read [default: 1 when every image is grey, else 3].
+    #[arg(long, value_name = "1|3", requires = "images")]
+    pub channels: Option<usize>,
+    /// With --images: threads making batches, as `train --num-workers`.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "images")]
+    pub num_workers: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +95,19 @@ impl TrainingTask for BenchTask<'_> {
         let (device, label) = (devices.main, devices.label);
         let args = self.0;
         let settings = &args.steps.settings()?;
+        if let Some(dir) = &args.images {
+            let folder = bench::FolderBench {
+                dir: dir.clone(),
+                channels: args.channels,
+                num_workers: args.num_workers,
+            };
+            let report = bench::loader_throughput::<B>(&device, settings, &folder)?;
+            match args.json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => print!("{}", report.to_text()),
+            }
+            return Ok(());
+        }
         if args.layers {
             let rows = bench::layer_breakdown::<B>(&device, settings)?;
             match args.json {

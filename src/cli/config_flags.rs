@@ -1,6 +1,8 @@
 //! The flags that set a training run's configuration, and the flag of each setting: messages
 //! below the command line name settings by their `config.json` field, the command line by flag.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use crate::run::{LrSchedule, Overrides, Setting};
@@ -34,6 +36,21 @@ pub struct ConfigFlags {
     /// [default: 1].
     #[arg(long)]
     pub num_workers: Option<usize>,
+    /// Train on a folder of labelled images instead of Fashion-MNIST: DIR/<class>/… (a seeded
+    /// --val-split of each class held out), or DIR/train/<class>/… and DIR/val/<class>/….
+    #[arg(long, value_name = "DIR", help_heading = "Images")]
+    pub images: Option<PathBuf>,
+    /// The fraction of each class held out for validation when DIR has no train/ and val/
+    /// [default: 0.1].
+    #[arg(long, value_name = "F", help_heading = "Images")]
+    pub val_split: Option<f64>,
+    /// Input channels: 1 (grey) or 3 (colour) [default: 1 when every image is grey, else 3].
+    #[arg(long, value_name = "1|3", help_heading = "Images")]
+    pub channels: Option<usize>,
+    /// Leave images that cannot be read out, and list them in the report, instead of refusing
+    /// the folder.
+    #[arg(long, help_heading = "Images")]
+    pub skip_bad_images: bool,
     /// SGD momentum, dampening 0 as in PyTorch [default: 0, d2l's plain SGD].
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub momentum: Option<f64>,
@@ -95,6 +112,10 @@ impl ConfigFlags {
             warmup_epochs: self.warmup_epochs,
             clip_grad_norm: self.clip_grad_norm,
             label_smoothing: self.label_smoothing,
+            images: self.images.clone(),
+            val_split: self.val_split,
+            channels: self.channels,
+            skip_bad_images: self.skip_bad_images.then_some(true),
         }
     }
 }
@@ -117,6 +138,10 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::WarmupEpochs => "--warmup-epochs",
         Setting::ClipGradNorm => "--clip-grad-norm",
         Setting::LabelSmoothing => "--label-smoothing",
+        Setting::Images => "--images",
+        Setting::ValSplit => "--val-split",
+        Setting::Channels => "--channels",
+        Setting::SkipBadImages => "--skip-bad-images",
         Setting::Epochs => "--epochs",
         Setting::NumWorkers => "--num-workers",
     }
@@ -152,6 +177,7 @@ mod tests {
                 .takes_values();
             let value = match setting {
                 Setting::LrSchedule => "step",
+                Setting::Images => "photos",
                 Setting::WarmupEpochs | Setting::Epochs => "2",
                 _ => "3",
             };

@@ -1,4 +1,4 @@
-//! `alexnet eval`: evaluate a record on the test (or training) split.
+//! `alexnet eval`: evaluate a record on the test (or training) split, or on a labelled folder.
 
 use std::path::PathBuf;
 
@@ -8,18 +8,25 @@ use clap::Args;
 
 use super::{BackendArgs, ModelArgs};
 use crate::backend::{Devices, InferenceTask, count_tuned_keys};
-use crate::data::{FashionMnist, Split};
+use crate::data::{
+    FashionMnist, ImageFiles, ImageFolder, ImageTransform, ScanOptions, Split, SplitImages,
+};
 use crate::evaluation::{self, Evaluation};
-use crate::inference;
+use crate::inference::{self, LoadedModel};
+use crate::run::RunDir;
 
 /// Flags of `alexnet eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The split to evaluate.
+    /// The split to evaluate (an image-folder run: test is its held-out images).
     #[arg(long, value_enum, default_value = "test")]
     pub split: Split,
+    /// Evaluate on this labelled folder instead: its val/ split if it has one, else all of it;
+    /// its class folders must be the run's classes.
+    #[arg(long, value_name = "DIR", conflicts_with = "split")]
+    pub images: Option<PathBuf>,
     /// Evaluate the first N images only.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -37,6 +44,46 @@ pub struct EvalArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+impl EvalArgs {
+    /// The images to evaluate and their name in the report: a folder given here, the run's own
+    /// folder split, or a Fashion-MNIST split.
+    fn images<B: Backend>(
+        &self,
+        model: &LoadedModel<B>,
+        run: &RunDir,
+    ) -> Result<(String, SplitImages)> {
+        let split = self.split;
+        if let Some(dir) = &self.images {
+            let options = ScanOptions {
+                val_fraction: 0.0,
+                seed: 0,
+                skip_bad: false,
+            };
+            let folder = ImageFolder::scan(dir, options)?;
+            let files = folder.for_run(&model.data.classes)?;
+            let images = SplitImages::Files(ImageFiles::new(folder.root.clone(), files));
+            return Ok((dir.display().to_string(), images));
+        }
+        if model.data.reads_fashion_mnist() {
+            let data = FashionMnist::load(split, self.data_dir.as_deref())?;
+            return Ok((split.to_string(), SplitImages::FashionMnist(data)));
+        }
+        if model.data.images.is_none() {
+            anyhow::bail!(
+                "{} holds a network of other classes than Fashion-MNIST's and no image folder \
+                 of its own (an imported one); evaluate it on a labelled folder with --images DIR",
+                run.path().display()
+            );
+        }
+        let folder: ImageFolder = run.load_json(&run.images_file())?;
+        let val = split == Split::Test;
+        let files = folder.files(val).to_vec();
+        let name = if val { "val" } else { "train" };
+        let images = SplitImages::Files(ImageFiles::new(folder.root, files));
+        Ok((name.to_string(), images))
+    }
 }
 
 /// Evaluation on the chosen backend, without autodiff.
@@ -59,17 +106,19 @@ impl InferenceTask for EvalTask<'_> {
         if args.batch_size == 0 || args.limit == Some(0) {
             anyhow::bail!("--batch-size and --limit must be at least 1");
         }
-        let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
-        let data = FashionMnist::load(args.split, args.data_dir.as_deref())?.truncated(args.limit);
-        let (loss, confusion) = evaluation::evaluate(
-            &model.net,
-            data,
-            model.config.image_size,
-            args.batch_size,
-            &device,
-        );
-        let report = Evaluation::new(&model.source, args.split, loss, confusion);
-        let written = crate::report::save_evaluation(&args.model.run(), &report, args.png)?;
+        let run = args.model.run();
+        let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
+        let (name, images) = args.images(&model, &run)?;
+        let transform = ImageTransform {
+            side: model.config.image_size,
+            channels: model.config.in_channels,
+        };
+        let classes = model.data.classes.clone();
+        let settings = (transform, args.batch_size, classes.len());
+        let images = images.limited(args.limit);
+        let (loss, confusion) = evaluation::evaluate(&model.net, images, settings, &device)?;
+        let report = Evaluation::new(&model.source, (name, classes), loss, confusion);
+        let written = crate::report::save_evaluation(&run, &report, args.png)?;
         match args.json {
             true => println!(
                 "{}",

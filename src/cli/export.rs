@@ -52,7 +52,7 @@ impl InferenceTask for ExportTask<'_> {
         }
         let model =
             inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &devices.main)?;
-        let bytes = interop::export_net(&model.net, model.config.image_size, out)?;
+        let bytes = interop::export_net(&model.net, (&model.config, &model.data.classes), out)?;
         println!(
             "exported {} (--resize {}) to {} ({:.1} MB): d2l's nn.Sequential keys and PyTorch's \
              layouts",

@@ -43,17 +43,24 @@ impl InferenceTask for ImportTask<'_> {
 
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
         let args = self.0;
-        let resize = args
-            .resize
-            .or_else(|| interop::exported_image_size(&args.from))
-            .unwrap_or(224);
-        let config = super::model_config(resize)?;
+        // A file `alexnet export` wrote says its input and classes; d2l's own is Fashion-MNIST's.
+        let exported = interop::exported_input(&args.from);
+        let resize = args.resize.or(exported.image_size).unwrap_or(224);
+        let mut run_config = TrainingConfig::d2l(resize);
+        if let Some(classes) = exported.classes {
+            run_config.model.num_classes = classes.len();
+            run_config.data.classes = classes;
+        }
+        run_config.model.in_channels = exported.in_channels.unwrap_or(1);
+        let config = super::model_config(resize)?
+            .with_num_classes(run_config.model.num_classes)
+            .with_in_channels(run_config.model.in_channels);
         let (net, format) =
             interop::import_net::<B>(&args.from, &config, args.key.as_deref(), &devices.main)?;
         let run = RunDir::new(&args.artifact_dir);
         run.prepare_new(args.overwrite)?;
         let model = run.save_model(&net)?;
-        run.save_config(&TrainingConfig::d2l(resize))?;
+        run.save_config(&run_config)?;
         println!(
             "imported {} ({}, {} parameters, --resize {resize}) into {} and {}",
             args.from.display(),

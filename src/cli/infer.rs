@@ -1,22 +1,27 @@
-//! `alexnet infer`: top classes of image files or test-set images.
+//! `alexnet infer`: the top classes of image files, folders of them, or test-set images.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
 use clap::Args;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{BackendArgs, ModelArgs};
 use crate::backend::{Devices, InferenceTask};
-use crate::data::{CLASS_NAMES, FashionMnist, FashionMnistItem, Split};
-use crate::inference::{self, Prediction};
+use crate::data::{FashionMnist, Split, images_in};
+use crate::human::thousands;
+use crate::inference::{self, LoadedModel, Prediction, Reader};
 
 /// Flags of `alexnet infer`.
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// Image files (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ICO; any size; colour becomes grey).
+    /// Image files (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ICO; any size), or folders of them.
     #[arg(value_name = "IMAGE", required_unless_present = "test_index")]
     pub images: Vec<PathBuf>,
     /// Predict test-set images by index instead (comma-separated), showing the true label.
@@ -28,9 +33,21 @@ pub struct InferArgs {
     #[arg(long, default_value_t = 3)]
     pub top: usize,
     /// Fashion-MNIST shows light objects on a dark background; pass --invert for photos of
-    /// dark objects on a light background.
+    /// dark objects on a light background (Fashion-MNIST runs).
     #[arg(long)]
     pub invert: bool,
+    /// Also classify the images in the folders' subfolders.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub batch_size: usize,
+    /// Write one row per image to FILE: path, top class, its probability, the top classes.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write one JSON object per image to FILE (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -41,12 +58,27 @@ pub struct InferArgs {
     pub backend: BackendArgs,
 }
 
+/// One input: an image file, or a test-set image with its true class.
+enum Input {
+    File(PathBuf),
+    Test { index: usize, data: FashionMnist },
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Test { index, .. } => format!("test[{index}]"),
+        }
+    }
+}
+
 /// The outcome for one input.
 #[derive(Debug, Serialize)]
 struct InputResult {
     input: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    true_label: Option<&'static str>,
+    true_label: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     top: Vec<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +89,7 @@ impl InputResult {
     fn line(&self) -> String {
         let truth = self
             .true_label
+            .as_ref()
             .map_or(String::new(), |t| format!(" (true: {t})"));
         let ranked: Vec<String> = self
             .top
@@ -67,65 +100,134 @@ impl InputResult {
     }
 }
 
-/// Inputs read so far: items to predict and the results they will fill.
-struct Inputs {
-    items: Vec<FashionMnistItem>,
-    results: Vec<InputResult>,
-}
-
-impl Inputs {
-    fn read(args: &InferArgs) -> Result<Self> {
-        let mut inputs = Inputs {
-            items: Vec::new(),
-            results: Vec::new(),
-        };
-        if !args.test_index.is_empty() {
-            let test = FashionMnist::load(Split::Test, args.data_dir.as_deref())?;
-            for &index in &args.test_index {
-                let Some(item) = test.get(index) else {
+impl InferArgs {
+    /// Every input in order: test images, then files, each folder's images in sorted order.
+    fn inputs(&self) -> Result<Vec<Input>> {
+        let mut inputs = Vec::new();
+        if !self.test_index.is_empty() {
+            let data = FashionMnist::load(Split::Test, self.data_dir.as_deref())?;
+            for &index in &self.test_index {
+                if index >= data.len() {
                     bail!(
                         "--test-index {index} is out of range: the test set has {} images (0..{})",
-                        test.len(),
-                        test.len()
+                        data.len(),
+                        data.len()
                     );
-                };
-                inputs.push(
-                    format!("test[{index}]"),
-                    Some(CLASS_NAMES[item.label as usize]),
-                    Ok(item),
-                );
+                }
+                let data = data.clone();
+                inputs.push(Input::Test { index, data });
             }
         }
-        for path in &args.images {
-            let item = inference::load_image(path, args.invert);
-            inputs.push(path.display().to_string(), None, item);
+        for path in &self.images {
+            if !path.is_dir() {
+                inputs.push(Input::File(path.clone()));
+                continue;
+            }
+            let found = images_in(path, self.recursive)?;
+            if found.is_empty() {
+                let hint = if self.recursive {
+                    ""
+                } else {
+                    " (--recursive looks in subfolders)"
+                };
+                bail!("{} holds no images{hint}", path.display());
+            }
+            inputs.extend(found.into_iter().map(Input::File));
         }
         Ok(inputs)
     }
+}
 
-    fn push(
-        &mut self,
-        input: String,
-        true_label: Option<&'static str>,
-        item: Result<FashionMnistItem>,
-    ) {
-        let error = match item {
-            Ok(item) => {
-                self.items.push(item);
-                None
-            }
-            Err(err) => Some(format!("{err:#}")),
+/// Where results go: lines or JSON on stdout, and the files asked for.
+struct Outputs {
+    json: Option<Vec<InputResult>>,
+    csv: Option<(PathBuf, csv::Writer<File>)>,
+    jsonl: Option<(PathBuf, BufWriter<File>)>,
+    /// Whether each result is printed on stdout as it comes.
+    lines: bool,
+}
+
+impl Outputs {
+    fn open(args: &InferArgs) -> Result<Self> {
+        let create = |path: &PathBuf| {
+            File::create(path).with_context(|| format!("cannot write {}", path.display()))
         };
-        self.results.push(InputResult {
-            input,
-            true_label,
-            top: Vec::new(),
-            error,
-        });
+        let csv = match &args.csv {
+            Some(path) => {
+                let mut writer = csv::Writer::from_writer(create(path)?);
+                writer.write_record(["path", "top_class", "probability", "top_k"])?;
+                Some((path.clone(), writer))
+            }
+            None => None,
+        };
+        let jsonl = match &args.jsonl {
+            Some(path) => Some((path.clone(), BufWriter::new(create(path)?))),
+            None => None,
+        };
+        Ok(Self {
+            lines: !args.json && csv.is_none() && jsonl.is_none(),
+            json: args.json.then(Vec::new),
+            csv,
+            jsonl,
+        })
+    }
+
+    fn write(&mut self, result: InputResult) -> Result<()> {
+        if let Some(err) = &result.error {
+            eprintln!("error: {err}");
+        } else if self.lines {
+            println!("{}", result.line());
+        }
+        if let (Some((path, csv)), Some(best)) = (&mut self.csv, result.top.first()) {
+            let top_k: Vec<String> = result
+                .top
+                .iter()
+                .map(|p| format!("{}:{:.4}", p.label, p.probability))
+                .collect();
+            let probability = format!("{:.6}", best.probability);
+            csv.write_record([&result.input, &best.label, &probability, &top_k.join(";")])
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if let Some((path, out)) = &mut self.jsonl {
+            let line = serde_json::to_string(&result).expect("results serialise");
+            writeln!(out, "{line}").with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if let Some(all) = &mut self.json {
+            all.push(result);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(all) = self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("results serialise")
+            );
+        }
+        if let Some((path, mut csv)) = self.csv {
+            csv.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        if let Some((path, mut out)) = self.jsonl {
+            out.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
     }
 }
 
-/// Prediction on the chosen backend, without autodiff.
+/// Reads one input as the run's network reads images.
+fn read(reader: &Reader, input: &Input) -> Result<Vec<f32>> {
+    match input {
+        Input::File(path) => reader.read(path),
+        Input::Test { index, data } => reader.item(data.get(*index).expect("checked index")),
+    }
+}
+
+/// Prediction on the chosen backend, without autodiff, batch by batch.
 pub struct InferTask<'a>(pub &'a InferArgs);
 
 impl InferenceTask for InferTask<'_> {
@@ -134,43 +236,105 @@ impl InferenceTask for InferTask<'_> {
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
         let device = devices.main;
         let args = self.0;
-        let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
-        let mut inputs = Inputs::read(args)?;
-        let predictions = inference::predict(
-            &model.net,
-            inputs.items,
-            model.config.image_size,
-            args.top,
-            &device,
-        );
-        let mut predictions = predictions.into_iter();
-        for result in inputs.results.iter_mut().filter(|r| r.error.is_none()) {
-            result.top = predictions.next().unwrap_or_default();
+        if args.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
         }
-        report(&inputs.results, args.json);
-        let failed = inputs.results.iter().filter(|r| r.error.is_some()).count();
+        let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
+        let reader = Reader::of(&model, args.invert)?;
+        let inputs = args.inputs()?;
+        let mut outputs = Outputs::open(args)?;
+        let mut progress = Progress::new(inputs.len(), args.batch_size);
+        let mut failed = 0;
+        for chunk in inputs.chunks(args.batch_size) {
+            let results = classify(&model, &reader, chunk, args.top, &device);
+            failed += results.iter().filter(|r| r.error.is_some()).count();
+            for result in results {
+                outputs.write(result)?;
+            }
+            progress.after(chunk.len());
+        }
+        outputs.finish()?;
         if failed > 0 {
             bail!(
                 "{failed} of {} inputs could not be read (see above); the others were predicted",
-                inputs.results.len()
+                inputs.len()
             );
         }
         Ok(())
     }
 }
 
-fn report(results: &[InputResult], json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(results).expect("results serialise")
-        );
-        return;
-    }
-    for result in results {
-        match &result.error {
-            Some(err) => eprintln!("error: {err}"),
-            None => println!("{}", result.line()),
+/// The results of one batch of inputs, in order; the inputs are read in parallel.
+fn classify<B: Backend>(
+    model: &LoadedModel<B>,
+    reader: &Reader,
+    chunk: &[Input],
+    top: usize,
+    device: &B::Device,
+) -> Vec<InputResult> {
+    let read: Vec<Result<Vec<f32>>> = chunk.par_iter().map(|i| read(reader, i)).collect();
+    let good: Vec<Vec<f32>> = read
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let mut predictions = inference::predict(model, good, top, device).into_iter();
+    chunk
+        .iter()
+        .zip(read)
+        .map(|(input, values)| {
+            let true_label = match input {
+                Input::Test { index, data } => {
+                    let label = data.labels()[*index] as usize;
+                    model.data.classes.get(label).cloned()
+                }
+                Input::File(_) => None,
+            };
+            let (top, error) = match values {
+                Ok(_) => (predictions.next().unwrap_or_default(), None),
+                Err(err) => (Vec::new(), Some(format!("{err:#}"))),
+            };
+            InputResult {
+                input: input.name(),
+                true_label,
+                top,
+                error,
+            }
+        })
+        .collect()
+}
+
+/// Progress on stderr for inputs of more than one batch, at most once a second.
+struct Progress {
+    total: usize,
+    done: usize,
+    shown: bool,
+    last: Instant,
+    start: Instant,
+}
+
+impl Progress {
+    fn new(total: usize, batch_size: usize) -> Self {
+        Self {
+            total,
+            done: 0,
+            shown: total > batch_size,
+            last: Instant::now(),
+            start: Instant::now(),
         }
+    }
+
+    fn after(&mut self, count: usize) {
+        self.done += count;
+        let due = self.last.elapsed().as_secs_f64() >= 1.0 || self.done == self.total;
+        if !self.shown || !due {
+            return;
+        }
+        self.last = Instant::now();
+        let rate = self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "classified {}/{} images, {rate:.0} images/s",
+            thousands(self.done),
+            thousands(self.total)
+        );
     }
 }

@@ -5,7 +5,8 @@
 use std::error::Error;
 
 use super::config_flags::{flag, flag_names};
-use crate::run::{ConfigError, UnknownField};
+use crate::data::FolderError;
+use crate::run::{ConfigError, Setting, UnknownField};
 use crate::training::{Remedy, ResumeConflict, TrainingStopped};
 
 /// The message of `err` and its causes, as `{:#}` prints them, each in the command line's
@@ -27,6 +28,14 @@ fn in_flag_words(link: &(dyn Error + 'static)) -> String {
     }
     if let Some(err) = link.downcast_ref::<UnknownField>() {
         return format!("{err}; `alexnet train --print-config` shows every field");
+    }
+    if let Some(FolderError::BadImages { dir, count, first }) = link.downcast_ref() {
+        return format!(
+            "{count} of the files in {} cannot be used as images, e.g. {first}; fix or remove \
+             them, or pass {} to leave them out",
+            dir.display(),
+            flag(Setting::SkipBadImages)
+        );
     }
     link.to_string()
 }
@@ -50,7 +59,7 @@ fn training_stopped(err: &TrainingStopped) -> String {
     let remedy = match err.remedy() {
         Remedy::Resume => format!("Resume with: {resume}"),
         Remedy::FixThenResume => {
-            format!("Fix the cause (free disk space, …) and resume with: {resume}")
+            format!("Fix the cause (a full disk, a damaged file, …) and resume with: {resume}")
         }
         Remedy::SmallerLearningRate => {
             "Start a new run with a smaller --lr (add --overwrite to replace this one)".into()

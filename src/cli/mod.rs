@@ -7,6 +7,7 @@ mod bench;
 mod config_flags;
 mod eval;
 mod export;
+mod export_images;
 mod import;
 mod infer;
 mod messages;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Write a run's network as d2l's PyTorch state dict (safetensors), for
     /// `net.load_state_dict` in PyTorch.
     Export(ExportArgs),
+    /// Write a Fashion-MNIST split as a folder of PNG images, one subfolder per class: the
+    /// layout `train --images` reads.
+    ExportImages(export_images::ExportImagesArgs),
     /// Redraw a run's training curves (curves.svg, and curves.png with --png) from its logs.
     Plot(PlotArgs),
     /// Print a run's report (and rewrite report.json and report.md) from its files.
@@ -187,7 +191,10 @@ impl Cli {
             Command::Import(args) => Some(&args.backend.gpu),
             Command::Export(args) => Some(&args.backend.gpu),
             Command::Backends(args) => Some(&args.gpu),
-            Command::Plot(_) | Command::Report(_) | Command::Completions { .. } => None,
+            Command::Plot(_)
+            | Command::Report(_)
+            | Command::ExportImages(_)
+            | Command::Completions { .. } => None,
         }
     }
 
@@ -236,6 +243,7 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
                 .training(gpu, &devices, warmup::WarmupTask(&args))
         }
         Command::Backends(args) => backends::list(&args, gpu),
+        Command::ExportImages(args) => export_images::export(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
         Command::Completions { shell } => {

@@ -113,9 +113,9 @@ impl TrainingTask for TrainTask<'_> {
         let args = self.0;
         let start = args.start();
         let run = RunDir::new(&args.artifact_dir);
-        let config = training::resolve_config(&run, &start, &args.flags.overrides())?;
+        let plan = training::resolve_config(&run, &start, &args.flags.overrides())?;
         if args.print_config {
-            println!("{}", serde_json::to_string_pretty(&config)?);
+            println!("{}", serde_json::to_string_pretty(&plan.config)?);
             return Ok(());
         }
         let options = RunOptions {
@@ -126,8 +126,8 @@ impl TrainingTask for TrainTask<'_> {
             device_label: devices.label.clone(),
             kernel_cache: devices.kernel_cache,
         };
-        let epochs = config.epochs;
-        let (log, model_path) = match training::train::<B>(devices.all, config, &options)? {
+        let epochs = plan.config.epochs;
+        let (log, model_path) = match training::train::<B>(devices.all, plan, &options)? {
             TrainOutcome::Trained { epochs, model_path } => (epochs, model_path),
             TrainOutcome::AlreadyFinished => {
                 println!(
