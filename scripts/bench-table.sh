@@ -22,10 +22,7 @@ reference=$(cd "$(dirname "$0")/../reference/pytorch" && pwd)/bench_ref.py
 backend=${BACKEND:-flex}
 warmup=${WARMUP:-4}
 
-cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
-family=$(lscpu | sed -n 's/^CPU family: *//p' | head -n 1)
-model=$(lscpu | sed -n 's/^Model: *//p' | head -n 1)
-echo "CPU: $cpu (family $family, model $model), $(nproc) cores"
+"$(dirname "$0")/host-line.sh"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $iters timed steps after $warmup"
 echo
 echo "| size | batch | $backend train img/s | PyTorch train img/s | train ratio | $backend infer img/s | PyTorch infer img/s | infer ratio |"

@@ -87,3 +87,46 @@ fn layer_breakdown_times_every_layer_beside_burns_own() {
         2 * 4 * 96 * 15 * 15 * 121
     );
 }
+
+#[test]
+fn bench_times_reading_an_image_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("images");
+    let data = common::synthetic_data_dir();
+    let args = [
+        "export-images",
+        "--split",
+        "test",
+        "--out",
+        folder.to_str().unwrap(),
+    ];
+    let out = run(&[&args[..], &["--data-dir", data.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&[
+        "bench",
+        "--images",
+        folder.to_str().unwrap(),
+        "--resize",
+        "65",
+        "--batch",
+        "16",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["images"],
+        common::SYNTHETIC_TEST,
+        "every image, once a pass"
+    );
+    assert_eq!(report["channels"], 1, "Fashion-MNIST's PNGs are grey");
+    assert_eq!(report["pass_seconds"].as_array().unwrap().len(), 2);
+    let rate = report["images_per_sec"].as_f64().unwrap();
+    assert!(rate.is_finite() && rate > 0.0, "{rate}");
+    let missing = run(&["bench", "--images", "/nonexistent/images"]);
+    assert!(stderr(&missing).contains("/nonexistent/images does not exist"));
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use alexnet::data::{FashionMnist, FashionMnistBatch, FashionMnistBatcher, Split};
+use alexnet::data::{FashionMnist, FashionMnistBatcher, ImageBatch, Split};
 use alexnet::training::Classifier;
 use alexnet_model::{AlexNet, AlexNetConfig};
 use burn::backend::{Autodiff, Flex, NdArray};
@@ -27,7 +27,7 @@ fn config() -> AlexNetConfig {
     AlexNetConfig::new().with_image_size(65).with_dropout(0.0)
 }
 
-fn test_batch<B: Backend>(device: &B::Device) -> FashionMnistBatch<B> {
+fn test_batch<B: Backend>(device: &B::Device) -> ImageBatch<B> {
     let test = FashionMnist::load(Split::Test, Some(common::synthetic_data_dir())).unwrap();
     let items = (0..16).map(|i| test.get(i).unwrap()).collect();
     FashionMnistBatcher::new(65).batch(items, device)

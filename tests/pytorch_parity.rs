@@ -184,7 +184,9 @@ fn sgd_step<B: AutodiffBackend>() -> AlexNet<B> {
 fn check_sgd_step<B: AutodiffBackend>(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let exported = dir.path().join("after.safetensors");
-    interop::export_net(&sgd_step::<B>(), resize(), &exported).unwrap();
+    let config = AlexNetConfig::new().with_image_size(resize());
+    let classes = alexnet::run::fashion_mnist_classes();
+    interop::export_net(&sgd_step::<B>(), (&config, &classes), &exported).unwrap();
     let (exported, _) = state_dict::read(&exported);
     let lr = fixture()["lr"].as_f64().unwrap();
     let (mut worst_grad, mut worst_weight) = (0.0f64, 0.0f64);
