@@ -165,7 +165,7 @@ fn unreadable_files_are_reported_and_the_others_predicted() {
     let err = stderr(&out);
     assert!(err.contains("notes.png is not a readable image"), "{err}");
     assert!(
-        err.contains("cannot open") && err.contains("missing.jpg"),
+        err.contains("cannot read") && err.contains("missing.jpg"),
         "{err}"
     );
     assert!(err.contains("2 of 3 inputs could not be read"), "{err}");

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{BackendArgs, ModelArgs};
 use crate::backend::{Devices, InferenceTask};
-use crate::data::{FashionMnist, Split, images_in};
+use crate::data::{Encoded, FashionMnist, Split, images_in};
 use crate::human::thousands;
 use crate::inference::{self, LoadedModel, Prediction, Reader};
 
@@ -222,7 +222,7 @@ impl Outputs {
 /// Reads one input as the run's network reads images.
 fn read(reader: &Reader, input: &Input) -> Result<Vec<f32>> {
     match input {
-        Input::File(path) => reader.read(path),
+        Input::File(path) => reader.read(Encoded::File(path)),
         Input::Test { index, data } => reader.item(data.get(*index).expect("checked index")),
     }
 }

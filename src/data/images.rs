@@ -29,8 +29,8 @@ pub enum ImageError {
     },
     /// Decoding would take more memory than the limit.
     #[error(
-        "{} is too large to decode ({width}x{height}, over {} MiB); shrink it",
-        path.display(), MAX_DECODE_BYTES >> 20
+        "{} is too large to decode ({width}x{height}, over {limit_mib} MiB); shrink it",
+        path.display()
     )]
     TooLarge {
         /// The file.
@@ -39,6 +39,8 @@ pub enum ImageError {
         width: u32,
         /// Its height.
         height: u32,
+        /// The limit it is over, in MiB.
+        limit_mib: u64,
     },
 }
 
@@ -52,8 +54,89 @@ impl ImageError {
     }
 }
 
-/// The most memory one decoded image may take: the `image` crate's own default limit.
+/// The most memory one decoded image file may take: the `image` crate's own default limit.
 pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// The most memory one image received as bytes (an HTTP upload) may take: 64 MiB holds a
+/// 16-megapixel RGBA photo, and keeps a server's concurrent uploads from exhausting memory.
+pub const MAX_UPLOAD_DECODE_BYTES: u64 = 64 << 20;
+
+/// An encoded image: a file, or bytes received (an upload), named for messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Encoded<'a> {
+    /// An image file.
+    File(&'a Path),
+    /// An image in memory.
+    Bytes {
+        /// What messages call it ("the uploaded image").
+        name: &'a str,
+        /// The encoded bytes.
+        bytes: &'a [u8],
+    },
+}
+
+impl Encoded<'_> {
+    /// The path or name messages give.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Self::File(path) => path.to_path_buf(),
+            Self::Bytes { name, .. } => PathBuf::from(name),
+        }
+    }
+
+    /// The most memory its decoded pixels may take.
+    fn limit(&self) -> u64 {
+        match self {
+            Self::File(_) => MAX_DECODE_BYTES,
+            Self::Bytes { .. } => MAX_UPLOAD_DECODE_BYTES,
+        }
+    }
+
+    /// Decodes the image whole, refusing one over its memory limit by its stated size.
+    pub fn decode(&self) -> Result<DynamicImage, ImageError> {
+        let limit = self.limit();
+        match *self {
+            Self::File(path) => decode_from(reader(path, Some(limit))?, path, limit),
+            Self::Bytes { bytes, .. } => {
+                let name = self.name();
+                let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
+                    .with_guessed_format()
+                    .map_err(|e| ImageError::Unreadable {
+                        path: name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                reader.limits(limits(Some(limit)));
+                decode_from(reader, &name, limit)
+            }
+        }
+    }
+}
+
+/// Decoder limits that allocate at most `max_alloc` bytes.
+fn limits(max_alloc: Option<u64>) -> Limits {
+    let mut limits = Limits::no_limits();
+    limits.max_alloc = max_alloc;
+    limits
+}
+
+/// Reads the header, refuses an image over `limit` by its stated size, then decodes it.
+fn decode_from<R: std::io::BufRead + std::io::Seek>(
+    reader: ImageReader<R>,
+    name: &Path,
+    limit: u64,
+) -> Result<DynamicImage, ImageError> {
+    let decoder = reader.into_decoder().map_err(|e| not_an_image(name, e))?;
+    let (width, height) = decoder.dimensions();
+    if decoder.total_bytes() > limit {
+        return Err(ImageError::TooLarge {
+            path: name.to_path_buf(),
+            width,
+            height,
+            limit_mib: limit >> 20,
+        });
+    }
+    DynamicImage::from_decoder(decoder).map_err(|e| not_an_image(name, e))
+}
 
 /// What a header says about an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +162,7 @@ fn reader(
         .map_err(unreadable)?
         .with_guessed_format()
         .map_err(unreadable)?;
-    let mut limits = Limits::no_limits();
-    limits.max_alloc = limit;
-    reader.limits(limits);
+    reader.limits(limits(limit));
     Ok(reader)
 }
 
@@ -112,6 +193,7 @@ pub fn read_header(path: &Path) -> Result<Header, ImageError> {
             path: path.to_path_buf(),
             width,
             height,
+            limit_mib: MAX_DECODE_BYTES >> 20,
         });
     }
     let grey = matches!(
@@ -123,13 +205,6 @@ pub fn read_header(path: &Path) -> Result<Header, ImageError> {
         height,
         grey,
     })
-}
-
-/// Decodes `path` whole.
-fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
-    reader(path, Some(MAX_DECODE_BYTES))?
-        .decode()
-        .map_err(|e| not_an_image(path, e))
 }
 
 /// Grey levels as PIL's `convert("L")` computes them from colour (ITU-R 601-2 luma, in PIL's
@@ -179,7 +254,12 @@ impl ImageTransform {
 
     /// Decodes `path` and writes its input into `out` (`self.len()` values).
     pub fn load_into(&self, path: &Path, out: &mut [f32]) -> Result<(), ImageError> {
-        let image = decode(path)?;
+        self.read_into(Encoded::File(path), out)
+    }
+
+    /// Decodes `image` and writes its input into `out` (`self.len()` values).
+    pub fn read_into(&self, image: Encoded, out: &mut [f32]) -> Result<(), ImageError> {
+        let image = image.decode()?;
         let resize = Resize::new(image.width() as usize, image.height() as usize, self.side);
         let area = self.side * self.side;
         for (plane, dst) in planes(&image, self.channels)

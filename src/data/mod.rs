@@ -25,7 +25,10 @@ pub use folder::{
     images_in,
 };
 pub use idx::{IdxError, NUM_CLASSES, PIXELS, SIDE};
-pub use images::{Header, ImageError, ImageTransform, MAX_DECODE_BYTES, read_header};
+pub use images::{
+    Encoded, Header, ImageError, ImageTransform, MAX_DECODE_BYTES, MAX_UPLOAD_DECODE_BYTES,
+    read_header,
+};
 pub use resize::Resize;
 pub use source::{LoaderOptions, SplitImages};
 

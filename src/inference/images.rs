@@ -1,25 +1,19 @@
 //! Turning an image file of any size and colour into a 28x28 Fashion-MNIST-like picture.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 
-use crate::data::{FashionMnistItem, SIDE};
+use crate::data::{Encoded, FashionMnistItem, SIDE};
 
-/// Reads `path` (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ICO), converts colour to grey, pads it
+/// Reads `image` (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ICO), converts colour to grey, pads it
 /// to a square with the background colour, and shrinks it to 28x28 as Fashion-MNIST's images
 /// were made. `invert` turns dark objects on a light background (most photos) into light on dark.
 /// The result is a 28x28 item (label 0) ready for the batcher.
-pub fn load_image(path: &Path, invert: bool) -> Result<FashionMnistItem> {
-    let decoded = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .decode()
-        .with_context(|| format!("{} is not a readable image", path.display()))?;
+pub fn load_image(image: Encoded, invert: bool) -> Result<FashionMnistItem> {
+    let decoded = image.decode()?;
     let mut grey = decoded.to_luma8();
     if invert {
         imageops::invert(&mut grey);
@@ -74,7 +68,7 @@ mod tests {
             }
         }
         img.save(&path).unwrap();
-        let prepared = load_image(&path, false).unwrap();
+        let prepared = load_image(Encoded::File(&path), false).unwrap();
         let px = &prepared.pixels;
         assert_eq!(px.len(), SIDE * SIDE);
         assert!(px[14 * SIDE + 14] > 200, "centre is the white object");
@@ -82,7 +76,7 @@ mod tests {
             px[0] < 10 && px[SIDE * SIDE - 1] < 10,
             "padding is the black background"
         );
-        let inverted = load_image(&path, true).unwrap();
+        let inverted = load_image(Encoded::File(&path), true).unwrap();
         assert!(inverted.pixels[14 * SIDE + 14] < 50);
     }
 
@@ -91,7 +85,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notes.png");
         std::fs::write(&path, "not an image").unwrap();
-        let err = format!("{:#}", load_image(&path, false).unwrap_err());
+        let err = format!("{:#}", load_image(Encoded::File(&path), false).unwrap_err());
         assert!(
             err.contains("notes.png") && err.contains("not a readable image"),
             "{err}"

@@ -1,7 +1,5 @@
 //! Class probabilities for a batch of pictures, read as the run's training read its images.
 
-use std::path::Path;
-
 use alexnet_model::AlexNet;
 use anyhow::{Result, bail};
 use burn::tensor::activation::softmax;
@@ -10,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use super::images::load_image;
-use crate::data::{FashionMnistBatcher, FashionMnistItem, ImageTransform};
+use crate::data::{Encoded, FashionMnistBatcher, FashionMnistItem, ImageTransform};
 
 use super::LoadedModel;
 
@@ -62,15 +60,15 @@ impl Reader {
         }))
     }
 
-    /// The network's input for `path`.
-    pub fn read(&self, path: &Path) -> Result<Vec<f32>> {
+    /// The network's input for `image`.
+    pub fn read(&self, image: Encoded) -> Result<Vec<f32>> {
         match self {
             Self::FashionMnist { batcher, invert } => {
-                Ok(batcher.pixels(&[load_image(path, *invert)?]))
+                Ok(batcher.pixels(&[load_image(image, *invert)?]))
             }
             Self::Folder(transform) => {
                 let mut out = vec![0.0; transform.values()];
-                transform.load_into(path, &mut out)?;
+                transform.read_into(image, &mut out)?;
                 Ok(out)
             }
         }
