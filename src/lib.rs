@@ -13,5 +13,6 @@ pub mod inference;
 pub mod interop;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod summary;
 pub mod training;

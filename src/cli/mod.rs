@@ -12,6 +12,7 @@ mod import;
 mod infer;
 mod messages;
 mod report;
+mod serve;
 mod summary;
 mod train;
 mod values;
@@ -30,6 +31,7 @@ pub use import::ImportArgs;
 pub use infer::InferArgs;
 pub use messages::explain;
 pub use report::{PlotArgs, ReportArgs};
+pub use serve::ServeArgs;
 pub use summary::SummaryArgs;
 pub use train::TrainArgs;
 pub use warmup::WarmupArgs;
@@ -58,6 +60,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Predict the classes of image files or test-set images with a trained model.
     Infer(InferArgs),
+    /// Serve a run's model over HTTP: predictions as JSON, a page to try it, metrics.
+    Serve(ServeArgs),
     /// Evaluate a trained model: loss, accuracy, per-class accuracy, precision and F1, the most
     /// confused pairs, the confusion matrix.
     Eval(EvalArgs),
@@ -184,6 +188,7 @@ impl Cli {
         match &self.command {
             Command::Train(args) => Some(&args.backend.gpu),
             Command::Infer(args) => Some(&args.backend.gpu),
+            Command::Serve(args) => Some(&args.backend.gpu),
             Command::Eval(args) => Some(&args.backend.gpu),
             Command::Bench(args) => Some(&args.backend.gpu),
             Command::Summary(args) => Some(&args.backend.gpu),
@@ -231,6 +236,7 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
                 .training(gpu, &devices, bench::BenchTask(&args))
         }
         Command::Infer(args) => args.backend.inference(gpu, infer::InferTask(&args)),
+        Command::Serve(args) => args.backend.inference(gpu, serve::ServeTask(&args)),
         Command::Eval(args) => args.backend.inference(gpu, eval::EvalTask(&args)),
         Command::Summary(args) => args
             .backend

@@ -1,0 +1,105 @@
+//! `alexnet serve`: a run's model behind HTTP, with a page to try it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
+use clap::Args;
+
+use super::{BackendArgs, ModelArgs};
+use crate::backend::{Devices, InferenceTask};
+use crate::serve::{self, Batching, Limits, ServeOptions};
+
+/// Flags of `alexnet serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where to listen. The default answers this machine only; 0.0.0.0:PORT answers every
+    /// network the machine is on (then set --token-file). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub addr: SocketAddr,
+    /// The most images in one forward pass: requests that arrive together share it.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_batch: usize,
+    /// The longest a request waits for others to share its forward pass (milliseconds).
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    pub max_wait_ms: u64,
+    /// The most requests waiting for the model; beyond it requests get 503 and Retry-After.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub queue: usize,
+    /// A file whose first line is the token clients must send (`Authorization: Bearer …`) on
+    /// every route but /healthz and the page; also enables POST /v1/reload.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The largest request body (MiB); larger ones get 413.
+    #[arg(long, default_value_t = 10, value_name = "MIB")]
+    pub max_body_mib: usize,
+    /// The longest a request may take, its upload included (seconds); slower ones get 408.
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    pub request_timeout_s: f64,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+impl ServeArgs {
+    fn options(&self) -> Result<ServeOptions> {
+        if self.max_batch == 0 || self.queue == 0 {
+            bail!("--max-batch and --queue must be at least 1");
+        }
+        if !(self.request_timeout_s > 0.0 && self.request_timeout_s.is_finite()) {
+            bail!(
+                "--request-timeout-s must be a positive number of seconds, not {}",
+                self.request_timeout_s
+            );
+        }
+        if self.max_body_mib == 0 {
+            bail!("--max-body-mib must be at least 1");
+        }
+        Ok(ServeOptions {
+            addr: self.addr,
+            run: self.model.run(),
+            checkpoint: self.model.checkpoint.clone(),
+            batching: Batching {
+                max_batch: self.max_batch,
+                max_wait: Duration::from_millis(self.max_wait_ms),
+                queue: self.queue,
+            },
+            limits: Limits {
+                body_bytes: self.max_body_mib << 20,
+                request_timeout: Duration::from_secs_f64(self.request_timeout_s),
+            },
+            token: self.token_file.as_deref().map(read_token).transpose()?,
+            backend: self.backend.kind().name().into(),
+        })
+    }
+}
+
+/// The token in `path`: its first line, which must not be empty.
+fn read_token(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the --token-file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        bail!(
+            "the --token-file {} is empty: write a token on its first line (e.g. `openssl rand \
+             -hex 32 > {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(token.to_string())
+}
+
+/// The server on the chosen backend.
+pub struct ServeTask<'a>(pub &'a ServeArgs);
+
+impl InferenceTask for ServeTask<'_> {
+    type Output = Result<()>;
+
+    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+        serve::serve::<B>(self.0.options()?, devices.main)
+    }
+}

@@ -1,0 +1,322 @@
+//! What the routes share: the queue to the model worker, how uploads are read, what the model
+//! is, the token, the limits and the metrics.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::data::Encoded;
+use crate::inference::{LoadedModel, Prediction, Reader};
+
+use super::http::ApiError;
+use super::metrics::Metrics;
+use super::worker::{Answer, Job, Queue, Refused};
+
+/// What `GET /v1/model` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Class names in the order of the network's outputs.
+    pub classes: Vec<String>,
+    /// Input channels: 1 (grey) or 3 (colour).
+    pub channels: usize,
+    /// The side of the square image the network sees.
+    pub image_size: usize,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// The backend the model runs on.
+    pub backend: String,
+    /// The record loaded.
+    pub checkpoint: PathBuf,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// `fashion-mnist` (uploads read as `infer` reads photos for it) or `image-folder`.
+    pub reads: &'static str,
+}
+
+impl ModelInfo {
+    /// The description of `model`, loaded from `run_dir` on `backend`.
+    pub fn of<B: Backend>(model: &LoadedModel<B>, backend: &str, run_dir: PathBuf) -> Self {
+        Self {
+            classes: model.data.classes.clone(),
+            channels: model.config.in_channels,
+            image_size: model.config.image_size,
+            parameters: model.net.num_params(),
+            backend: backend.into(),
+            checkpoint: model.source.clone(),
+            run_dir,
+            reads: if model.data.reads_fashion_mnist() {
+                "fashion-mnist"
+            } else {
+                "image-folder"
+            },
+        }
+    }
+
+    /// Whether a model described by `other` reads images as this one does, so that it can
+    /// replace it while serving.
+    pub fn same_input(&self, other: &Self) -> Result<(), String> {
+        if (self.channels, self.image_size, self.reads)
+            != (other.channels, other.image_size, other.reads)
+        {
+            return Err(format!(
+                "the new record reads {} {}-channel {}-px images, the served one {} {}-channel \
+                 {}-px ones; restart the server to serve it",
+                other.reads,
+                other.channels,
+                other.image_size,
+                self.reads,
+                self.channels,
+                self.image_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What `POST /v1/predict` answers.
+#[derive(Debug, Serialize)]
+pub struct Predicted {
+    /// The most probable classes, most probable first.
+    pub top: Vec<Prediction>,
+    /// Every class name, in the order of the network's outputs.
+    pub classes: Vec<String>,
+    /// The side of the square image the network saw.
+    pub image_size: usize,
+    /// The record that answered.
+    pub checkpoint: PathBuf,
+    /// Images in the forward pass that answered (micro-batching).
+    pub batch_size: usize,
+    /// Milliseconds from the request's arrival to the answer.
+    pub time_ms: f64,
+    /// The image as the network saw it (a PNG data URL), when asked with `?preview=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+}
+
+/// The limits of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest body.
+    pub body_bytes: usize,
+    /// The longest a request may take, reading its body included.
+    pub request_timeout: Duration,
+}
+
+/// Loads the run's record again: the new model's description, or why it was refused.
+pub type Reloader = Box<dyn Fn() -> Result<ModelInfo, String> + Send + Sync>;
+
+/// The state the routes share.
+pub struct App {
+    queue: Queue,
+    plain: Reader,
+    /// The reader of `?invert=true`, or why the run has none.
+    inverted: Result<Reader, String>,
+    info: RwLock<ModelInfo>,
+    reloader: Arc<Reloader>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    /// Bounds the uploads decoded at once (each may take up to 64 MiB), so that many
+    /// concurrent large uploads cannot exhaust memory.
+    decoding: tokio::sync::Semaphore,
+    token: Option<String>,
+    ready: AtomicBool,
+    /// The limits of a request.
+    pub limits: Limits,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The parts an [`App`] is made of.
+pub struct Parts {
+    /// The queue to the model worker.
+    pub queue: Queue,
+    /// The reader of uploads, and of `?invert=true` ones.
+    pub readers: (Reader, Result<Reader, String>),
+    /// The loaded model.
+    pub info: ModelInfo,
+    /// Loads the record again.
+    pub reloader: Reloader,
+    /// The bearer token, when the server has one.
+    pub token: Option<String>,
+    /// Request limits.
+    pub limits: Limits,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// The state, ready to serve.
+    pub fn new(parts: Parts) -> Self {
+        Self {
+            queue: parts.queue,
+            plain: parts.readers.0,
+            inverted: parts.readers.1,
+            info: RwLock::new(parts.info),
+            reloader: Arc::new(parts.reloader),
+            reloading: tokio::sync::Mutex::new(()),
+            decoding: tokio::sync::Semaphore::new(decoders()),
+            token: parts.token,
+            ready: AtomicBool::new(true),
+            limits: parts.limits,
+            metrics: parts.metrics,
+        }
+    }
+
+    /// The served model.
+    pub fn info(&self) -> ModelInfo {
+        self.info.read().expect("not poisoned").clone()
+    }
+
+    /// The bearer token, when the server has one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether the server requires a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Whether the server takes new work (false once it is stopping).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Marks the server as stopping.
+    pub fn stopping(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+    }
+
+    /// Reads `body` as the network reads images, queues it and waits for its answer.
+    pub async fn predict(
+        &self,
+        body: Bytes,
+        top: usize,
+        invert: bool,
+        preview: bool,
+        arrived: Instant,
+    ) -> Result<Predicted, ApiError> {
+        let info = self.info();
+        let classes = info.classes.len();
+        if top == 0 || top > classes {
+            return Err(ApiError::bad_request(format!(
+                "top={top} is out of range: the model has {classes} classes (use 1 to {classes})"
+            )));
+        }
+        let input = self.read_upload(body, invert).await?;
+        let preview = preview.then(|| preview_png(&input, info.channels, info.image_size));
+        let answer = self.ask_model(input, top).await?;
+        Ok(Predicted {
+            top: answer.top,
+            classes: info.classes,
+            image_size: info.image_size,
+            checkpoint: answer.checkpoint,
+            batch_size: answer.batch,
+            time_ms: arrived.elapsed().as_secs_f64() * 1e3,
+            preview,
+        })
+    }
+
+    /// The network's input for an uploaded image, decoded off the async threads.
+    async fn read_upload(&self, body: Bytes, invert: bool) -> Result<Vec<f32>, ApiError> {
+        let reader = match invert {
+            false => self.plain.clone(),
+            true => self.inverted.clone().map_err(ApiError::bad_request)?,
+        };
+        let _permit = self.decoding.acquire().await.expect("never closed");
+        let read = tokio::task::spawn_blocking(move || {
+            reader.read(Encoded::Bytes {
+                name: "the uploaded image",
+                bytes: &body,
+            })
+        })
+        .await;
+        match read {
+            Ok(input) => input.map_err(|e| ApiError::bad_request(format!("{e:#}"))),
+            Err(_) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the image failed",
+            )),
+        }
+    }
+
+    /// Queues `input` for the model thread and waits for its answer.
+    async fn ask_model(&self, input: Vec<f32>, top: usize) -> Result<Answer, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .submit(Job { input, top, reply })
+            .map_err(|refused| match refused {
+                Refused::Busy => ApiError::busy(
+                    "the server is busy (its queue is full); retry after the time in Retry-After",
+                    1,
+                ),
+                Refused::Stopped => ApiError::busy("the server is stopping", 1),
+            })?;
+        answer
+            .await
+            .map_err(|_| ApiError::busy("the server is stopping", 1))?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+    }
+
+    /// Loads the run's record again and hands it to the worker, which takes it before its next
+    /// batch; requests in flight finish on the old model. A record that cannot be loaded, or
+    /// reads other images, is refused and the old model keeps serving. `why` names the trigger
+    /// in the log line.
+    pub async fn reload(&self, why: &str) -> Result<ModelInfo, String> {
+        let _one = self.reloading.lock().await;
+        let reloader = self.reloader.clone();
+        let loaded = tokio::task::spawn_blocking(move || reloader())
+            .await
+            .unwrap_or_else(|_| Err("loading the record failed".into()));
+        let outcome = loaded.and_then(|new| {
+            self.info().same_input(&new)?;
+            Ok(new)
+        });
+        self.metrics.reloaded(outcome.is_ok());
+        match &outcome {
+            Ok(new) => {
+                eprintln!("{why}: reloaded {}", new.checkpoint.display());
+                *self.info.write().expect("not poisoned") = new.clone();
+            }
+            Err(err) => eprintln!("{why}: reload refused, the old model keeps serving: {err}"),
+        }
+        outcome
+    }
+}
+
+/// How many uploads are decoded at once: two per core keeps every core busy.
+fn decoders() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The network's input as a PNG data URL (values in [0, 1], channel after channel).
+fn preview_png(input: &[f32], channels: usize, side: usize) -> String {
+    let area = side * side;
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let mut png = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut png);
+    let (pixels, colour) = if channels == 3 {
+        let rgb = (0..area)
+            .flat_map(|i| [input[i], input[area + i], input[2 * area + i]].map(byte))
+            .collect::<Vec<u8>>();
+        (rgb, image::ExtendedColorType::Rgb8)
+    } else {
+        (
+            input.iter().map(|&v| byte(v)).collect(),
+            image::ExtendedColorType::L8,
+        )
+    };
+    image::ImageEncoder::write_image(encoder, &pixels, side as u32, side as u32, colour)
+        .expect("encoding a PNG in memory cannot fail");
+    format!("data:image/png;base64,{}", STANDARD.encode(png))
+}

@@ -1,0 +1,322 @@
+//! The routes, their JSON answers and errors, and the layers every request passes: the
+//! request count, the time limit, the token check and the body limit.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::app::{App, Predicted};
+use super::metrics::RequestLabels;
+
+/// The web page: plain HTML, CSS and JavaScript in one file, served from the binary.
+const PAGE: &str = include_str!("page.html");
+
+/// The routes the request count names; any other path is counted as `other`.
+const ROUTES: [&str; 7] = [
+    "/",
+    "/v1/predict",
+    "/v1/model",
+    "/v1/reload",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
+/// The server's routes and layers.
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = app.limits.body_bytes;
+    Router::new()
+        .route("/", get(page))
+        .route("/v1/predict", post(predict))
+        .route("/v1/model", get(model))
+        .route("/v1/reload", post(reload))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), check_token))
+        .layer(middleware::from_fn_with_state(app.clone(), time_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), count))
+        .with_state(app)
+}
+
+/// An error answer: a status and one line saying what is wrong and what to do, as JSON
+/// (`{"error": "…"}`).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// A `400 Bad Request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A `503` that tells the client when to try again.
+    pub fn busy(message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody {
+            error: &self.message,
+        });
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Result<&'static str, ApiError> {
+    match app.is_ready() {
+        true => Ok("ready\n"),
+        false => Err(ApiError::busy("the server is stopping", 1)),
+    }
+}
+
+async fn model(State(app): State<Arc<App>>) -> Response {
+    Json(app.info()).into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], app.metrics.render()).into_response()
+}
+
+async fn reload(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    if !app.has_token() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reloading over HTTP needs a token (start the server with --token-file FILE); \
+             or send the server SIGHUP",
+        ));
+    }
+    match app.reload("POST /v1/reload").await {
+        Ok(info) => Ok(Json(info).into_response()),
+        Err(message) => Err(ApiError::new(StatusCode::CONFLICT, message)),
+    }
+}
+
+/// The query of `POST /v1/predict`.
+#[derive(Debug, Deserialize)]
+struct PredictQuery {
+    /// How many classes to answer (default 3).
+    top: Option<usize>,
+    /// Light-on-dark for Fashion-MNIST runs, as `infer --invert`.
+    #[serde(default)]
+    invert: bool,
+    /// Also answer the image as the network saw it, as a PNG data URL.
+    #[serde(default)]
+    preview: bool,
+}
+
+async fn predict(
+    State(app): State<Arc<App>>,
+    query: Result<Query<PredictQuery>, QueryRejection>,
+    request: Request,
+) -> Result<Json<Predicted>, ApiError> {
+    let arrived = Instant::now();
+    let Query(query) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "bad query ({}): use ?top=K (a whole number), &invert=true, &preview=true",
+            e.body_text()
+        ))
+    })?;
+    let body = image_bytes(request, app.limits.body_bytes).await?;
+    let top = query.top.unwrap_or(3);
+    let answer = app
+        .predict(body, top, query.invert, query.preview, arrived)
+        .await?;
+    app.metrics.latency.observe(arrived.elapsed().as_secs_f64());
+    Ok(Json(answer))
+}
+
+/// The image a request carries: the raw body, or the first file of a multipart form.
+async fn image_bytes(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is over the server's limit of {} MiB; send a smaller image, or \
+                 start the server with a larger --max-body-mib",
+                limit >> 20
+            ),
+        )
+    };
+    let bytes = if multipart {
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::bad_request(format!("bad multipart form: {}", e.body_text())))?;
+        loop {
+            let field = form.next_field().await.map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+                _ => ApiError::bad_request(format!("bad multipart form: {}", e.body_text())),
+            })?;
+            let Some(field) = field else {
+                return Err(ApiError::bad_request(
+                    "the multipart form has no file: send the image as a file field",
+                ));
+            };
+            if field.file_name().is_some() {
+                break field.bytes().await.map_err(|e| match e.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+                    _ => ApiError::bad_request(format!("bad multipart form: {}", e.body_text())),
+                })?;
+            }
+        }
+    } else {
+        Bytes::from_request(request, &())
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+                _ => ApiError::bad_request(format!("cannot read the body: {}", e.body_text())),
+            })?
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body is empty: send an image file (PNG, JPEG, …) as the body, or as a file \
+             in a multipart form",
+        ));
+    }
+    Ok(bytes)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path: {}; the server has POST /v1/predict, GET /v1/model, /healthz, \
+             /readyz, /metrics and the page at /",
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, request: Request) -> ApiError {
+    let path = request.uri().path();
+    let allowed = match path {
+        "/v1/predict" | "/v1/reload" => "POST",
+        _ => "GET",
+    };
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{path} does not take {method}; use {allowed}"),
+    )
+}
+
+/// Refuses requests without the token, when the server has one. `/healthz` (for probes) and
+/// the page (which asks for the token and sends it with its requests) need none.
+async fn check_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let open = matches!(request.uri().path(), "/healthz" | "/");
+    if let Some(token) = app.token().filter(|_| !open) {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong token: send the header `Authorization: Bearer <token>` with \
+                 the token of the server's --token-file",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Answers `408` to a request that takes longer than the limit, reading its body included: a
+/// client that sends a byte a second is dropped.
+async fn time_limit(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let limit = app.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request took over {} s (a slow upload?); send it faster, or start the \
+                 server with a larger --request-timeout-s",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Counts every request by route and status.
+async fn count(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let path = ROUTES
+        .iter()
+        .find(|&&r| r == path)
+        .copied()
+        .unwrap_or("other");
+    let response = next.run(request).await;
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            path: path.into(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}

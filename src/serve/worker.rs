@@ -1,0 +1,195 @@
+//! The model worker: one thread owns the network and answers queued requests in batches.
+//!
+//! Batching is ours to write: Burn runs one forward pass on whatever batch it is given. A
+//! request waits at most `max_wait` for others to join it, up to `max_batch`, so a busy server
+//! runs fewer, larger passes (more images per second) and an idle one answers at once.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use burn::tensor::backend::Backend;
+use tokio::sync::oneshot;
+
+use crate::inference::{LoadedModel, Prediction, predict};
+
+use super::metrics::Metrics;
+
+/// One image to classify, as the network reads it.
+pub struct Job {
+    /// The network's input values.
+    pub input: Vec<f32>,
+    /// How many classes to answer.
+    pub top: usize,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<Answer, String>>,
+}
+
+/// The worker's answer to one job.
+#[derive(Debug)]
+pub struct Answer {
+    /// The most probable classes, most probable first.
+    pub top: Vec<Prediction>,
+    /// The record that answered.
+    pub checkpoint: PathBuf,
+    /// How many images shared the forward pass.
+    pub batch: usize,
+}
+
+/// How requests are batched.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// The most images in one forward pass.
+    pub max_batch: usize,
+    /// The longest a request waits for others to join it.
+    pub max_wait: Duration,
+    /// The most requests waiting; beyond it new ones are refused.
+    pub queue: usize,
+}
+
+/// Why a job was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full: try again shortly.
+    Busy,
+    /// The worker has stopped (the server is shutting down).
+    Stopped,
+}
+
+/// The requests' side of the worker. Dropping it lets the worker finish what is queued and
+/// stop.
+pub struct Queue {
+    jobs: SyncSender<Job>,
+    depth: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl Queue {
+    /// Queues `job`, or refuses it at once when the queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+        // Counted before sending, so that the worker never sees a depth below zero.
+        let depth = self.depth.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.jobs.try_send(job) {
+            Ok(()) => {
+                self.metrics.queue_depth.set(depth as i64);
+                Ok(())
+            }
+            Err(err) => {
+                self.depth.fetch_sub(1, Ordering::SeqCst);
+                Err(match err {
+                    TrySendError::Full(_) => Refused::Busy,
+                    TrySendError::Disconnected(_) => Refused::Stopped,
+                })
+            }
+        }
+    }
+}
+
+/// A model waiting to replace the worker's one before its next batch.
+pub type NextModel<B> = Arc<Mutex<Option<LoadedModel<B>>>>;
+
+/// Starts the worker thread on `model`; it runs until the [`Queue`] is dropped and every
+/// queued job is answered.
+pub fn start<B: Backend>(
+    model: LoadedModel<B>,
+    device: B::Device,
+    batching: Batching,
+    next: NextModel<B>,
+    metrics: Arc<Metrics>,
+) -> (Queue, JoinHandle<()>) {
+    let (jobs, received) = sync_channel(batching.queue);
+    let depth = Arc::new(AtomicUsize::new(0));
+    let worker = Worker {
+        model,
+        device,
+        batching,
+        next,
+        depth: depth.clone(),
+        metrics: metrics.clone(),
+    };
+    let handle = std::thread::Builder::new()
+        .name("model".into())
+        .spawn(move || worker.run(received))
+        .expect("the model thread starts");
+    (
+        Queue {
+            jobs,
+            depth,
+            metrics,
+        },
+        handle,
+    )
+}
+
+struct Worker<B: Backend> {
+    model: LoadedModel<B>,
+    device: B::Device,
+    batching: Batching,
+    next: NextModel<B>,
+    depth: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl<B: Backend> Worker<B> {
+    fn run(mut self, jobs: Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let batch = self.gather(first, &jobs);
+            if let Some(model) = self.next.lock().expect("not poisoned").take() {
+                self.model = model;
+            }
+            self.answer(batch);
+        }
+    }
+
+    /// `first` and the jobs that arrive within `max_wait` of it, up to `max_batch`.
+    fn gather(&self, first: Job, jobs: &Receiver<Job>) -> Vec<Job> {
+        let deadline = Instant::now() + self.batching.max_wait;
+        let mut batch = vec![first];
+        while batch.len() < self.batching.max_batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(left) {
+                Ok(job) => batch.push(job),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let depth = self.depth.fetch_sub(batch.len(), Ordering::SeqCst) - batch.len();
+        self.metrics.queue_depth.set(depth as i64);
+        batch
+    }
+
+    /// One forward pass for `batch`; every job gets its answer, or the reason it has none.
+    fn answer(&self, batch: Vec<Job>) {
+        let size = batch.len();
+        self.metrics.batch_size.observe(size as f64);
+        let (inputs, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|j| (j.input, (j.top, j.reply)))
+            .unzip();
+        let classes = self.model.data.classes.len();
+        // A panic inside the backend must not leave the server without its worker.
+        let ranked = catch_unwind(AssertUnwindSafe(|| {
+            predict(&self.model, inputs, classes, &self.device)
+        }));
+        match ranked {
+            Ok(ranked) => {
+                for ((top, reply), mut predictions) in replies.into_iter().zip(ranked) {
+                    predictions.truncate(top);
+                    let _ = reply.send(Ok(Answer {
+                        top: predictions,
+                        checkpoint: self.model.source.clone(),
+                        batch: size,
+                    }));
+                }
+            }
+            Err(_) => {
+                for (_, reply) in replies {
+                    let _ = reply.send(Err("the model failed on this batch".into()));
+                }
+            }
+        }
+    }
+}
