@@ -3,8 +3,9 @@
 //! class and probabilities read back from the page and checked against `alexnet infer`.
 //!
 //! Without Chromium and ChromeDriver the test says it is skipped, except under CI (`CI` set),
-//! where it fails. `ALEXNET_SCREENSHOT=FILE` saves a screenshot of the page (the README's
-//! `docs/serve.png` is made so).
+//! where it fails. `ALEXNET_SCREENSHOT=FILE` saves a screenshot of the page, and
+//! `ALEXNET_SERVE_RUN=DIR` serves that run on a real test image instead of a run trained on
+//! the synthetic set (the README's `docs/serve.png` is made with both).
 
 mod common;
 
@@ -96,8 +97,12 @@ fn start_chromedriver() -> (Killed, String) {
 }
 
 /// The first exported test image and `infer`'s probabilities for it, by class name.
-fn image_and_expected(run_dir: &Path, images: &Path) -> (PathBuf, Vec<(String, f64)>) {
-    let data = common::synthetic_data_dir().display().to_string();
+fn image_and_expected(
+    run_dir: &Path,
+    data_dir: &Path,
+    images: &Path,
+) -> (PathBuf, Vec<(String, f64)>) {
+    let data = data_dir.display().to_string();
     let out = images.display().to_string();
     let exported = run(&[
         "export-images",
@@ -151,22 +156,33 @@ async fn the_page_classifies_an_uploaded_image_as_infer_does() {
     if !browser_available() {
         return;
     }
-    let run_dir = tempfile::tempdir().unwrap();
-    let args = tiny_run_args(run_dir.path(), &["--epochs", "1"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let trained = run(&args);
-    assert!(trained.status.success(), "{}", stderr(&trained));
+    let trained = tempfile::tempdir().unwrap();
+    let (run_dir, data_dir) = match std::env::var_os("ALEXNET_SERVE_RUN") {
+        // A run trained on the real Fashion-MNIST, for a telling screenshot.
+        Some(dir) => (
+            PathBuf::from(dir),
+            common::real_data().expect("the real data"),
+        ),
+        None => {
+            let args = tiny_run_args(trained.path(), &["--epochs", "1"]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let output = run(&args);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let synthetic = common::synthetic_data_dir().to_path_buf();
+            (trained.path().to_path_buf(), synthetic)
+        }
+    };
     let images = tempfile::tempdir().unwrap();
-    let (image, expected) = image_and_expected(run_dir.path(), images.path());
+    let (image, expected) = image_and_expected(&run_dir, &data_dir, images.path());
 
-    let (_server, address) = start_server(run_dir.path());
+    let (_server, address) = start_server(&run_dir);
     let (_driver, driver_url) = start_chromedriver();
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,900"],
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,1150"],
         }),
     );
     let client = ClientBuilder::rustls()
