@@ -79,7 +79,7 @@ fn later_max(a: f32, b: f32) -> f32 {
 }
 
 fn max_plane(plane: &[f32], s: &PoolShape, y: &mut [f32]) {
-    let [out_h, out_w] = s.output;
+    let out_w = s.output[1];
     let [in_h, width] = s.input;
     // Each input row's maxima over the windows' columns.
     let mut rows = vec![0.0f32; in_h * out_w];
