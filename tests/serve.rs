@@ -619,14 +619,15 @@ fn post_reload_with_the_token_reloads() {
 #[test]
 fn sigterm_finishes_the_requests_in_flight_and_exits_cleanly() {
     let fixture = fixture();
-    let mut server = Server::start(fixture.run.path(), &["--max-wait-ms", "300"]);
+    let mut server = Server::start(fixture.run.path(), &["--max-wait-ms", "1500"]);
     let bytes = std::fs::read(&test_images()[0]).unwrap();
     let statuses = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|_| s.spawn(|| server.predict("", &bytes).status))
             .collect();
-        // The requests are in: the first waits 300 ms for others to join its pass.
-        std::thread::sleep(Duration::from_millis(150));
+        // The requests are in (even on a loaded machine): the first waits 1.5 s for the others
+        // to join its pass.
+        std::thread::sleep(Duration::from_millis(700));
         server.signal(libc::SIGTERM);
         handles
             .into_iter()

@@ -182,7 +182,14 @@ async fn the_page_classifies_an_uploaded_image_as_infer_does() {
         "goog:chromeOptions".into(),
         json!({
             "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,1150"],
+            // As root (CI) Chromium needs --no-sandbox; containers have a small /dev/shm.
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1000,1150",
+            ],
         }),
     );
     let client = ClientBuilder::rustls()
