@@ -69,7 +69,10 @@ pub fn serve<B: Backend>(options: ServeOptions, device: B::Device) -> Result<()>
     let metrics = Arc::new(Metrics::new(options.batching.max_batch));
     let next = worker::NextModel::<B>::default();
     let reloader = reloader::<B>(&options, device.clone(), next.clone());
-    let (queue, _worker) = worker::start(model, device, options.batching, next, metrics.clone());
+    // The model thread is not joined: by the time `listen` returns, the requests in flight
+    // have their answers, and what is left of the thread ends with the process.
+    let (queue, _model_thread) =
+        worker::start(model, device, options.batching, next, metrics.clone());
     let app = Arc::new(App::new(Parts {
         queue,
         readers,
