@@ -492,7 +492,12 @@ fn concurrent_requests_share_forward_passes_and_a_full_queue_says_retry() {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         })
     };
-    let batching = Server::start(fixture.run.path(), &["--max-wait-ms", "200"]);
+    let batching = Server::start(fixture.run.path(), &["--max-wait-ms", "2000"]);
+    // A lone request does not wait for company that is not coming.
+    let lone = batching.predict("", &bytes).json();
+    assert_eq!(lone["batch_size"], 1);
+    let waited = lone["time_ms"].as_f64().unwrap();
+    assert!(waited < 1000.0, "a lone request took {waited} ms");
     let replies = burst(&batching, 16);
     assert!(replies.iter().all(|r| r.status == 200));
     let largest = replies
@@ -619,16 +624,38 @@ fn post_reload_with_the_token_reloads() {
 #[test]
 fn sigterm_finishes_the_requests_in_flight_and_exits_cleanly() {
     let fixture = fixture();
-    let mut server = Server::start(fixture.run.path(), &["--max-wait-ms", "1500"]);
+    let mut server = Server::start(fixture.run.path(), &[]);
     let bytes = std::fs::read(&test_images()[0]).unwrap();
+    let head = format!(
+        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    );
+    let (half, rest) = bytes.split_at(bytes.len() / 2);
+    // Eight requests half uploaded when SIGTERM arrives, completed after it.
+    let sent = std::sync::Barrier::new(9);
+    let signalled = std::sync::Barrier::new(9);
     let statuses = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| server.predict("", &bytes).status))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut stream = TcpStream::connect(server.addr).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(60)))
+                        .unwrap();
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(half).unwrap();
+                    sent.wait();
+                    signalled.wait();
+                    stream.write_all(rest).unwrap();
+                    read_reply(&mut stream).status
+                })
+            })
             .collect();
-        // The requests are in (even on a loaded machine): the first waits 1.5 s for the others
-        // to join its pass.
-        std::thread::sleep(Duration::from_millis(700));
+        sent.wait();
+        std::thread::sleep(Duration::from_millis(100));
         server.signal(libc::SIGTERM);
+        std::thread::sleep(Duration::from_millis(300));
+        signalled.wait();
         handles
             .into_iter()
             .map(|h| h.join().unwrap())
@@ -638,6 +665,8 @@ fn sigterm_finishes_the_requests_in_flight_and_exits_cleanly() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}: {}", server.log());
     assert!(server.log().contains("stopping"));
+    // Stopped: nothing listens any more.
+    assert!(TcpStream::connect(server.addr).is_err());
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::inference::{LoadedModel, Prediction, Reader};
 
 use super::http::ApiError;
 use super::metrics::Metrics;
-use super::worker::{Answer, Job, Queue, Refused};
+use super::worker::{Answer, Arriving, Job, Queue, Refused};
 
 /// What `GET /v1/model` answers.
 #[derive(Debug, Clone, Serialize)]
@@ -213,9 +213,10 @@ impl App {
                 "top={top} is out of range: the model has {classes} classes (use 1 to {classes})"
             )));
         }
+        let arriving = self.queue.arriving();
         let input = self.read_upload(body, invert).await?;
         let preview = preview.then(|| preview_png(&input, info.channels, info.image_size));
-        let answer = self.ask_model(input, top).await?;
+        let answer = self.ask_model(input, top, arriving).await?;
         Ok(Predicted {
             top: answer.top,
             classes: info.classes,
@@ -250,18 +251,23 @@ impl App {
         }
     }
 
-    /// Queues `input` for the model thread and waits for its answer.
-    async fn ask_model(&self, input: Vec<f32>, top: usize) -> Result<Answer, ApiError> {
+    /// Queues `input` for the model thread (no longer `arriving`) and waits for its answer.
+    async fn ask_model(
+        &self,
+        input: Vec<f32>,
+        top: usize,
+        arriving: Arriving,
+    ) -> Result<Answer, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .submit(Job { input, top, reply })
-            .map_err(|refused| match refused {
-                Refused::Busy => ApiError::busy(
-                    "the server is busy (its queue is full); retry after the time in Retry-After",
-                    1,
-                ),
-                Refused::Stopped => ApiError::busy("the server is stopping", 1),
-            })?;
+        let queued = self.queue.submit(Job { input, top, reply });
+        drop(arriving);
+        queued.map_err(|refused| match refused {
+            Refused::Busy => ApiError::busy(
+                "the server is busy (its queue is full); retry after the time in Retry-After",
+                1,
+            ),
+            Refused::Stopped => ApiError::busy("the server is stopping", 1),
+        })?;
         answer
             .await
             .map_err(|_| ApiError::busy("the server is stopping", 1))?

@@ -1,8 +1,9 @@
 //! The model worker: one thread owns the network and answers queued requests in batches.
 //!
 //! Batching is ours to write: Burn runs one forward pass on whatever batch it is given. A
-//! request waits at most `max_wait` for others to join it, up to `max_batch`, so a busy server
-//! runs fewer, larger passes (more images per second) and an idle one answers at once.
+//! request waits at most `max_wait` for others to join it, up to `max_batch`, unless the server
+//! looks idle (the last pass answered one request and no other is being read): a busy server
+//! runs fewer, larger passes (more images per second) and a lone request is answered at once.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -65,10 +66,27 @@ pub enum Refused {
 pub struct Queue {
     jobs: SyncSender<Job>,
     depth: Arc<AtomicUsize>,
+    arriving: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
+/// A request on its way to the queue (its image being read); the worker waits for it to join
+/// a pass. Counted until dropped.
+pub struct Arriving(Arc<AtomicUsize>);
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Queue {
+    /// Counts a request as on its way until the result is dropped (after [`Queue::submit`]).
+    pub fn arriving(&self) -> Arriving {
+        self.arriving.fetch_add(1, Ordering::SeqCst);
+        Arriving(self.arriving.clone())
+    }
+
     /// Queues `job`, or refuses it at once when the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), Refused> {
         // Counted before sending, so that the worker never sees a depth below zero.
@@ -103,12 +121,14 @@ pub fn start<B: Backend>(
 ) -> (Queue, JoinHandle<()>) {
     let (jobs, received) = sync_channel(batching.queue);
     let depth = Arc::new(AtomicUsize::new(0));
+    let arriving = Arc::new(AtomicUsize::new(0));
     let worker = Worker {
         model,
         device,
         batching,
         next,
         depth: depth.clone(),
+        arriving: arriving.clone(),
         metrics: metrics.clone(),
     };
     let handle = std::thread::Builder::new()
@@ -119,6 +139,7 @@ pub fn start<B: Backend>(
         Queue {
             jobs,
             depth,
+            arriving,
             metrics,
         },
         handle,
@@ -131,13 +152,19 @@ struct Worker<B: Backend> {
     batching: Batching,
     next: NextModel<B>,
     depth: Arc<AtomicUsize>,
+    arriving: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
+/// How often a waiting worker looks again whether requests are still on their way.
+const RECHECK: Duration = Duration::from_micros(500);
+
 impl<B: Backend> Worker<B> {
     fn run(mut self, jobs: Receiver<Job>) {
+        let mut last = 0;
         while let Ok(first) = jobs.recv() {
-            let batch = self.gather(first, &jobs);
+            let batch = self.gather(first, &jobs, last);
+            last = batch.len();
             if let Some(model) = self.next.lock().expect("not poisoned").take() {
                 self.model = model;
             }
@@ -145,15 +172,26 @@ impl<B: Backend> Worker<B> {
         }
     }
 
-    /// `first` and the jobs that arrive within `max_wait` of it, up to `max_batch`.
-    fn gather(&self, first: Job, jobs: &Receiver<Job>) -> Vec<Job> {
+    /// `first`, the jobs queued behind it and those that arrive within `max_wait` of it, up to
+    /// `max_batch`; without waiting when the server looks idle (the last pass was `last`
+    /// images).
+    fn gather(&self, first: Job, jobs: &Receiver<Job>, last: usize) -> Vec<Job> {
         let deadline = Instant::now() + self.batching.max_wait;
         let mut batch = vec![first];
         while batch.len() < self.batching.max_batch {
+            if let Ok(job) = jobs.try_recv() {
+                batch.push(job);
+                continue;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            match jobs.recv_timeout(left) {
+            let idle = last <= 1 && self.arriving.load(Ordering::SeqCst) == 0;
+            if left.is_zero() || idle {
+                break;
+            }
+            match jobs.recv_timeout(left.min(RECHECK)) {
                 Ok(job) => batch.push(job),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         let depth = self.depth.fetch_sub(batch.len(), Ordering::SeqCst) - batch.len();
