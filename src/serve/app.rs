@@ -182,11 +182,6 @@ impl App {
         self.token.as_deref()
     }
 
-    /// Whether the server requires a token.
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     /// Whether the server takes new work (false once it is stopping).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)

@@ -136,7 +136,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn reload(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    if !app.has_token() {
+    if app.token().is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "reloading over HTTP needs a token (start the server with --token-file FILE); \
@@ -190,44 +190,12 @@ async fn image_bytes(request: Request, limit: usize) -> Result<Bytes, ApiError> 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("multipart/form-data"));
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the body is over the server's limit of {} MiB; send a smaller image, or \
-                 start the server with a larger --max-body-mib",
-                limit >> 20
-            ),
-        )
-    };
     let bytes = if multipart {
-        let mut form = Multipart::from_request(request, &())
-            .await
-            .map_err(|e| ApiError::bad_request(format!("bad multipart form: {}", e.body_text())))?;
-        loop {
-            let field = form.next_field().await.map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-                _ => ApiError::bad_request(format!("bad multipart form: {}", e.body_text())),
-            })?;
-            let Some(field) = field else {
-                return Err(ApiError::bad_request(
-                    "the multipart form has no file: send the image as a file field",
-                ));
-            };
-            if field.file_name().is_some() {
-                break field.bytes().await.map_err(|e| match e.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-                    _ => ApiError::bad_request(format!("bad multipart form: {}", e.body_text())),
-                })?;
-            }
-        }
+        form_file(request, limit).await?
     } else {
         Bytes::from_request(request, &())
             .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-                _ => ApiError::bad_request(format!("cannot read the body: {}", e.body_text())),
-            })?
+            .map_err(|e| body_error(e.status(), &e.body_text(), "cannot read the body", limit))?
     };
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
@@ -236,6 +204,45 @@ async fn image_bytes(request: Request, limit: usize) -> Result<Bytes, ApiError> 
         ));
     }
     Ok(bytes)
+}
+
+/// The first file field of a multipart form.
+async fn form_file(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let bad_form = |status, text: &str| body_error(status, text, "bad multipart form", limit);
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad_form(e.status(), &e.body_text()))?;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad_form(e.status(), &e.body_text()))?
+    {
+        if field.file_name().is_some() {
+            return field
+                .bytes()
+                .await
+                .map_err(|e| bad_form(e.status(), &e.body_text()));
+        }
+    }
+    Err(ApiError::bad_request(
+        "the multipart form has no file: send the image as a file field",
+    ))
+}
+
+/// A body that could not be read: `413` over the body limit, else `400` with `what` and the
+/// reason.
+fn body_error(status: StatusCode, reason: &str, what: &str, limit: usize) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            status,
+            format!(
+                "the body is over the server's limit of {} MiB; send a smaller image, or \
+                 start the server with a larger --max-body-mib",
+                limit >> 20
+            ),
+        );
+    }
+    ApiError::bad_request(format!("{what}: {reason}"))
 }
 
 async fn not_found(request: Request) -> ApiError {
