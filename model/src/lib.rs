@@ -45,6 +45,9 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+mod transfer;
+pub use transfer::{Transfer, TransferError, adapt_channels};
+
 /// The smallest input side for which every pooling window still fits (65 pixels).
 pub const MIN_IMAGE_SIZE: usize = 65;
 
