@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use alexnet::data::{
-    BadImages, FashionMnist, FashionMnistBatcher, FolderBatcher, ImageFile, ImageTransform, Split,
-    export_png_folder,
+    Augmentation, BadImages, FashionMnist, FashionMnistBatcher, FolderBatcher, ImageFile,
+    ImageTransform, Sample, Split, export_png_folder,
 };
 use burn::data::dataset::Dataset;
 use common::{run, stderr, stdout, synthetic_data_dir};
@@ -90,8 +90,18 @@ fn a_png_folder_gives_the_idx_files_tensors_bit_for_bit() {
             })
             .collect();
         let transform = ImageTransform { side, channels: 1 };
-        let batcher = FolderBatcher::new(transform, BadImages::new(false, |e| panic!("{e}")));
-        let (from_png, labels) = batcher.pixels(&files);
+        let bad = BadImages::new(false, |e| panic!("{e}"));
+        let batcher = FolderBatcher::new(transform, bad, Augmentation::default());
+        let samples: Vec<Sample<ImageFile>> = files
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| Sample {
+                item,
+                index,
+                epoch: 1,
+            })
+            .collect();
+        let (from_png, labels) = batcher.pixels(&samples);
         assert_eq!(labels.len(), 24);
         assert!(
             from_png == from_idx,

@@ -10,8 +10,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::augment::Augmentation;
+use super::epochs::Sample;
 use super::folder::LabelledFile;
-use super::images::{ImageError, ImageTransform};
+use super::images::{Encoded, ImageError, ImageTransform};
 use super::resize::Resize;
 use super::{FashionMnistItem, SIDE};
 
@@ -42,11 +44,12 @@ impl<B: Backend> ImageBatch<B> {
     }
 }
 
-/// Resizes and stacks Fashion-MNIST items on the host, then moves one contiguous buffer to the
-/// device.
+/// Resizes (and, for training, augments) and stacks Fashion-MNIST items on the host, then moves
+/// one contiguous buffer to the device.
 #[derive(Debug, Clone)]
 pub struct FashionMnistBatcher {
     resize: Resize,
+    augment: Augmentation,
 }
 
 impl FashionMnistBatcher {
@@ -54,7 +57,28 @@ impl FashionMnistBatcher {
     pub fn new(side: usize) -> Self {
         Self {
             resize: Resize::new(SIDE, SIDE, side),
+            augment: Augmentation::default(),
         }
+    }
+
+    /// The batcher changing each image as `augment` draws.
+    pub fn with_augmentation(self, augment: Augmentation) -> Self {
+        Self { augment, ..self }
+    }
+
+    /// The inputs of `samples`, each changed as the augmentation draws for its epoch and index.
+    fn sample_pixels(&self, samples: &[Sample<FashionMnistItem>]) -> Vec<f32> {
+        let side = self.resize.side();
+        let mut out = vec![0f32; samples.len() * side * side];
+        samples
+            .par_iter()
+            .zip(out.par_chunks_exact_mut(side * side))
+            .for_each(|(s, dst)| {
+                let at = (s.epoch, s.index);
+                self.augment
+                    .write(at, &[&s.item.pixels], (SIDE, SIDE), side, dst)
+            });
+        out
     }
 
     /// Resized pixels of `items`, concatenated (`items.len() * side * side` values). The images
@@ -71,10 +95,19 @@ impl FashionMnistBatcher {
     }
 }
 
+/// Plain items, never augmented (evaluation and inference outside a loader).
 impl<B: Backend> Batcher<B, FashionMnistItem, ImageBatch<B>> for FashionMnistBatcher {
     fn batch(&self, items: Vec<FashionMnistItem>, device: &B::Device) -> ImageBatch<B> {
         let labels = items.iter().map(|item| item.label as i64).collect();
         ImageBatch::new(self.pixels(&items), labels, (1, self.resize.side()), device)
+    }
+}
+
+impl<B: Backend> Batcher<B, Sample<FashionMnistItem>, ImageBatch<B>> for FashionMnistBatcher {
+    fn batch(&self, items: Vec<Sample<FashionMnistItem>>, device: &B::Device) -> ImageBatch<B> {
+        let labels = items.iter().map(|s| s.item.label as i64).collect();
+        let pixels = self.sample_pixels(&items);
+        ImageBatch::new(pixels, labels, (1, self.resize.side()), device)
     }
 }
 
@@ -192,29 +225,39 @@ impl BadImages {
     }
 }
 
-/// Decodes and resizes the files of a batch in parallel, on the loader's thread (ahead of the
-/// training step), then moves one buffer to the device.
+/// Decodes, resizes (and, for training, augments) the files of a batch in parallel, on the
+/// loader's thread (ahead of the training step), then moves one buffer to the device.
 #[derive(Debug, Clone)]
 pub struct FolderBatcher {
     transform: ImageTransform,
     bad: BadImages,
+    augment: Augmentation,
 }
 
 impl FolderBatcher {
-    /// Batches of `transform`'s images; bad files handled by `bad`.
-    pub fn new(transform: ImageTransform, bad: BadImages) -> Self {
-        Self { transform, bad }
+    /// Batches of `transform`'s images, changed as `augment` draws; bad files handled by `bad`.
+    pub fn new(transform: ImageTransform, bad: BadImages, augment: Augmentation) -> Self {
+        Self {
+            transform,
+            bad,
+            augment,
+        }
     }
 
-    /// The inputs of `items` that decode, with their labels; the others go to the log.
-    pub fn pixels(&self, items: &[ImageFile]) -> (Vec<f32>, Vec<i64>) {
+    /// The inputs of `samples` that decode, with their labels; the others go to the log.
+    pub fn pixels(&self, samples: &[Sample<ImageFile>]) -> (Vec<f32>, Vec<i64>) {
         let len = self.transform.values();
-        let mut values = vec![0f32; items.len() * len];
-        let results: Vec<Result<(), ImageError>> = items
+        let mut values = vec![0f32; samples.len() * len];
+        let results: Vec<Result<(), ImageError>> = samples
             .par_iter()
             .zip(values.par_chunks_exact_mut(len))
-            .map(|(item, dst)| self.transform.load_into(&item.path, dst))
+            .map(|(s, dst)| {
+                let image = Encoded::File(&s.item.path);
+                let at = (s.epoch, s.index);
+                self.transform.read_augmented(image, dst, &self.augment, at)
+            })
             .collect();
+        let items: Vec<&ImageFile> = samples.iter().map(|s| &s.item).collect();
         let (mut kept, mut labels) = (Vec::with_capacity(values.len()), Vec::new());
         for ((item, result), chunk) in items.iter().zip(results).zip(values.chunks_exact(len)) {
             match result {
@@ -229,8 +272,8 @@ impl FolderBatcher {
     }
 }
 
-impl<B: Backend> Batcher<B, ImageFile, ImageBatch<B>> for FolderBatcher {
-    fn batch(&self, items: Vec<ImageFile>, device: &B::Device) -> ImageBatch<B> {
+impl<B: Backend> Batcher<B, Sample<ImageFile>, ImageBatch<B>> for FolderBatcher {
+    fn batch(&self, items: Vec<Sample<ImageFile>>, device: &B::Device) -> ImageBatch<B> {
         let (mut values, mut labels) = self.pixels(&items);
         if labels.is_empty() {
             // Every image of the batch failed: stop even when skipping, and hand the step one

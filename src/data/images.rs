@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, Limits};
 
-use super::resize::Resize;
+use super::augment::Augmentation;
 
 /// Why an image file cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -259,15 +259,23 @@ impl ImageTransform {
 
     /// Decodes `image` and writes its input into `out` (`self.len()` values).
     pub fn read_into(&self, image: Encoded, out: &mut [f32]) -> Result<(), ImageError> {
+        self.read_augmented(image, out, &Augmentation::default(), (0, 0))
+    }
+
+    /// Decodes `image` and writes its input into `out`, changed as `augment` draws for image
+    /// `index` in `epoch` (`at`).
+    pub fn read_augmented(
+        &self,
+        image: Encoded,
+        out: &mut [f32],
+        augment: &Augmentation,
+        at: (usize, usize),
+    ) -> Result<(), ImageError> {
         let image = image.decode()?;
-        let resize = Resize::new(image.width() as usize, image.height() as usize, self.side);
-        let area = self.side * self.side;
-        for (plane, dst) in planes(&image, self.channels)
-            .iter()
-            .zip(out.chunks_exact_mut(area))
-        {
-            resize.resize_into(plane, dst);
-        }
+        let size = (image.width() as usize, image.height() as usize);
+        let planes = planes(&image, self.channels);
+        let planes: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
+        augment.write(at, &planes, size, self.side, out);
         Ok(())
     }
 }

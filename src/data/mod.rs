@@ -2,7 +2,9 @@
 //! folder of labelled image files ([`ImageFolder`]); each loaded as a Burn [`Dataset`] and
 //! batched into `[batch, channels, side, side]` tensors resized as torchvision does.
 
+mod augment;
 mod batcher;
+mod epochs;
 mod export;
 mod folder;
 pub mod idx;
@@ -16,9 +18,11 @@ use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
 
+pub use augment::{Augmentation, epoch_seed};
 pub use batcher::{
     BadImages, FashionMnistBatcher, FolderBatcher, ImageBatch, ImageFile, ImageFiles,
 };
+pub use epochs::{OnEpoch, Sample};
 pub use export::export_png_folder;
 pub use folder::{
     FolderError, ImageFolder, LabelledFile, Layout, ScanOptions, SkippedFile, class_folder_name,

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::epochs::Passes;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::tensor::backend::Backend;
@@ -82,16 +83,22 @@ impl<B: Backend, I, O, Bt: Batcher<B, I, O>> Batcher<B, I, O> for GatedBatcher<B
     }
 }
 
-/// A loader whose passes make room in their [`Prefetch`] as each batch is taken.
+/// A loader whose passes make room in their [`Prefetch`] as each batch is taken, each pass
+/// starting the next epoch of its [`Passes`].
 pub struct GatedLoader<B: Backend, O> {
     inner: Arc<dyn DataLoader<B, O>>,
     prefetch: Prefetch,
+    passes: Passes,
 }
 
 impl<B: Backend, O> GatedLoader<B, O> {
     /// `inner`, whose batcher is a [`GatedBatcher`] with `prefetch`.
-    pub fn new(inner: Arc<dyn DataLoader<B, O>>, prefetch: Prefetch) -> Self {
-        Self { inner, prefetch }
+    pub fn new(inner: Arc<dyn DataLoader<B, O>>, prefetch: Prefetch, passes: Passes) -> Self {
+        Self {
+            inner,
+            prefetch,
+            passes,
+        }
     }
 }
 
@@ -125,6 +132,7 @@ impl<O> Drop for GatedIter<'_, O> {
 impl<B: Backend, O: 'static> DataLoader<B, O> for GatedLoader<B, O> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         self.prefetch.clear();
+        self.passes.start();
         Box::new(GatedIter {
             inner: self.inner.iter(),
             prefetch: self.prefetch.clone(),
@@ -139,6 +147,7 @@ impl<B: Backend, O: 'static> DataLoader<B, O> for GatedLoader<B, O> {
         Arc::new(Self::new(
             self.inner.to_device(device),
             self.prefetch.clone(),
+            self.passes.fork(),
         ))
     }
 
@@ -146,6 +155,7 @@ impl<B: Backend, O: 'static> DataLoader<B, O> for GatedLoader<B, O> {
         Arc::new(Self::new(
             self.inner.slice(start, end),
             self.prefetch.clone(),
+            self.passes.fork(),
         ))
     }
 }

@@ -83,6 +83,18 @@ impl Resize {
         }
     }
 
+    /// The resize of the whole `width x height` plane to `side x side`, each axis scaled on
+    /// its own (torchvision's `Resize((side, side))`, which `RandomResizedCrop` ends with).
+    pub fn stretch(width: usize, height: usize, side: usize) -> Self {
+        Self {
+            width,
+            height,
+            side,
+            horizontal: Taps::new(width, side, 0..side),
+            vertical: Taps::new(height, side, 0..side),
+        }
+    }
+
     /// The output side.
     pub fn side(&self) -> usize {
         self.side

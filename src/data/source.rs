@@ -7,7 +7,9 @@ use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
 
 use super::FashionMnist;
+use super::augment::Augmentation;
 use super::batcher::{BadImages, FashionMnistBatcher, FolderBatcher, ImageBatch, ImageFiles};
+use super::epochs::{EpochClock, EpochOrder, OnEpoch, Passes};
 use super::images::ImageTransform;
 use super::prefetch::{GatedBatcher, GatedLoader, Prefetch};
 
@@ -25,12 +27,18 @@ pub enum SplitImages {
 }
 
 /// How the loader makes batches.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoaderOptions {
     /// Images per batch.
     pub batch_size: usize,
-    /// Shuffle every epoch with this seed; `None` keeps the order.
+    /// Shuffle every epoch by (this seed, epoch); `None` keeps the order.
     pub shuffle: Option<u64>,
+    /// The epoch of the loader's first pass (1, or the one a resumed run continues with).
+    pub first_epoch: usize,
+    /// Called as each pass starts, with its epoch.
+    pub on_epoch: Option<OnEpoch>,
+    /// Random changes to each image (training only).
+    pub augment: Augmentation,
     /// Threads making batches ahead of the step.
     pub num_workers: usize,
     /// The network's input: side and channels.
@@ -77,19 +85,25 @@ impl SplitImages {
         device: &B::Device,
     ) -> Arc<dyn DataLoader<B, ImageBatch<B>>> {
         let prefetch = Prefetch::new(BATCHES_AHEAD_PER_WORKER * options.num_workers.max(1));
+        let clock = EpochClock::default();
         let loader = match self {
             Self::FashionMnist(data) => {
-                let batcher = FashionMnistBatcher::new(options.transform.side);
+                let batcher = FashionMnistBatcher::new(options.transform.side)
+                    .with_augmentation(options.augment);
                 let batcher = GatedBatcher::new(batcher, prefetch.clone());
+                let data = EpochOrder::new(data, clock.clone(), options.shuffle);
                 build(DataLoaderBuilder::new(batcher), options, device).build(data)
             }
             Self::Files(files) => {
-                let batcher = FolderBatcher::new(options.transform, options.bad.clone());
+                let batcher =
+                    FolderBatcher::new(options.transform, options.bad.clone(), options.augment);
                 let batcher = GatedBatcher::new(batcher, prefetch.clone());
+                let files = EpochOrder::new(files, clock.clone(), options.shuffle);
                 build(DataLoaderBuilder::new(batcher), options, device).build(files)
             }
         };
-        Arc::new(GatedLoader::new(loader, prefetch))
+        let passes = Passes::new(clock, options.first_epoch, options.on_epoch.clone());
+        Arc::new(GatedLoader::new(loader, prefetch, passes))
     }
 }
 
@@ -102,12 +116,9 @@ fn build<B: Backend, I>(
 where
     I: Send + Sync + Clone + std::fmt::Debug + 'static,
 {
-    let builder = builder
+    // Shuffled by `EpochOrder`, not by Burn's loader.
+    builder
         .batch_size(options.batch_size)
         .num_workers(options.num_workers)
-        .set_device(device.clone());
-    match options.shuffle {
-        Some(seed) => builder.shuffle(seed),
-        None => builder,
-    }
+        .set_device(device.clone())
 }
