@@ -14,8 +14,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 
 use crate::data::{
-    BadImages, FashionMnist, FashionMnistBatcher, FashionMnistItem, ImageBatch, ImageFiles,
-    ImageFolder, ImageTransform, LoaderOptions, ScanOptions, Split, SplitImages,
+    Augmentation, BadImages, FashionMnist, FashionMnistBatcher, FashionMnistItem, ImageBatch,
+    ImageFiles, ImageFolder, ImageTransform, LoaderOptions, Sample, ScanOptions, Split,
+    SplitImages,
 };
 use crate::run::TrainingConfig;
 use crate::training::warmup::random_batch;
@@ -36,6 +37,8 @@ pub struct BenchSettings {
     pub iters: usize,
     /// Untimed warm-up steps first.
     pub warmup: usize,
+    /// Random changes the data pipeline and the image loader make to each image.
+    pub augment: Augmentation,
 }
 
 impl BenchSettings {
@@ -67,8 +70,10 @@ pub struct BenchReport {
     pub resize: usize,
     /// Forward GFLOP per image.
     pub forward_gflop_per_image: f64,
-    /// IDX bytes -> resized float batch tensor.
+    /// IDX bytes -> resized (and augmented, when asked) float batch tensor.
     pub data_pipeline: Throughput,
+    /// The augmentation the data pipeline made (`none`, or e.g. `hflip,crop,pad-crop 4`).
+    pub augment: String,
     /// Forward, backward and SGD update.
     pub train_step: Throughput,
     /// Forward only, no autodiff.
@@ -78,6 +83,24 @@ pub struct BenchReport {
     /// The host's CPU: hosts of one machine kind differ, and a speed ratio from one does not
     /// carry over to another.
     pub cpu: String,
+}
+
+/// What an augmentation changes, as the bench prints it: `none`, or e.g. `hflip,crop 0.08-1`.
+pub fn describe_augmentation(a: &Augmentation) -> String {
+    let mut parts = Vec::new();
+    if a.hflip {
+        parts.push("hflip".to_string());
+    }
+    if let Some([low, high]) = a.crop {
+        parts.push(format!("crop {low}-{high}"));
+    }
+    if a.pad_crop > 0 {
+        parts.push(format!("pad-crop {}", a.pad_crop));
+    }
+    match parts.is_empty() {
+        true => "none".into(),
+        false => parts.join(","),
+    }
 }
 
 /// The CPU model as `/proc/cpuinfo` names it, with its family and model numbers (which tell
@@ -190,8 +213,16 @@ pub fn run<B: AutodiffBackend>(
     let config = settings.config();
     let forward_gflop = 2.0 * config.model.forward_macs()? as f64 / 1e9;
 
-    let batcher = FashionMnistBatcher::new(settings.resize);
-    let pipeline_items = items(settings.batch, data_dir);
+    let batcher = FashionMnistBatcher::new(settings.resize).with_augmentation(settings.augment);
+    let pipeline_items: Vec<Sample<FashionMnistItem>> = items(settings.batch, data_dir)
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| Sample {
+            item,
+            index,
+            epoch: 1,
+        })
+        .collect();
     let data_pipeline = measure(
         settings,
         ("data pipeline", gpu),
@@ -239,6 +270,7 @@ pub fn run<B: AutodiffBackend>(
         resize: settings.resize,
         forward_gflop_per_image: forward_gflop,
         data_pipeline,
+        augment: describe_augmentation(&settings.augment),
         train_step,
         inference,
         loadavg: load_average(),
@@ -280,6 +312,8 @@ pub struct LoaderReport {
     pub images_per_sec: f64,
     /// The load average when it finished.
     pub loadavg: String,
+    /// The augmentation applied (`none` by default).
+    pub augment: String,
     /// The host's CPU.
     pub cpu: String,
 }
@@ -290,7 +324,7 @@ impl LoaderReport {
         format!(
             "{} images of {} ({} channel(s) at {}x{}, batch {}, {} worker(s)), load average {}\n\
              CPU: {}\nscan          {:>9.2} s (listing and every header)\n\
-             image loader  {:>9.1} images/s  (median of {} passes: {})\n",
+             image loader  {:>9.1} images/s  (median of {} passes: {}; augmentation: {})\n",
             self.images,
             self.folder.display(),
             self.channels,
@@ -307,7 +341,8 @@ impl LoaderReport {
                 .iter()
                 .map(|s| format!("{s:.2} s"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            self.augment
         )
     }
 }
@@ -342,6 +377,9 @@ pub fn loader_throughput<B: Backend>(
             channels,
         },
         bad: bad.clone(),
+        first_epoch: 1,
+        on_epoch: None,
+        augment: settings.augment,
     };
     let count = images.len();
     let pass = || {
@@ -370,6 +408,7 @@ pub fn loader_throughput<B: Backend>(
         pass_seconds,
         loadavg: load_average(),
         cpu: cpu_model(),
+        augment: describe_augmentation(&settings.augment),
     })
 }
 
@@ -404,7 +443,7 @@ impl BenchReport {
             )
         };
         format!(
-            "{} at {}x{} ({:.2} GFLOP forward per image), load average {}\nCPU: {}\n{}{}{}",
+            "{} at {}x{} ({:.2} GFLOP forward per image), load average {}\nCPU: {}\n{}{}{}{}",
             self.device,
             self.resize,
             self.resize,
@@ -412,6 +451,10 @@ impl BenchReport {
             self.loadavg,
             self.cpu,
             row("data pipeline", &self.data_pipeline),
+            match self.augment.as_str() {
+                "none" => String::new(),
+                augment => format!("               (augmented: {augment})\n"),
+            },
             row("train step", &self.train_step),
             row("inference", &self.inference),
         )

@@ -7,8 +7,10 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
+use super::config_flags::Augment;
 use crate::backend::{Devices, TrainingTask};
 use crate::bench::{self, BenchSettings};
+use crate::data::Augmentation;
 
 /// The sizes a benchmark or a warm-up runs at.
 #[derive(Debug, Clone, Args)]
@@ -51,6 +53,7 @@ impl StepArgs {
             resize: s.resize,
             iters: self.iters,
             warmup: self.warmup,
+            augment: Default::default(),
         })
     }
 }
@@ -74,6 +77,16 @@ pub struct BenchArgs {
     /// With --images: threads making batches, as `train --num-workers`.
     #[arg(long, default_value_t = 1, value_name = "N", requires = "images")]
     pub num_workers: usize,
+    /// Time the data pipeline (or --images' loader) with these random changes to each image,
+    /// as `train --augment`.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "hflip,crop")]
+    pub augment: Vec<Augment>,
+    /// The area fraction range of --augment crop [default: 0.08,1].
+    #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 2)]
+    pub crop_scale: Vec<f64>,
+    /// Pad each image by P black pixels and crop it back at random, as `train --pad-crop`.
+    #[arg(long, value_name = "P", default_value_t = 0)]
+    pub pad_crop: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -82,6 +95,29 @@ pub struct BenchArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+impl BenchArgs {
+    /// The augmentation the flags ask for, checked as `train` checks it.
+    fn augmentation(&self) -> Result<Augmentation> {
+        let crop = self.augment.contains(&Augment::Crop);
+        let scale = match self.crop_scale[..] {
+            [a, b] if crop && a > 0.0 && a <= b && b <= 1.0 => [a, b],
+            [_, _] => bail!(
+                "--crop-scale needs --augment crop and two fractions A,B with 0 < A <= B <= 1"
+            ),
+            _ => [0.08, 1.0],
+        };
+        if self.pad_crop * 2 > self.steps.shapes.resize {
+            bail!("--pad-crop must be at most half of --resize");
+        }
+        Ok(Augmentation {
+            hflip: self.augment.contains(&Augment::Hflip),
+            crop: crop.then_some(scale),
+            pad_crop: self.pad_crop,
+            seed: 0,
+        })
+    }
 }
 
 /// The benchmark on the chosen backend.
@@ -94,7 +130,10 @@ impl TrainingTask for BenchTask<'_> {
         let gpu = devices.kind.is_gpu();
         let (device, label) = (devices.main, devices.label);
         let args = self.0;
-        let settings = &args.steps.settings()?;
+        let settings = &BenchSettings {
+            augment: args.augmentation()?,
+            ..args.steps.settings()?
+        };
         if let Some(dir) = &args.images {
             let folder = bench::FolderBench {
                 dir: dir.clone(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::run::{LrSchedule, Overrides, Setting};
+use crate::run::{LrSchedule, OptimizerKind, Overrides, Setting};
 
 /// The flags that shape a training run; `None` means "not given": d2l's value for a new run,
 /// the saved value on `--resume`.
@@ -89,6 +89,76 @@ pub struct ConfigFlags {
         help_heading = "Optimizer"
     )]
     pub label_smoothing: Option<f64>,
+    /// The optimizer [default: sgd, d2l's]; --weight-decay is an L2 penalty for sgd and adam,
+    /// decoupled for adamw.
+    #[arg(long, value_enum, help_heading = "Optimizer")]
+    pub optimizer: Option<OptimizerKind>,
+    /// Adam's and AdamW's first-moment decay [default: 0.9].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
+    pub beta1: Option<f64>,
+    /// Adam's and AdamW's second-moment decay [default: 0.999].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
+    pub beta2: Option<f64>,
+    /// Adam's and AdamW's epsilon [default: 1e-8].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
+    pub eps: Option<f64>,
+    /// The output layer's learning rate is --lr times M, as a parameter group of its own
+    /// (PyTorch's semantics, exact for every optimizer) [default: 1].
+    #[arg(
+        long,
+        value_name = "M",
+        allow_negative_numbers = true,
+        help_heading = "Fine-tuning"
+    )]
+    pub head_lr_mult: Option<f64>,
+    /// Start from another network's weights: a run directory, or d2l's PyTorch state dict or
+    /// safetensors file. Layers that fit are loaded; a new output layer for other classes.
+    #[arg(long, value_name = "RUN|FILE", help_heading = "Fine-tuning")]
+    pub init_from: Option<PathBuf>,
+    /// The record of the --init-from run: final, best, last or an epoch [default: final].
+    #[arg(long, value_name = "CHECKPOINT", help_heading = "Fine-tuning")]
+    pub init_checkpoint: Option<String>,
+    /// Keep the five convolutions as they start; only the linear layers train.
+    #[arg(long, help_heading = "Fine-tuning")]
+    pub freeze_features: bool,
+    /// Stop when the validation loss has not improved for N epochs; the final model is then
+    /// the best epoch's [default: off].
+    #[arg(long, value_name = "N", help_heading = "Fine-tuning")]
+    pub early_stop_patience: Option<usize>,
+    /// Random changes to the training images: hflip (mirror), crop (torchvision's
+    /// RandomResizedCrop), or none [default: none].
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "hflip,crop",
+        help_heading = "Augmentation"
+    )]
+    pub augment: Vec<Augment>,
+    /// The area fraction range of --augment crop [default: 0.08,1].
+    #[arg(
+        long,
+        value_name = "A,B",
+        value_delimiter = ',',
+        num_args = 2,
+        help_heading = "Augmentation"
+    )]
+    pub crop_scale: Vec<f64>,
+    /// Pad the input by P black pixels on each side and crop it back at a random place (the
+    /// CIFAR recipe) [default: 0, off].
+    #[arg(long, value_name = "P", help_heading = "Augmentation")]
+    pub pad_crop: Option<usize>,
+}
+
+/// One `--augment` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Augment {
+    /// Mirror left-right with probability 1/2.
+    Hflip,
+    /// A random part of the image stretched to the input size.
+    Crop,
+    /// No augmentation.
+    None,
 }
 
 impl ConfigFlags {
@@ -116,6 +186,24 @@ impl ConfigFlags {
             val_split: self.val_split,
             channels: self.channels,
             skip_bad_images: self.skip_bad_images.then_some(true),
+            optimizer: self.optimizer,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            head_lr_mult: self.head_lr_mult,
+            init_from: self.init_from.clone(),
+            init_checkpoint: self.init_checkpoint.clone(),
+            freeze_features: self.freeze_features.then_some(true),
+            early_stop_patience: self.early_stop_patience,
+            augment: (!self.augment.is_empty()).then(|| {
+                let has = |a| self.augment.contains(&a);
+                (has(Augment::Hflip), has(Augment::Crop))
+            }),
+            crop_scale: match self.crop_scale[..] {
+                [a, b] => Some([a, b]),
+                _ => None,
+            },
+            pad_crop: self.pad_crop,
         }
     }
 }
@@ -144,6 +232,18 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::SkipBadImages => "--skip-bad-images",
         Setting::Epochs => "--epochs",
         Setting::NumWorkers => "--num-workers",
+        Setting::Optimizer => "--optimizer",
+        Setting::Beta1 => "--beta1",
+        Setting::Beta2 => "--beta2",
+        Setting::Eps => "--eps",
+        Setting::HeadLrMult => "--head-lr-mult",
+        Setting::InitFrom => "--init-from",
+        Setting::InitCheckpoint => "--init-checkpoint",
+        Setting::FreezeFeatures => "--freeze-features",
+        Setting::EarlyStopPatience => "--early-stop-patience",
+        Setting::Augment => "--augment",
+        Setting::CropScale => "--crop-scale",
+        Setting::PadCrop => "--pad-crop",
     }
 }
 
@@ -177,6 +277,10 @@ mod tests {
                 .takes_values();
             let value = match setting {
                 Setting::LrSchedule => "step",
+                Setting::Optimizer => "adam",
+                Setting::Augment => "hflip",
+                Setting::CropScale => "0.3,0.5",
+                Setting::InitFrom | Setting::InitCheckpoint => "best",
                 Setting::Images => "photos",
                 Setting::WarmupEpochs | Setting::Epochs => "2",
                 _ => "3",

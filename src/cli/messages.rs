@@ -7,7 +7,7 @@ use std::error::Error;
 use super::config_flags::{flag, flag_names};
 use crate::data::FolderError;
 use crate::run::{ConfigError, Setting, UnknownField};
-use crate::training::{Remedy, ResumeConflict, TrainingStopped};
+use crate::training::{InputSizeMismatch, Remedy, ResumeConflict, TrainingStopped};
 
 /// The message of `err` and its causes, as `{:#}` prints them, each in the command line's
 /// words where it has its own.
@@ -18,6 +18,9 @@ pub fn explain(err: &anyhow::Error) -> String {
 
 fn in_flag_words(link: &(dyn Error + 'static)) -> String {
     if let Some(err) = link.downcast_ref::<ConfigError>() {
+        return err.describe(&flag_names);
+    }
+    if let Some(err) = link.downcast_ref::<InputSizeMismatch>() {
         return err.describe(&flag_names);
     }
     if let Some(err) = link.downcast_ref::<ResumeConflict>() {

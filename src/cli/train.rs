@@ -129,10 +129,11 @@ impl TrainingTask for TrainTask<'_> {
         let epochs = plan.config.epochs;
         let (log, model_path) = match training::train::<B>(devices.all, plan, &options)? {
             TrainOutcome::Trained { epochs, model_path } => (epochs, model_path),
-            TrainOutcome::AlreadyFinished => {
+            TrainOutcome::AlreadyFinished(early_stop) => {
+                let how =
+                    early_stop.map_or(format!("finished all {epochs} epochs"), |s| s.describe());
                 println!(
-                    "nothing to resume: the run in {} finished all {epochs} epochs (raise \
-                     --epochs to train further)",
+                    "nothing to resume: the run in {} {how} (raise --epochs to train further)",
                     run.path().display()
                 );
                 return Ok(());

@@ -6,7 +6,7 @@ use clap::builder::PossibleValue;
 
 use crate::backend::{BackendKind, TuneLevel};
 use crate::data::Split;
-use crate::run::LrSchedule;
+use crate::run::{LrSchedule, OptimizerKind};
 
 impl ValueEnum for BackendKind {
     fn value_variants<'a>() -> &'a [Self] {
@@ -58,6 +58,21 @@ impl ValueEnum for LrSchedule {
     }
 }
 
+impl ValueEnum for OptimizerKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Sgd, Self::Adam, Self::Adamw]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, help) = match self {
+            Self::Sgd => ("sgd", "SGD, with --momentum if given (d2l)"),
+            Self::Adam => ("adam", "Adam (--weight-decay: L2 added to the gradient)"),
+            Self::Adamw => ("adamw", "AdamW (--weight-decay: decoupled)"),
+        };
+        Some(PossibleValue::new(name).help(help))
+    }
+}
+
 impl ValueEnum for Split {
     fn value_variants<'a>() -> &'a [Self] {
         &[Self::Train, Self::Test]
@@ -90,6 +105,7 @@ mod tests {
         check::<BackendKind>(|b| b.name().to_string());
         check::<TuneLevel>(|t| t.name().to_string());
         check::<LrSchedule>(|s| s.to_string());
+        check::<OptimizerKind>(|k| k.to_string());
         check::<Split>(|s| s.to_string());
     }
 }

@@ -97,6 +97,9 @@ pub fn evaluate<B: Backend>(
         num_workers: 1,
         transform,
         bad: bad.clone(),
+        first_epoch: 1,
+        on_epoch: None,
+        augment: Default::default(),
     };
     let loader = data.loader::<B>(&options, device);
     let loss_fn = CrossEntropyLossConfig::new().init(device);

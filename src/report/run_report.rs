@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageFolder, SkippedFile};
-use crate::run::{EpochMetrics, RunDir, TrainingConfig};
+use crate::run::{EarlyStop, EpochMetrics, RunDir, TrainingConfig};
 
 /// One epoch of the report; metrics come from burn-train's logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +45,14 @@ fn optimizer_line(c: &TrainingConfig) -> String {
     if *o == crate::run::OptimizerConfig::new() && c.label_smoothing == 0.0 {
         return String::new();
     }
-    let mut parts = vec![format!("momentum {}", o.momentum)];
+    let mut parts = vec![o.kind.to_string()];
+    match o.kind {
+        crate::run::OptimizerKind::Sgd => parts.push(format!("momentum {}", o.momentum)),
+        _ => parts.push(format!("betas {}, {}, eps {}", o.beta1, o.beta2, o.eps)),
+    }
+    if o.head_lr_mult != 1.0 {
+        parts.push(format!("output layer lr x{}", o.head_lr_mult));
+    }
     if o.nesterov {
         parts.push("nesterov".into());
     }
@@ -64,6 +71,35 @@ fn optimizer_line(c: &TrainingConfig) -> String {
         parts.push(format!("label smoothing {}", c.label_smoothing));
     }
     format!("- optimizer: {}\n", parts.join(", "))
+}
+
+/// The start, frozen layers, early stopping and augmentation, when any is set.
+fn fine_tuning_lines(c: &TrainingConfig, early_stop: Option<&EarlyStop>) -> String {
+    let mut md = String::new();
+    if let Some(loaded) = &c.init.loaded {
+        md += &format!("- start: {loaded}\n");
+    }
+    if c.init.freeze_features {
+        md += "- the five convolutions frozen (not trained)\n";
+    }
+    if c.data.augment.any() {
+        let a = &c.data.augment;
+        let mut parts = vec![format!("augment {}", a.names())];
+        if a.crop {
+            parts.push(format!(
+                "crop scale {}-{}",
+                a.crop_scale[0], a.crop_scale[1]
+            ));
+        }
+        if a.pad_crop > 0 {
+            parts.push(format!("pad-crop {}", a.pad_crop));
+        }
+        md += &format!("- {}\n", parts.join(", "));
+    }
+    if let Some(stop) = early_stop {
+        md += &format!("- {}\n", stop.describe());
+    }
+    md
 }
 
 /// Everything `report.json` holds.
@@ -88,6 +124,9 @@ pub struct RunReport {
     /// An image-folder run's images: the folder, its classes and the files left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<ImagesSummary>,
+    /// Why the run ended before its last epoch, when early stopping ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
 }
 
 /// What an image-folder run learnt from.
@@ -202,10 +241,13 @@ impl RunReport {
         let journalled: Vec<&EpochMetrics> = journal.values().map(|j| &j.metrics).collect();
         let examples: usize = journalled.iter().map(|m| m.train_examples).sum();
         let train_seconds: f64 = journalled.iter().map(|m| m.train_seconds).sum();
+        let early_stop = run.early_stop();
         Ok(Self {
-            finished: epochs
-                .last()
-                .is_some_and(|e| e.epoch == config.epochs && e.test_acc.is_some()),
+            finished: early_stop.is_some()
+                || epochs
+                    .last()
+                    .is_some_and(|e| e.epoch == config.epochs && e.test_acc.is_some()),
+            early_stop,
             device: journal.values().last().map(|j| j.device.clone()),
             best_epoch: run.best_epoch(),
             final_metrics,
@@ -267,6 +309,7 @@ impl RunReport {
             );
         }
         md += &optimizer_line(c);
+        md += &fine_tuning_lines(c, self.early_stop.as_ref());
         if let Some(images) = &self.images {
             md += &images.to_markdown();
         }

@@ -42,6 +42,30 @@ pub struct TrainingConfig {
     /// Where the images come from: Fashion-MNIST (d2l's) or a folder, and its classes.
     #[config(default = "DataConfig::new()")]
     pub data: DataConfig,
+    /// The weights the run starts from: d2l's fresh Xavier init, or another network's.
+    #[config(default = "InitConfig::new()")]
+    pub init: InitConfig,
+    /// Stop when the validation loss has not improved for this many epochs; `None` trains
+    /// every epoch (d2l).
+    #[config(default = "None")]
+    pub early_stop_patience: Option<usize>,
+}
+
+/// Where a run's weights start (fine-tuning). By default a fresh Xavier init, as d2l's.
+#[derive(Config, Debug, PartialEq)]
+pub struct InitConfig {
+    /// A run directory, or a PyTorch state dict / safetensors file of d2l's network.
+    #[config(default = "None")]
+    pub from: Option<PathBuf>,
+    /// The record of a run directory to start from: `final`, `best`, `last` or an epoch.
+    #[config(default = "None")]
+    pub checkpoint: Option<String>,
+    /// Keep the five convolutions as they start: only the linear layers train.
+    #[config(default = false)]
+    pub freeze_features: bool,
+    /// What was loaded, adapted and re-initialised, and from which record (written by the run).
+    #[config(default = "None")]
+    pub loaded: Option<String>,
 }
 
 /// Fashion-MNIST's ten classes, in label order.
@@ -90,6 +114,49 @@ pub struct DataConfig {
     /// the folder.
     #[config(default = false)]
     pub skip_bad_images: bool,
+    /// Random changes to the training images (none by default, as d2l).
+    #[config(default = "AugmentConfig::new()")]
+    pub augment: AugmentConfig,
+}
+
+/// Random changes to each training image, drawn from (seed, epoch, image index) so that a
+/// resumed run sees the images an uninterrupted one would; never applied to validation,
+/// `eval` or `infer`. All off by default.
+#[derive(Config, Debug, PartialEq)]
+pub struct AugmentConfig {
+    /// Mirror left-right with probability 1/2.
+    #[config(default = false)]
+    pub hflip: bool,
+    /// torchvision's `RandomResizedCrop`: a random part of the image (its area a fraction
+    /// within `crop_scale`, aspect ratio within 3/4..4/3) stretched to the input size.
+    #[config(default = false)]
+    pub crop: bool,
+    /// The range of the area fraction of `crop`.
+    #[config(default = "[0.08, 1.0]")]
+    pub crop_scale: [f64; 2],
+    /// Pad the network's input by this many black pixels on each side and crop it back at a
+    /// random place (the CIFAR recipe); 0 is off.
+    #[config(default = 0)]
+    pub pad_crop: usize,
+}
+
+impl AugmentConfig {
+    /// Whether any augmentation is on.
+    pub fn any(&self) -> bool {
+        self.hflip || self.crop || self.pad_crop > 0
+    }
+
+    /// The `--augment` list: `hflip,crop`, or `none`.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = [(self.hflip, "hflip"), (self.crop, "crop")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        match names.is_empty() {
+            true => "none".into(),
+            false => names.join(","),
+        }
+    }
 }
 
 /// How the learning rate moves over the run.
@@ -119,10 +186,35 @@ impl std::fmt::Display for LrSchedule {
     }
 }
 
-/// SGD's options beyond the learning rate, and the learning-rate schedule; the defaults are
+/// The optimizer algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent (d2l), with optional momentum.
+    Sgd,
+    /// Adam; `weight_decay` is an L2 penalty added to the gradient.
+    Adam,
+    /// AdamW; `weight_decay` is decoupled (the weights shrink by `lr * weight_decay`).
+    Adamw,
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sgd => "sgd",
+            Self::Adam => "adam",
+            Self::Adamw => "adamw",
+        })
+    }
+}
+
+/// The optimizer beyond the learning rate, and the learning-rate schedule; the defaults are
 /// d2l's plain SGD at a constant rate.
 #[derive(Config, Debug, PartialEq)]
 pub struct OptimizerConfig {
+    /// The algorithm.
+    #[config(default = "OptimizerKind::Sgd")]
+    pub kind: OptimizerKind,
     /// SGD momentum (PyTorch's, dampening 0); 0 is plain SGD.
     #[config(default = 0.0)]
     pub momentum: f64,
@@ -148,6 +240,19 @@ pub struct OptimizerConfig {
     /// `clip_grad_norm_` clips the norm of all gradients together).
     #[config(default = "None")]
     pub clip_grad_norm: Option<f64>,
+    /// Adam's and AdamW's decay of the first moment.
+    #[config(default = 0.9)]
+    pub beta1: f64,
+    /// Adam's and AdamW's decay of the second moment.
+    #[config(default = 0.999)]
+    pub beta2: f64,
+    /// Adam's and AdamW's epsilon.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// The output layer's learning rate is `lr` times this (a parameter group of its own, as
+    /// d2l's fine-tuning gives a new head 10x).
+    #[config(default = 1.0)]
+    pub head_lr_mult: f64,
 }
 
 /// A training setting that cannot work. [`ConfigError::describe`] names the settings involved as
@@ -359,7 +464,60 @@ impl TrainingConfig {
             return Err(ConfigError::LearningRate(self.lr));
         }
         self.validate_data()?;
-        self.validate_optimizer()
+        self.validate_optimizer()?;
+        self.validate_fine_tuning()
+    }
+
+    /// The start, the early stop and the augmentation: each in its range and only where it
+    /// applies.
+    fn validate_fine_tuning(&self) -> Result<(), ConfigError> {
+        let out = |setting, value: String, fix, needs| {
+            Err(ConfigError::OutOfRange {
+                setting,
+                value,
+                fix,
+                needs,
+            })
+        };
+        let value = |s: Setting| s.value_in(self);
+        if self.init.checkpoint.is_some() && self.init.from.is_none() {
+            let fix = "applies to a run named by {}";
+            return out(
+                Setting::InitCheckpoint,
+                value(Setting::InitCheckpoint),
+                fix,
+                Some(Setting::InitFrom),
+            );
+        }
+        if self.early_stop_patience == Some(0) {
+            let fix = "must be at least 1 (epochs without a better validation loss)";
+            return out(Setting::EarlyStopPatience, "0".into(), fix, None);
+        }
+        let a = &self.data.augment;
+        let [low, high] = a.crop_scale;
+        if !(low > 0.0 && low <= high && high <= 1.0) {
+            let fix = "must be two fractions A,B with 0 < A <= B <= 1 (0.08,1 is torchvision's)";
+            return out(Setting::CropScale, value(Setting::CropScale), fix, None);
+        }
+        if !a.crop && a.crop_scale != AugmentConfig::new().crop_scale {
+            let fix = "applies with {} crop";
+            return out(
+                Setting::CropScale,
+                value(Setting::CropScale),
+                fix,
+                Some(Setting::Augment),
+            );
+        }
+        if a.pad_crop * 2 > self.model.image_size {
+            let fix = "must be at most half of {}";
+            return out(
+                Setting::PadCrop,
+                value(Setting::PadCrop),
+                fix,
+                Some(Setting::ImageSize),
+            );
+        }
+        Ok(())
     }
 
     /// The image settings: a held-out fraction in range, and channels and classes that fit
@@ -461,6 +619,60 @@ impl TrainingConfig {
         if !unit(self.label_smoothing) {
             let fix = "must lie in [0, 1) (0.1 is usual)";
             return out(Setting::LabelSmoothing, &self.label_smoothing, fix, None);
+        }
+        if !(o.head_lr_mult.is_finite() && o.head_lr_mult > 0.0) {
+            let fix = "must be a finite number above 0 (d2l's fine-tuning uses 10)";
+            return out(Setting::HeadLrMult, &o.head_lr_mult, fix, None);
+        }
+        self.validate_adam()
+    }
+
+    /// Adam's settings in range, and each optimizer's settings only with that optimizer.
+    fn validate_adam(&self) -> Result<(), ConfigError> {
+        let o = &self.optimizer;
+        let out = |setting, value: &dyn std::fmt::Display, fix, needs| {
+            Err(ConfigError::OutOfRange {
+                setting,
+                value: value.to_string(),
+                fix,
+                needs,
+            })
+        };
+        let kind = Some(Setting::Optimizer);
+        let defaults = OptimizerConfig::new();
+        if o.kind == OptimizerKind::Sgd {
+            for (setting, given, default) in [
+                (Setting::Beta1, o.beta1, defaults.beta1),
+                (Setting::Beta2, o.beta2, defaults.beta2),
+                (Setting::Eps, o.eps, defaults.eps),
+            ] {
+                if given != default {
+                    return out(setting, &given, "applies to {} adam or adamw", kind);
+                }
+            }
+            return Ok(());
+        }
+        if o.momentum > 0.0 || o.nesterov {
+            let fix = "applies to {} sgd (adam's beta1 is its momentum)";
+            return out(Setting::Momentum, &o.momentum, fix, kind);
+        }
+        for (setting, beta) in [(Setting::Beta1, o.beta1), (Setting::Beta2, o.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return out(
+                    setting,
+                    &beta,
+                    "must lie in [0, 1) (0.9 and 0.999 are usual)",
+                    None,
+                );
+            }
+        }
+        if !(o.eps.is_finite() && o.eps > 0.0) {
+            return out(
+                Setting::Eps,
+                &o.eps,
+                "must be a finite number above 0 (1e-8 is usual)",
+                None,
+            );
         }
         Ok(())
     }

@@ -20,8 +20,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 
 pub use config::{
-    ConfigError, DataConfig, LrSchedule, OptimizerConfig, TrainingConfig, UnknownField,
-    fashion_mnist_classes,
+    AugmentConfig, ConfigError, DataConfig, InitConfig, LrSchedule, OptimizerConfig, OptimizerKind,
+    TrainingConfig, UnknownField, fashion_mnist_classes,
 };
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};
@@ -33,10 +33,11 @@ pub use records::{
 pub use settings::{Overrides, Setting, SettingNames, field_names};
 
 /// Entries a training run writes; a directory holding any of them holds a run.
-const RUN_ENTRIES: [&str; 16] = [
+const RUN_ENTRIES: [&str; 17] = [
     "config.json",
     "images.json",
     "bad-images.jsonl",
+    "early-stop.json",
     "model.mpk",
     "checkpoint",
     "train",
@@ -62,6 +63,31 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             let _ = fs::remove_file(&partial);
         })
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// How early stopping ended a run: the epoch it stopped after, the best epoch (whose weights
+/// became the final model) and the settings it stopped under.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EarlyStop {
+    /// The last epoch trained.
+    pub epoch: usize,
+    /// The epoch with the lowest validation loss; `model.mpk` holds its weights.
+    pub best_epoch: usize,
+    /// Epochs without a better validation loss that stop the run.
+    pub patience: usize,
+    /// The epochs the run was configured for when it stopped.
+    pub epochs: usize,
+}
+
+impl EarlyStop {
+    /// One line for reports and the terminal.
+    pub fn describe(&self) -> String {
+        format!(
+            "stopped early after epoch {} of {}: the validation loss had not improved for {} \
+             epochs; the final model is epoch {}'s (the best)",
+            self.epoch, self.epochs, self.patience, self.best_epoch
+        )
+    }
 }
 
 /// One training run's directory.
@@ -90,6 +116,17 @@ impl RunDir {
     /// the run starts, so that resume, `eval` and the report see the same images.
     pub fn images_file(&self) -> PathBuf {
         self.path.join("images.json")
+    }
+
+    /// `early-stop.json`: why the run ended early ([`EarlyStop`]), when it did.
+    pub fn early_stop_file(&self) -> PathBuf {
+        self.path.join("early-stop.json")
+    }
+
+    /// The run's early stop, if early stopping ended it.
+    pub fn early_stop(&self) -> Option<EarlyStop> {
+        let path = self.early_stop_file();
+        path.is_file().then(|| self.load_json(&path).ok()).flatten()
     }
 
     /// `bad-images.jsonl`: images that could not be decoded while training (left out).

@@ -6,7 +6,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::config::{DataConfig, LrSchedule, OptimizerConfig, TrainingConfig};
+use super::config::{
+    AugmentConfig, DataConfig, InitConfig, LrSchedule, OptimizerConfig, OptimizerKind,
+    TrainingConfig,
+};
 
 /// A field of `config.json` that a user chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +56,45 @@ pub enum Setting {
     Epochs,
     /// `num_workers`: data-loading threads.
     NumWorkers,
+    /// `optimizer.kind`: sgd, adam or adamw.
+    Optimizer,
+    /// `optimizer.beta1`.
+    Beta1,
+    /// `optimizer.beta2`.
+    Beta2,
+    /// `optimizer.eps`.
+    Eps,
+    /// `optimizer.head_lr_mult`: the output layer's rate over `lr`.
+    HeadLrMult,
+    /// `init.from`: the run or file the weights start from.
+    InitFrom,
+    /// `init.checkpoint`: the record of that run.
+    InitCheckpoint,
+    /// `init.freeze_features`.
+    FreezeFeatures,
+    /// `early_stop_patience`.
+    EarlyStopPatience,
+    /// `data.augment.hflip` and `data.augment.crop`, as a list.
+    Augment,
+    /// `data.augment.crop_scale`.
+    CropScale,
+    /// `data.augment.pad_crop`.
+    PadCrop,
 }
 
 impl Setting {
     /// Every setting, in the order their conflicts with a saved run are reported.
-    pub const ALL: [Setting; 21] = [
+    pub const ALL: [Setting; 33] = [
         Self::Images,
         Self::ValSplit,
         Self::Channels,
         Self::SkipBadImages,
+        Self::InitFrom,
+        Self::InitCheckpoint,
+        Self::FreezeFeatures,
+        Self::Augment,
+        Self::CropScale,
+        Self::PadCrop,
         Self::ImageSize,
         Self::BatchSize,
         Self::Lr,
@@ -77,6 +110,12 @@ impl Setting {
         Self::WarmupEpochs,
         Self::ClipGradNorm,
         Self::LabelSmoothing,
+        Self::Optimizer,
+        Self::Beta1,
+        Self::Beta2,
+        Self::Eps,
+        Self::HeadLrMult,
+        Self::EarlyStopPatience,
         Self::Epochs,
         Self::NumWorkers,
     ];
@@ -105,6 +144,18 @@ impl Setting {
             Self::SkipBadImages => "data.skip_bad_images",
             Self::Epochs => "epochs",
             Self::NumWorkers => "num_workers",
+            Self::Optimizer => "optimizer.kind",
+            Self::Beta1 => "optimizer.beta1",
+            Self::Beta2 => "optimizer.beta2",
+            Self::Eps => "optimizer.eps",
+            Self::HeadLrMult => "optimizer.head_lr_mult",
+            Self::InitFrom => "init.from",
+            Self::InitCheckpoint => "init.checkpoint",
+            Self::FreezeFeatures => "init.freeze_features",
+            Self::EarlyStopPatience => "early_stop_patience",
+            Self::Augment => "data.augment",
+            Self::CropScale => "data.augment.crop_scale",
+            Self::PadCrop => "data.augment.pad_crop",
         }
     }
 
@@ -139,6 +190,27 @@ impl Setting {
             Self::SkipBadImages => c.data.skip_bad_images.to_string(),
             Self::Epochs => c.epochs.to_string(),
             Self::NumWorkers => c.num_workers.to_string(),
+            Self::Optimizer => o.kind.to_string(),
+            Self::Beta1 => o.beta1.to_string(),
+            Self::Beta2 => o.beta2.to_string(),
+            Self::Eps => o.eps.to_string(),
+            Self::HeadLrMult => o.head_lr_mult.to_string(),
+            Self::InitFrom => c
+                .init
+                .from
+                .as_ref()
+                .map_or("none".into(), |p| p.display().to_string()),
+            Self::InitCheckpoint => c.init.checkpoint.clone().unwrap_or("none".into()),
+            Self::FreezeFeatures => c.init.freeze_features.to_string(),
+            Self::EarlyStopPatience => c
+                .early_stop_patience
+                .map_or("off".into(), |n| n.to_string()),
+            Self::Augment => c.data.augment.names(),
+            Self::CropScale => {
+                let [a, b] = c.data.augment.crop_scale;
+                format!("{a},{b}")
+            }
+            Self::PadCrop => c.data.augment.pad_crop.to_string(),
         }
     }
 }
@@ -203,6 +275,30 @@ pub struct Overrides {
     pub channels: Option<usize>,
     /// [`Setting::SkipBadImages`].
     pub skip_bad_images: Option<bool>,
+    /// [`Setting::Optimizer`].
+    pub optimizer: Option<OptimizerKind>,
+    /// [`Setting::Beta1`].
+    pub beta1: Option<f64>,
+    /// [`Setting::Beta2`].
+    pub beta2: Option<f64>,
+    /// [`Setting::Eps`].
+    pub eps: Option<f64>,
+    /// [`Setting::HeadLrMult`].
+    pub head_lr_mult: Option<f64>,
+    /// [`Setting::InitFrom`].
+    pub init_from: Option<PathBuf>,
+    /// [`Setting::InitCheckpoint`].
+    pub init_checkpoint: Option<String>,
+    /// [`Setting::FreezeFeatures`].
+    pub freeze_features: Option<bool>,
+    /// [`Setting::EarlyStopPatience`].
+    pub early_stop_patience: Option<usize>,
+    /// [`Setting::Augment`]: hflip and crop.
+    pub augment: Option<(bool, bool)>,
+    /// [`Setting::CropScale`].
+    pub crop_scale: Option<[f64; 2]>,
+    /// [`Setting::PadCrop`].
+    pub pad_crop: Option<usize>,
 }
 
 impl Overrides {
@@ -218,16 +314,37 @@ impl Overrides {
             lr_gamma: self.lr_gamma.unwrap_or(o.lr_gamma),
             warmup_epochs: self.warmup_epochs.unwrap_or(o.warmup_epochs),
             clip_grad_norm: self.clip_grad_norm.or(o.clip_grad_norm),
+            kind: self.optimizer.unwrap_or(o.kind),
+            beta1: self.beta1.unwrap_or(o.beta1),
+            beta2: self.beta2.unwrap_or(o.beta2),
+            eps: self.eps.unwrap_or(o.eps),
+            head_lr_mult: self.head_lr_mult.unwrap_or(o.head_lr_mult),
         };
         let mut model = base.model;
         model.image_size = self.image_size.unwrap_or(model.image_size);
         model.in_channels = self.channels.unwrap_or(model.in_channels);
         let d = base.data;
+        let a = d.augment.clone();
+        let (hflip, crop) = self.augment.unwrap_or((a.hflip, a.crop));
+        let augment = AugmentConfig {
+            hflip,
+            crop,
+            crop_scale: self.crop_scale.unwrap_or(a.crop_scale),
+            pad_crop: self.pad_crop.unwrap_or(a.pad_crop),
+        };
         let data = DataConfig {
             images: self.images.clone().or(d.images),
             val_split: self.val_split.unwrap_or(d.val_split),
             skip_bad_images: self.skip_bad_images.unwrap_or(d.skip_bad_images),
+            augment,
             ..d
+        };
+        let i = base.init;
+        let init = InitConfig {
+            from: self.init_from.clone().or(i.from),
+            checkpoint: self.init_checkpoint.clone().or(i.checkpoint),
+            freeze_features: self.freeze_features.unwrap_or(i.freeze_features),
+            loaded: i.loaded,
         };
         TrainingConfig {
             model,
@@ -241,6 +358,8 @@ impl Overrides {
             optimizer,
             label_smoothing: self.label_smoothing.unwrap_or(base.label_smoothing),
             data,
+            init,
+            early_stop_patience: self.early_stop_patience.or(base.early_stop_patience),
         }
     }
 
@@ -310,6 +429,18 @@ mod tests {
             val_split: Some(0.3),
             channels: Some(3),
             skip_bad_images: Some(true),
+            optimizer: Some(OptimizerKind::Adam),
+            beta1: Some(0.3),
+            beta2: Some(0.3),
+            eps: Some(0.3),
+            head_lr_mult: Some(3.0),
+            init_from: Some("runs/a".into()),
+            init_checkpoint: Some("best".into()),
+            freeze_features: Some(true),
+            early_stop_patience: Some(3),
+            augment: Some((true, false)),
+            crop_scale: Some([0.3, 0.5]),
+            pad_crop: Some(3),
         };
         assert_eq!(all.changes(&base), Setting::ALL);
         let fields: std::collections::BTreeSet<&str> =

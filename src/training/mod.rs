@@ -25,8 +25,10 @@
 //! `report.json` and `report.md` are rebuilt from those files when the run ends.
 
 mod classifier;
+mod early_stop;
 mod epochs;
 mod guard;
+mod init;
 mod interrupt;
 mod logger;
 pub mod optimizer;
@@ -42,10 +44,12 @@ use std::time::Instant;
 
 use alexnet_model::AlexNet;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
+use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Backend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, LearningComponentsMarker, MultiDeviceOptim,
@@ -55,6 +59,7 @@ use burn::train::{
 pub use classifier::Classifier;
 pub use epochs::{EpochLog, EpochSink};
 pub use guard::{LossFault, LossGuard};
+pub use init::InputSizeMismatch;
 pub use interrupt::{Remedy, StopReason, TrainingStopped};
 pub use progress::Cadence;
 pub use renderer::EpochLines;
@@ -63,14 +68,15 @@ pub use throughput::ExamplesPerSecond;
 
 use crate::backend;
 use crate::data::{
-    BadImages, FashionMnist, ImageBatch, ImageFiles, ImageFolder, ImageTransform, LoaderOptions,
-    ScanOptions, Split, SplitImages,
+    Augmentation, BadImages, FashionMnist, ImageBatch, ImageFiles, ImageFolder, ImageTransform,
+    LoaderOptions, ScanOptions, Split, SplitImages, epoch_seed,
 };
 use crate::report::RunReport;
-use crate::run::{self, Overrides, RunDir, RunLock, TrainingConfig};
+use crate::run::{self, EarlyStop, OptimizerKind, Overrides, RunDir, RunLock, TrainingConfig};
+use early_stop::EarlyStopping;
 use epochs::{EpochAccounting, RunFiles};
 use logger::RunLogger;
-use optimizer::{Schedule, Sgd};
+use optimizer::{Algorithm, Grouped, Schedule, Sgd};
 use progress::ProgressLines;
 use renderer::Renderer;
 use resume::Resumption;
@@ -130,8 +136,9 @@ pub enum TrainOutcome {
         /// Where the final model record was written.
         model_path: PathBuf,
     },
-    /// A resumed run that had already trained all its epochs; its final files are complete.
-    AlreadyFinished,
+    /// A resumed run that had already trained all its epochs, or been stopped early (and
+    /// `--epochs` was not raised); its final files are complete.
+    AlreadyFinished(Option<EarlyStop>),
 }
 
 /// A run's configuration, checked, and for an image-folder run the scanned folder: its classes
@@ -204,13 +211,19 @@ pub fn train<B: AutodiffBackend>(
     options: &RunOptions,
 ) -> Result<TrainOutcome> {
     let start = Instant::now();
+    let run = RunDir::new(&options.artifact_dir);
     let Some(prepared) = prepare::<B>(&devices[0], plan, options)? else {
-        return Ok(TrainOutcome::AlreadyFinished);
+        return Ok(TrainOutcome::AlreadyFinished(run.early_stop()));
     };
     if let Some(dir) = &options.kernel_cache {
         compile_kernels::<B>(&prepared, &devices[0], dir)?;
     }
-    let launched = launch(prepared, devices, options, start);
+    // The Learner's type names the optimizer, so each of Burn's is a launch of its own.
+    let launched = match prepared.config.optimizer.kind {
+        OptimizerKind::Sgd => launch::<B, Sgd<B>>(prepared, devices, options, start),
+        OptimizerKind::Adam => launch::<B, burn::optim::Adam>(prepared, devices, options, start),
+        OptimizerKind::Adamw => launch::<B, burn::optim::AdamW>(prepared, devices, options, start),
+    };
     finish(launched)
 }
 
@@ -231,7 +244,7 @@ struct Prepared<B: AutodiffBackend> {
 /// resumed run had nothing left to train.
 fn prepare<B: AutodiffBackend>(
     device: &B::Device,
-    Plan { config, folder }: Plan,
+    Plan { mut config, folder }: Plan,
     options: &RunOptions,
 ) -> Result<Option<Prepared<B>>> {
     let run = RunDir::new(&options.artifact_dir);
@@ -246,17 +259,24 @@ fn prepare<B: AutodiffBackend>(
     };
     let train_set = train_set.limited(config.limit_train);
     let test_set = test_set.limited(config.limit_test);
-    let model = Classifier::new(config.model.try_init::<B>(device)?);
+    let mut net = config.model.try_init::<B>(device)?;
     let done = match &options.start {
         Start::New { overwrite, .. } => {
             run.prepare_new(*overwrite)?;
+            net = init::start_from(&mut config, net, device)?;
             0
         }
-        Start::Resume => match resume::prepare(&run, &config, &model, device)? {
-            Resumption::From(done) => done,
-            Resumption::Finished(_) => return Ok(None),
-        },
+        Start::Resume => {
+            match resume::prepare(&run, &config, &Classifier::new(net.clone()), device)? {
+                Resumption::From(done) => done,
+                Resumption::Finished(_) => return Ok(None),
+            }
+        }
     };
+    if config.init.freeze_features {
+        net = net.freeze_features();
+    }
+    let model = Classifier::new(net);
     if let Some(folder) = &folder {
         run.save_json(&run.images_file(), folder)?;
     }
@@ -331,13 +351,16 @@ struct Launched<B: AutodiffBackend> {
     interrupter: Interrupter,
     /// Images that failed to decode while training.
     bad: BadImages,
+    /// The early-stopping strategy, when the run has one.
+    early_stop: Option<EarlyStopping>,
 }
 
-/// burn-train's runner for this crate's parts.
-type Training<B> = SupervisedTraining<LearningComponentsMarker<B, Schedule, Classifier<B>, Sgd<B>>>;
+/// burn-train's parts for optimizer `X`.
+type Components<B, X> = LearningComponentsMarker<B, Schedule, Classifier<B>, Grouped<X, B>>;
 
-/// Runs burn-train's Learner with our metric logger, epoch sinks, renderer and loss guard.
-fn launch<B: AutodiffBackend>(
+/// Runs burn-train's Learner with our metric logger, epoch sinks, renderer, loss guard and
+/// optimizer `X`.
+fn launch<B: AutodiffBackend, X: Algorithm<B>>(
     prepared: Prepared<B>,
     devices: Vec<B::Device>,
     options: &RunOptions,
@@ -359,8 +382,17 @@ fn launch<B: AutodiffBackend>(
         stopper.stop(Some(why))
     });
     let loaders = loaders::<B>(&config, done, (train_set, test_set), (&devices[0], &bad));
-    let training = supervised_training::<B>(&run, &config, loaders, (done, &interrupter), devices);
     let log = EpochLog::default();
+    let early_stop = config
+        .early_stop_patience
+        .map(|n| EarlyStopping::new(n, &early_stop_history(&run, done), log.clone()));
+    let training = supervised_training::<B, X>(
+        &run,
+        &config,
+        loaders,
+        (done, &interrupter, early_stop.as_ref()),
+        devices,
+    );
     let accounting = epoch_accounting(&run, &config, options, sizes, done, &interrupter, &log);
     let mut logger = RunLogger::new(&run, done + 1, interrupter.clone(), accounting);
     if options.kernel_cache.is_some() && options.display != Display::Dashboard {
@@ -372,7 +404,7 @@ fn launch<B: AutodiffBackend>(
         Display::Lines(_) | Display::Quiet => Renderer::lines(),
     };
     let guard = LossGuard::new(interrupter.clone());
-    let learner = learner(model, &config, &guard, sizes.0);
+    let learner = learner::<B, X>(model, &config, &guard, sizes.0);
     let result = training
         .with_metric_logger(logger)
         .renderer(renderer)
@@ -389,7 +421,22 @@ fn launch<B: AutodiffBackend>(
         guard,
         interrupter,
         bad,
+        early_stop,
     }
+}
+
+/// The validation losses an early-stopping strategy must know before a resumed run's first
+/// epoch: every journalled epoch's after an interruption; none after an early stop (the run
+/// was resumed with more epochs, so patience counts anew from here).
+fn early_stop_history(run: &RunDir, done: usize) -> Vec<(usize, f64)> {
+    if run.early_stop().is_some() {
+        return Vec::new();
+    }
+    run.read_journal()
+        .into_iter()
+        .filter(|(epoch, _)| *epoch <= done)
+        .map(|(epoch, entry)| (epoch, entry.metrics.test_loss))
+        .collect()
 }
 
 /// The loaders of one run: training batches on the autodiff backend, test batches on its inner
@@ -405,16 +452,19 @@ type Loaders<B> = (
 );
 
 /// The training and test loaders; `bad` handles a file that fails to decode. Burn draws
-/// parameters lazily, at first use: seeding here still fixes the initial weights. A resumed
-/// run draws fresh shuffles and dropout masks rather than replaying epoch 1's.
+/// parameters lazily, at first use: seeding here fixes the initial weights. Each training epoch
+/// then reseeds the backend (dropout) and draws its shuffle and augmentation from (seed,
+/// epoch), so a resumed run trains on what an uninterrupted one would.
 fn loaders<B: AutodiffBackend>(
     config: &TrainingConfig,
     done: usize,
     (train_set, test_set): (SplitImages, SplitImages),
     (device, bad): (&B::Device, &BadImages),
 ) -> Loaders<B> {
-    let seed = config.seed.wrapping_add(done as u64);
+    let seed = config.seed;
     B::seed(device, seed);
+    let reseed = device.clone();
+    let a = &config.data.augment;
     let options = LoaderOptions {
         batch_size: config.batch_size,
         shuffle: Some(seed),
@@ -424,9 +474,21 @@ fn loaders<B: AutodiffBackend>(
             channels: config.model.in_channels,
         },
         bad: bad.clone(),
+        first_epoch: done + 1,
+        on_epoch: Some(Arc::new(move |epoch| {
+            B::seed(&reseed, epoch_seed(seed, epoch))
+        })),
+        augment: Augmentation {
+            hflip: a.hflip,
+            crop: a.crop.then_some(a.crop_scale),
+            pad_crop: a.pad_crop,
+            seed,
+        },
     };
     let test = LoaderOptions {
         shuffle: None,
+        on_epoch: None,
+        augment: Augmentation::default(),
         ..options.clone()
     };
     (
@@ -438,13 +500,13 @@ fn loaders<B: AutodiffBackend>(
 /// burn-train's runner: the metrics, checkpoints into the run directory, the number of epochs,
 /// the epoch to resume from and, with several devices, data-parallel training.
 #[allow(clippy::type_complexity)]
-fn supervised_training<B: AutodiffBackend>(
+fn supervised_training<B: AutodiffBackend, X: Algorithm<B>>(
     run: &RunDir,
     config: &TrainingConfig,
     (train, test): Loaders<B>,
-    (done, interrupter): (usize, &Interrupter),
+    (done, interrupter, early_stop): (usize, &Interrupter, Option<&EarlyStopping>),
     devices: Vec<B::Device>,
-) -> Training<B> {
+) -> SupervisedTraining<Components<B, X>> {
     let mut training = SupervisedTraining::new(run.path(), train, test)
         .with_interrupter(interrupter.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
@@ -458,6 +520,9 @@ fn supervised_training<B: AutodiffBackend>(
     }
     if done > 0 {
         training = training.checkpoint(done);
+    }
+    if let Some(strategy) = early_stop {
+        training = training.early_stopping(strategy.clone());
     }
     if devices.len() > 1 {
         let strategy = ExecutionStrategy::MultiDevice(devices, MultiDeviceOptim::OptimMainDevice);
@@ -495,19 +560,19 @@ fn epoch_accounting(
 }
 
 /// The network with its loss guard and label smoothing, the optimizer and the schedule.
-fn learner<B: AutodiffBackend>(
+fn learner<B: AutodiffBackend, X: Algorithm<B>>(
     model: Classifier<B>,
     config: &TrainingConfig,
     guard: &LossGuard,
     train_len: usize,
-) -> Learner<LearningComponentsMarker<B, Schedule, Classifier<B>, Sgd<B>>> {
+) -> Learner<Components<B, X>> {
     let model = model
         .with_guard(guard.clone())
         .with_label_smoothing(config.label_smoothing);
     let steps_per_epoch = train_len.div_ceil(config.batch_size);
     Learner::new(
         model,
-        optimizer::sgd(&config.optimizer),
+        Grouped::<X, B>::new(&config.optimizer),
         Schedule::new(config, steps_per_epoch),
     )
 }
@@ -537,6 +602,43 @@ fn record_bad_images(run: &RunDir, bad: &BadImages) {
     }
 }
 
+/// Writes `early-stop.json` for a run that early stopping ended after `epoch`, says so, and
+/// returns the best epoch's network (what the final model becomes).
+fn record_early_stop<B: Backend>(
+    run: &RunDir,
+    config: &TrainingConfig,
+    epoch: usize,
+    net: AlexNet<B>,
+) -> Result<AlexNet<B>> {
+    let best_epoch = run.best_epoch().unwrap_or(epoch);
+    let stop = EarlyStop {
+        epoch,
+        best_epoch,
+        patience: config.early_stop_patience.unwrap_or(0),
+        epochs: config.epochs,
+    };
+    run.save_json(&run.early_stop_file(), &stop)?;
+    println!("{}", stop.describe());
+    let device = net
+        .devices()
+        .into_iter()
+        .next()
+        .expect("a network has a device");
+    let best = run::load_net(&net, &run.checkpoint_file("model", best_epoch), &device)
+        .with_context(|| format!("cannot read the checkpoint of epoch {best_epoch}"))?;
+    Ok(best)
+}
+
+/// Forgets an earlier early stop of a run resumed with more epochs that then trained them all.
+fn remove_stale_early_stop(run: &RunDir) -> Result<()> {
+    match std::fs::remove_file(run.early_stop_file()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", run.early_stop_file().display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes the report, then either the final model or the reason the run stopped early.
 fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
     let Launched {
@@ -550,12 +652,24 @@ fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
         guard,
         interrupter,
         bad,
+        early_stop,
     } = launched;
     record_bad_images(&run, &bad);
+    let last_epoch = log.epochs().last().map(|e| e.epoch);
+    let stopped_early = early_stop
+        .and_then(|s| s.stopped())
+        .filter(|&epoch| Some(epoch) == last_epoch);
+    let net = match stopped_early {
+        Some(epoch) => record_early_stop(&run, &config, epoch, net)?,
+        None => {
+            remove_stale_early_stop(&run)?;
+            net
+        }
+    };
     // burn-train has flushed its logs by now: the report reads them. A run stopped by a fault
     // (a full disk) says so once; its report is rebuilt when it resumes.
     let report = RunReport::from_run(&run).and_then(|r| r.save(&run));
-    let finished = log.epochs().last().map(|e| e.epoch) == Some(config.epochs);
+    let finished = last_epoch == Some(config.epochs) || stopped_early.is_some();
     if let (Err(err), true) = (report, finished) {
         eprintln!("warning: no run report: {err:#}");
     }

@@ -1,6 +1,8 @@
-//! The optimizer and its learning rate, from the run's config to burn-train's Learner: SGD as
-//! PyTorch configures it ([`sgd`]), and the rate of each step ([`Schedule`]): an optional linear
-//! warm-up times the main schedule, both Burn's `LrScheduler`s, multiplied as Burn's
+//! The optimizer and its learning rate, from the run's config to burn-train's Learner: Burn's
+//! SGD (as PyTorch configures it), Adam or AdamW ([`Grouped::new`]), the output layer as a
+//! parameter group of its own when its rate differs ([`Grouped`]: Burn's optimizers have no
+//! parameter groups), and the rate of each step ([`Schedule`]): an optional linear warm-up
+//! times the main schedule, both Burn's `LrScheduler`s, multiplied as Burn's
 //! `ComposedLrScheduler` does with its `Prod` reduction. Composed here because Burn's
 //! composition cannot hold its step schedule.
 
@@ -9,39 +11,237 @@ use burn::lr_scheduler::LrScheduler;
 use burn::lr_scheduler::cosine::{CosineAnnealingLrScheduler, CosineAnnealingLrSchedulerConfig};
 use burn::lr_scheduler::linear::{LinearLrScheduler, LinearLrSchedulerConfig};
 use burn::lr_scheduler::step::{StepLrScheduler, StepLrSchedulerConfig};
+use burn::module::ParamId;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{LearningRate, SgdConfig};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer,
+    SgdConfig, SimpleOptimizer,
+};
 use burn::record::{PrecisionSettings, Record};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::Classifier;
 use crate::run::{LrSchedule, OptimizerConfig, TrainingConfig};
 
-/// The Learner's optimizer: Burn's SGD behind its adaptor (which clips gradients when asked).
-pub type Sgd<B> =
-    OptimizerAdaptor<burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>, Classifier<B>, B>;
+/// One of Burn's optimizers behind its adaptor (which clips gradients when asked).
+pub type Adaptor<X, B> = OptimizerAdaptor<X, Classifier<B>, B>;
+
+/// Burn's SGD on the inner backend.
+pub type Sgd<B> = burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>;
 
 /// SGD as the config asks for; with the defaults, d2l's plain SGD. Momentum's dampening is 0,
 /// PyTorch's default (Burn's is 0.1). The rate comes from [`Schedule`] at each step.
-pub fn sgd<B: AutodiffBackend>(o: &OptimizerConfig) -> Sgd<B> {
+pub fn sgd<B: AutodiffBackend>(o: &OptimizerConfig) -> Adaptor<Sgd<B>, B> {
     let momentum = (o.momentum > 0.0).then_some(MomentumConfig {
         momentum: o.momentum,
         dampening: 0.0,
         nesterov: o.nesterov,
     });
-    let weight_decay = (o.weight_decay > 0.0).then_some(WeightDecayConfig {
-        penalty: o.weight_decay as f32,
-    });
-    let clipping = o
-        .clip_grad_norm
-        .map(|x| GradientClippingConfig::Norm(x as f32));
     SgdConfig::new()
         .with_momentum(momentum)
-        .with_weight_decay(weight_decay)
-        .with_gradient_clipping(clipping)
+        .with_weight_decay(weight_decay(o))
+        .with_gradient_clipping(clipping(o))
         .init()
+}
+
+/// Adam with PyTorch's defaults (Burn's epsilon is 1e-5, PyTorch's 1e-8); weight decay is an
+/// L2 penalty, as `torch.optim.Adam`'s.
+pub fn adam<B: AutodiffBackend>(o: &OptimizerConfig) -> Adaptor<burn::optim::Adam, B> {
+    AdamConfig::new()
+        .with_beta_1(o.beta1 as f32)
+        .with_beta_2(o.beta2 as f32)
+        .with_epsilon(o.eps as f32)
+        .with_weight_decay(weight_decay(o))
+        .with_grad_clipping(clipping(o))
+        .init()
+}
+
+/// AdamW with PyTorch's defaults but `weight_decay` (ours defaults to 0, PyTorch's to 0.01):
+/// decoupled, the weights shrink by `lr * weight_decay` each step.
+pub fn adamw<B: AutodiffBackend>(o: &OptimizerConfig) -> Adaptor<burn::optim::AdamW, B> {
+    AdamWConfig::new()
+        .with_beta_1(o.beta1 as f32)
+        .with_beta_2(o.beta2 as f32)
+        .with_epsilon(o.eps as f32)
+        .with_weight_decay(o.weight_decay as f32)
+        .with_grad_clipping(clipping(o))
+        .init()
+}
+
+fn weight_decay(o: &OptimizerConfig) -> Option<WeightDecayConfig> {
+    (o.weight_decay > 0.0).then_some(WeightDecayConfig {
+        penalty: o.weight_decay as f32,
+    })
+}
+
+fn clipping(o: &OptimizerConfig) -> Option<GradientClippingConfig> {
+    o.clip_grad_norm
+        .map(|x| GradientClippingConfig::Norm(x as f32))
+}
+
+/// The optimizers a run can use, each named by [`OptimizerKind`].
+pub trait Algorithm<B: AutodiffBackend>: SimpleOptimizer<B::InnerBackend> + 'static {
+    /// The optimizer `o` asks for.
+    fn adaptor(o: &OptimizerConfig) -> Adaptor<Self, B>;
+}
+
+impl<B: AutodiffBackend> Algorithm<B> for Sgd<B> {
+    fn adaptor(o: &OptimizerConfig) -> Adaptor<Self, B> {
+        sgd(o)
+    }
+}
+
+impl<B: AutodiffBackend> Algorithm<B> for burn::optim::Adam {
+    fn adaptor(o: &OptimizerConfig) -> Adaptor<Self, B> {
+        adam(o)
+    }
+}
+
+impl<B: AutodiffBackend> Algorithm<B> for burn::optim::AdamW {
+    fn adaptor(o: &OptimizerConfig) -> Adaptor<Self, B> {
+        adamw(o)
+    }
+}
+
+/// The state of every parameter, as Burn's adaptor records it.
+type States<X, B> = <Adaptor<X, B> as Optimizer<Classifier<B>, B>>::Record;
+
+/// The Learner's optimizer: one of Burn's, and, when `--head-lr-mult` is not 1, a second one
+/// of the same kind for the output layer, stepped at `lr * mult` with its own state: PyTorch's
+/// parameter groups, so the difference is exact for SGD, momentum, weight decay and both
+/// Adams. Its record is the adaptor's, the two groups' states side by side (parameter ids are
+/// disjoint), so checkpoints read the same with or without a head group.
+#[derive(Clone)]
+pub struct Grouped<X: SimpleOptimizer<B::InnerBackend>, B: AutodiffBackend> {
+    body: Adaptor<X, B>,
+    head: Option<Head<X, B>>,
+}
+
+#[derive(Clone)]
+struct Head<X: SimpleOptimizer<B::InnerBackend>, B: AutodiffBackend> {
+    optim: Adaptor<X, B>,
+    lr_mult: f64,
+    /// A loaded record not yet split between the groups: the output layer's parameter ids are
+    /// known at the first step (a checkpoint restores them).
+    unsplit: Option<States<X, B>>,
+}
+
+impl<X: Algorithm<B>, B: AutodiffBackend> Grouped<X, B> {
+    /// The optimizer `o` asks for.
+    pub fn new(o: &OptimizerConfig) -> Self {
+        let head = (o.head_lr_mult != 1.0).then(|| Head {
+            optim: X::adaptor(o),
+            lr_mult: o.head_lr_mult,
+            unsplit: None,
+        });
+        Self {
+            body: X::adaptor(o),
+            head,
+        }
+    }
+}
+
+/// The output layer's parameter ids.
+fn head_ids<B: AutodiffBackend>(module: &Classifier<B>) -> (ParamId, Option<ParamId>) {
+    let (weight, bias) = module.net.head();
+    (weight.id, bias.map(|b| b.id))
+}
+
+/// Moves the output layer's gradients (kept on the inner backend) out of `grads`.
+fn take_head<B: AutodiffBackend>(
+    grads: &mut GradientsParams,
+    (weight, bias): (ParamId, Option<ParamId>),
+) -> GradientsParams {
+    let mut head = GradientsParams::new();
+    if let Some(grad) = grads.remove::<B::InnerBackend, 2>(weight) {
+        head.register(weight, grad);
+    }
+    if let Some(grad) = bias.and_then(|id| grads.remove::<B::InnerBackend, 1>(id)) {
+        head.register(bias.expect("just read"), grad);
+    }
+    head
+}
+
+impl<X: SimpleOptimizer<B::InnerBackend>, B: AutodiffBackend> Grouped<X, B> {
+    /// Splits a loaded record between the groups, once the head's ids are known.
+    fn split_loaded(&mut self, ids: (ParamId, Option<ParamId>)) {
+        let Some(head) = &mut self.head else { return };
+        let Some(mut states) = head.unsplit.take() else {
+            return;
+        };
+        let mut head_states = States::<X, B>::default();
+        for id in [Some(ids.0), ids.1].into_iter().flatten() {
+            if let Some(state) = states.remove(&id) {
+                head_states.insert(id, state);
+            }
+        }
+        head.optim = head.optim.clone().load_record(head_states);
+        self.body = self.body.clone().load_record(states);
+    }
+}
+
+impl<X: SimpleOptimizer<B::InnerBackend>, B: AutodiffBackend> Optimizer<Classifier<B>, B>
+    for Grouped<X, B>
+{
+    type Record = States<X, B>;
+
+    fn step(
+        &mut self,
+        lr: LearningRate,
+        module: Classifier<B>,
+        mut grads: GradientsParams,
+    ) -> Classifier<B> {
+        if self.head.is_none() {
+            return self.body.step(lr, module, grads);
+        }
+        let ids = head_ids(&module);
+        self.split_loaded(ids);
+        let head_grads = take_head::<B>(&mut grads, ids);
+        let module = self.body.step(lr, module, grads);
+        let head = self.head.as_mut().expect("checked above");
+        head.optim.step(lr * head.lr_mult, module, head_grads)
+    }
+
+    fn step_multi(
+        &mut self,
+        lr: LearningRate,
+        module: Classifier<B>,
+        mut grads: MultiGradientsParams,
+    ) -> Classifier<B> {
+        if self.head.is_none() {
+            return self.body.step_multi(lr, module, grads);
+        }
+        let ids = head_ids(&module);
+        self.split_loaded(ids);
+        let head_grads = MultiGradientsParams {
+            grads: grads
+                .grads
+                .iter_mut()
+                .map(|(g, device)| (take_head::<B>(g, ids), *device))
+                .collect(),
+        };
+        let module = self.body.step_multi(lr, module, grads);
+        let head = self.head.as_mut().expect("checked above");
+        head.optim.step_multi(lr * head.lr_mult, module, head_grads)
+    }
+
+    fn to_record(&self) -> States<X, B> {
+        let mut states = self.body.to_record();
+        if let Some(head) = self.head.as_ref().filter(|h| h.unsplit.is_none()) {
+            states.extend(head.optim.to_record());
+        }
+        states
+    }
+
+    fn load_record(mut self, states: States<X, B>) -> Self {
+        if let Some(head) = &mut self.head {
+            head.unsplit = Some(states.clone());
+        }
+        self.body = self.body.load_record(states);
+        self
+    }
 }
 
 /// The main schedule.
@@ -201,6 +401,62 @@ mod tests {
         TrainingConfig::d2l(65)
             .with_epochs(4)
             .with_optimizer(optimizer)
+    }
+
+    #[test]
+    fn the_head_moves_mult_times_as_far_on_the_same_gradient() {
+        use burn::backend::Autodiff;
+        use burn::tensor::{Distribution, Tensor};
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        B::seed(&device, 3);
+        let net = alexnet_model::AlexNetConfig::new()
+            .with_image_size(65)
+            .with_dropout(0.0)
+            .init::<B>(&device);
+        let model = Classifier::new(net);
+        let images =
+            Tensor::<B, 4>::random([4, 1, 65, 65], Distribution::Uniform(0.0, 1.0), &device);
+        let targets = Tensor::from_ints([1, 2, 3, 4], &device);
+        let grads = || {
+            let batch = crate::data::ImageBatch {
+                images: images.clone(),
+                targets: targets.clone(),
+            };
+            let loss = model.forward_classification(batch).loss;
+            GradientsParams::from_grads(loss.backward(), &model)
+        };
+        let values = |m: &Classifier<B>| {
+            let head = m.net.head().0.val().into_data().to_vec::<f32>().unwrap();
+            (m.net.feature_values(), head)
+        };
+        let (body, head) = values(&model);
+        // One step with weight decay; two with momentum (its state then counts), without
+        // decay, which would see the weights the first step moved.
+        for (momentum, decay, steps) in [(0.0, 0.01, 1), (0.9, 0.0, 2)] {
+            let moved = |mult: f64| {
+                let config = OptimizerConfig::new()
+                    .with_head_lr_mult(mult)
+                    .with_momentum(momentum)
+                    .with_weight_decay(decay);
+                let mut optim = Grouped::<Sgd<B>, B>::new(&config);
+                let mut stepped = model.clone();
+                for _ in 0..steps {
+                    stepped = optim.step(0.1, stepped, grads());
+                }
+                values(&stepped)
+            };
+            let ((body1, head1), (body10, head10)) = (moved(1.0), moved(10.0));
+            assert_eq!(body1, body10, "the body moves as without a group");
+            assert_ne!(body1, body, "the body moves");
+            for ((h, h1), h10) in head.iter().zip(&head1).zip(&head10) {
+                let (d1, d10) = ((h1 - h) as f64, (h10 - h) as f64);
+                // Each f32 weight is rounded once per step: ten times d1 carries ten of those.
+                let rounding = 30.0 * f32::EPSILON as f64 * (*h as f64).abs().max(1e-3);
+                assert!((d10 - 10.0 * d1).abs() <= rounding, "{d1} {d10}");
+            }
+            assert_ne!(head1, head10);
+        }
     }
 
     #[test]

@@ -86,7 +86,10 @@ pub fn prepare<B: Backend>(
 ) -> Result<Resumption> {
     let done = newest_good_checkpoint(run, model, device).unwrap_or(0);
     forget_after(run, done)?;
-    if done > 0 && done >= config.epochs {
+    let stopped_early = run
+        .early_stop()
+        .is_some_and(|s| s.epoch == done && config.epochs <= s.epochs);
+    if done > 0 && (done >= config.epochs || stopped_early) {
         finish_completed(run, (config, done), model, device)?;
         return Ok(Resumption::Finished(done));
     }
@@ -152,15 +155,21 @@ fn finish_completed<B: Backend>(
 ) -> Result<()> {
     let fresh = config.model.try_init::<B>(device)?;
     let final_model = run.model_file();
+    // An early-stopped run's final model is its best epoch's.
+    let chosen = run.early_stop().map_or(done, |s| s.best_epoch);
     if run::load_net(&fresh, &final_model, device).is_err() {
         let trained = model
             .clone()
-            .load_file(run.checkpoint_file("model", done), &run::recorder(), device)
-            .with_context(|| format!("cannot read the checkpoint of epoch {done}"))?;
+            .load_file(
+                run.checkpoint_file("model", chosen),
+                &run::recorder(),
+                device,
+            )
+            .with_context(|| format!("cannot read the checkpoint of epoch {chosen}"))?;
         run.save_model(&trained.net)?;
         println!(
-            "wrote the final model {} from the checkpoint of epoch {done} (the run had stopped \
-             before writing it)",
+            "wrote the final model {} from the checkpoint of epoch {chosen} (the run had \
+             stopped before writing it)",
             final_model.display()
         );
     }
