@@ -82,7 +82,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "hflip,crop")]
     pub augment: Vec<Augment>,
     /// The area fraction range of --augment crop [default: 0.08,1].
-    #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub crop_scale: Vec<f64>,
     /// Pad each image by P black pixels and crop it back at random, as `train --pad-crop`.
     #[arg(long, value_name = "P", default_value_t = 0)]
@@ -103,10 +103,10 @@ impl BenchArgs {
         let crop = self.augment.contains(&Augment::Crop);
         let scale = match self.crop_scale[..] {
             [a, b] if crop && a > 0.0 && a <= b && b <= 1.0 => [a, b],
-            [_, _] => bail!(
+            [] => [0.08, 1.0],
+            _ => bail!(
                 "--crop-scale needs --augment crop and two fractions A,B with 0 < A <= B <= 1"
             ),
-            _ => [0.08, 1.0],
         };
         if self.pad_crop * 2 > self.steps.shapes.resize {
             bail!("--pad-crop must be at most half of --resize");

@@ -140,7 +140,6 @@ pub struct ConfigFlags {
         long,
         value_name = "A,B",
         value_delimiter = ',',
-        num_args = 2,
         help_heading = "Augmentation"
     )]
     pub crop_scale: Vec<f64>,
@@ -199,9 +198,11 @@ impl ConfigFlags {
                 let has = |a| self.augment.contains(&a);
                 (has(Augment::Hflip), has(Augment::Crop))
             }),
+            // Any count but two is refused by the config's check, naming the values.
             crop_scale: match self.crop_scale[..] {
+                [] => None,
                 [a, b] => Some([a, b]),
-                _ => None,
+                _ => Some([f64::NAN; 2]),
             },
             pad_crop: self.pad_crop,
         }
