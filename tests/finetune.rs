@@ -8,12 +8,17 @@ use std::path::Path;
 
 use common::{run, stderr, stdout, synthetic_data_dir, tiny_run_args};
 
-/// Runs `alexnet train` with the tiny defaults plus `extra`, and checks that it succeeded.
-fn train(dir: &Path, extra: &[&str]) -> String {
-    let args = tiny_run_args(dir, extra);
+/// Runs `alexnet train --quiet` with the tiny defaults plus `extra`.
+fn attempt(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let args = tiny_run_args(dir, &[extra, &["--quiet"]].concat());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&[&args[..], &["--quiet"]].concat());
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    run(&args)
+}
+
+/// [`attempt`], checked to have succeeded; its stdout.
+fn train(dir: &Path, extra: &[&str]) -> String {
+    let out = attempt(dir, extra);
+    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
     stdout(&out)
 }
 
@@ -240,24 +245,21 @@ fn each_optimizer_trains_differently_is_saved_and_cannot_change_on_resume() {
         "adamw decays otherwise than adam"
     );
 
-    let args = tiny_run_args(
+    let out = attempt(
         &dir.path().join("sgd"),
         &["--resume", "--optimizer", "adam"],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&args);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
         err.contains("--optimizer adam conflicts with the run being resumed (optimizer sgd"),
         "{err}"
     );
-    let args = tiny_run_args(
+    let bad = attempt(
         &dir.path().join("bad"),
         &["--momentum", "0.9", "--optimizer", "adam"],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let err = stderr(&run(&args));
+    let err = stderr(&bad);
     assert!(
         err.contains("--momentum 0.9 applies to --optimizer sgd"),
         "{err}"
@@ -291,11 +293,7 @@ fn early_stopping_stops_on_a_plateau_and_stays_stopped() {
     let md = std::fs::read_to_string(stopped.join("report.md")).unwrap();
     assert!(md.contains("stopped early after epoch 3"), "{md}");
 
-    let resume = |extra: &[&str]| {
-        let args = tiny_run_args(&stopped, &[&["--resume"], extra].concat());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&args)
-    };
+    let resume = |extra: &[&str]| attempt(&stopped, &[&["--resume"], extra].concat());
     let again = resume(&[]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(

@@ -92,15 +92,7 @@ fn a_png_folder_gives_the_idx_files_tensors_bit_for_bit() {
         let transform = ImageTransform { side, channels: 1 };
         let bad = BadImages::new(false, |e| panic!("{e}"));
         let batcher = FolderBatcher::new(transform, bad, Augmentation::default());
-        let samples: Vec<Sample<ImageFile>> = files
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| Sample {
-                item,
-                index,
-                epoch: 1,
-            })
-            .collect();
+        let samples = Sample::numbered(files, 1);
         let (from_png, labels) = batcher.pixels(&samples);
         assert_eq!(labels.len(), 24);
         assert!(

@@ -214,15 +214,7 @@ pub fn run<B: AutodiffBackend>(
     let forward_gflop = 2.0 * config.model.forward_macs()? as f64 / 1e9;
 
     let batcher = FashionMnistBatcher::new(settings.resize).with_augmentation(settings.augment);
-    let pipeline_items: Vec<Sample<FashionMnistItem>> = items(settings.batch, data_dir)
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| Sample {
-            item,
-            index,
-            epoch: 1,
-        })
-        .collect();
+    let pipeline_items = Sample::numbered(items(settings.batch, data_dir), 1);
     let data_pipeline = measure(
         settings,
         ("data pipeline", gpu),

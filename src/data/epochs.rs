@@ -25,6 +25,17 @@ pub struct Sample<I> {
     pub epoch: usize,
 }
 
+impl<I> Sample<I> {
+    /// `items` as the images of `epoch`, numbered in order.
+    pub fn numbered(items: impl IntoIterator<Item = I>, epoch: usize) -> Vec<Self> {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| Self { item, index, epoch })
+            .collect()
+    }
+}
+
 /// The current epoch of a loader, shared by its dataset and its passes.
 #[derive(Debug, Clone, Default)]
 pub struct EpochClock(Arc<AtomicUsize>);

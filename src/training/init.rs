@@ -62,7 +62,7 @@ pub fn start_from<B: Backend>(
     let (source, record) = load_source::<B>(&from, config, device)?;
     let (net, transfer) = fresh.take_weights_from(source).map_err(|err| match err {
         TransferError::FlattenWidth { source_width, .. } => {
-            mismatch(&from, source_width, &config.model).into()
+            mismatch(&from, source_width, None, &config.model).into()
         }
         other => {
             anyhow::Error::from(other).context(format!("cannot start from {}", from.display()))
@@ -105,9 +105,10 @@ fn load_source<B: Backend>(
             .expect("every string is a choice");
         let loaded = load_model::<B>(&RunDir::new(from), &choice, device)
             .with_context(|| format!("cannot start from the run {}", from.display()))?;
-        if loaded.config.flatten_width()? != config.model.flatten_width()? {
-            let width = loaded.config.flatten_width()?;
-            return Err(mismatch_at(from, width, loaded.config.image_size, &config.model).into());
+        let width = loaded.config.flatten_width()?;
+        if width != config.model.flatten_width()? {
+            let side = Some(loaded.config.image_size);
+            return Err(mismatch(from, width, side, &config.model).into());
         }
         return Ok((loaded.net, loaded.source));
     }
@@ -127,28 +128,24 @@ fn load_source<B: Backend>(
     Ok((net, from.to_path_buf()))
 }
 
-/// The mismatch of a source whose first linear layer takes `width` inputs; its input side is
-/// the smallest that gives that width.
-fn mismatch(from: &Path, width: usize, target: &AlexNetConfig) -> InputSizeMismatch {
-    let sides = sides_giving(width);
-    mismatch_at(from, width, sides.0, target)
-}
-
-fn mismatch_at(
+/// The mismatch of a source whose first linear layer takes `width` inputs, trained at `side`
+/// (unknown: the smallest side that gives `width`).
+fn mismatch(
     from: &Path,
     width: usize,
-    side: usize,
+    side: Option<usize>,
     target: &AlexNetConfig,
 ) -> InputSizeMismatch {
+    let fitting = sides_giving(width);
     InputSizeMismatch {
         from: from.to_path_buf(),
-        source_side: side,
+        source_side: side.unwrap_or(fitting.0),
         source_width: width,
         target: (
             target.image_size,
             target.flatten_width().expect("a validated config"),
         ),
-        fitting: sides_giving(width),
+        fitting,
     }
 }
 
@@ -186,6 +183,7 @@ mod tests {
         let m = mismatch(
             Path::new("runs/a"),
             width(224),
+            None,
             &AlexNetConfig::new().with_image_size(96),
         );
         let message = m.describe(&|s| format!("--{}", s.field()));
