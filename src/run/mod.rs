@@ -277,7 +277,7 @@ impl RunDir {
     }
 
     /// The best epoch, by the one rule of this crate: among the epochs whose checkpoint is
-    /// complete, the one with the lowest mean test loss in the metric logs (what burn-train's
+    /// complete, the first with the lowest mean test loss in the metric logs (what training's
     /// checkpointer keeps as "best"). `--checkpoint best` loads it and the report names it.
     pub fn best_epoch(&self) -> Option<usize> {
         self.complete_checkpoints()

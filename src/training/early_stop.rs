@@ -1,29 +1,27 @@
 //! `--early-stop-patience`: burn-train's early-stopping hook (`EarlyStoppingStrategy`), stopping
 //! after `patience` epochs without a lower validation loss, with the epochs of an interrupted
-//! run before it resumed counted as in an uninterrupted run.
-//!
-//! Burn's `MetricEarlyStoppingStrategy` reads the metric store, which the event processor's
-//! thread may not yet have fed with an epoch's last validation batches when the Learner asks
-//! (it then compares a partial mean: a run with a constant validation loss was seen to
-//! "improve"). This one waits for the epoch's complete test metrics in the [`EpochLog`].
+//! run before it resumed counted as in an uninterrupted run. Not Burn's
+//! `MetricEarlyStoppingStrategy`, which reads the metric store before it holds the epoch's
+//! last validation batches (see [`EpochLog::test_loss`]): a run with a constant validation
+//! loss was seen to "improve".
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::train::EarlyStoppingStrategy;
 use burn::train::metric::store::EventStoreClient;
 
 use super::EpochLog;
+use super::best::Best;
 
-/// How long the strategy waits for an epoch's test metrics before letting the run go on.
-const WAIT: Duration = Duration::from_secs(120);
+/// How long the strategies wait for an epoch's test metrics before letting the run go on.
+pub const WAIT: Duration = Duration::from_secs(120);
 
 /// The strategy of one run.
 #[derive(Clone)]
 pub struct EarlyStopping {
     patience: usize,
-    /// The epoch with the lowest validation loss so far, and that loss.
-    best: Option<(usize, f64)>,
+    best: Best,
     log: EpochLog,
     stopped: Arc<Mutex<Option<usize>>>,
 }
@@ -34,7 +32,7 @@ impl EarlyStopping {
     pub fn new(patience: usize, earlier: &[(usize, f64)], log: EpochLog) -> Self {
         let mut stopping = Self {
             patience,
-            best: None,
+            best: Best::default(),
             log,
             stopped: Arc::default(),
         };
@@ -51,33 +49,16 @@ impl EarlyStopping {
 
     /// Takes `epoch`'s loss into account; whether the run should stop.
     fn saw(&mut self, epoch: usize, loss: f64) -> bool {
-        match self.best {
-            Some((_, best)) if loss >= best => {}
-            _ => {
-                self.best = Some((epoch, loss));
-                return false;
-            }
+        if self.best.offer(epoch, loss) {
+            return false;
         }
-        let best_epoch = self.best.map_or(epoch, |b| b.0);
-        epoch - best_epoch >= self.patience
-    }
-
-    /// `epoch`'s validation loss once its test pass is accounted for.
-    fn test_loss(&self, epoch: usize) -> Option<f64> {
-        let start = Instant::now();
-        while start.elapsed() < WAIT {
-            if let Some(e) = self.log.epochs().iter().find(|e| e.epoch == epoch) {
-                return Some(e.test_loss);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        None
+        epoch - self.best.epoch().unwrap_or(epoch) >= self.patience
     }
 }
 
 impl EarlyStoppingStrategy for EarlyStopping {
     fn should_stop(&mut self, epoch: usize, _: &EventStoreClient) -> bool {
-        let Some(loss) = self.test_loss(epoch) else {
+        let Some(loss) = self.log.test_loss(epoch, WAIT) else {
             eprintln!("warning: no validation loss for epoch {epoch}; early stopping skips it");
             return false;
         };
@@ -101,7 +82,7 @@ mod tests {
             .map(|(e, l)| s.saw(e, l))
             .collect();
         assert_eq!(stops, [false, false, false, true, true]);
-        assert_eq!(s.best, Some((2, 0.9)));
+        assert_eq!(s.best.epoch(), Some(2));
     }
 
     #[test]

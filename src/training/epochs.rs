@@ -142,6 +142,24 @@ impl EpochLog {
         self.0.lock().expect("epoch log poisoned").clone()
     }
 
+    /// `epoch`'s validation loss once its test pass is accounted for; `None` after `wait`.
+    /// burn-train asks its checkpointing and early-stopping strategies about an epoch as soon
+    /// as its steps end, while the event processor may still be feeding that epoch's last
+    /// validation batches to the metric store (which Burn's metric strategies read, so they can
+    /// judge a partial mean); this waits for the complete figure.
+    pub fn test_loss(&self, epoch: usize, wait: std::time::Duration) -> Option<f64> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(e) = self.epochs().iter().find(|e| e.epoch == epoch) {
+                return Some(e.test_loss);
+            }
+            if start.elapsed() >= wait {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Training throughput over all finished epochs, as d2l's final figure.
     pub fn examples_per_sec(&self) -> f64 {
         let epochs = self.epochs();

@@ -24,6 +24,7 @@
 //!
 //! `report.json` and `report.md` are rebuilt from those files when the run ends.
 
+mod best;
 mod classifier;
 mod early_stop;
 mod epochs;
@@ -50,6 +51,7 @@ use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::backend::Backend;
+use burn::train::checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, LearningComponentsMarker, MultiDeviceOptim,
@@ -73,6 +75,7 @@ use crate::data::{
 };
 use crate::report::RunReport;
 use crate::run::{self, EarlyStop, OptimizerKind, Overrides, RunDir, RunLock, TrainingConfig};
+use best::KeepBest;
 use early_stop::EarlyStopping;
 use epochs::{EpochAccounting, RunFiles};
 use logger::RunLogger;
@@ -383,14 +386,22 @@ fn launch<B: AutodiffBackend, X: Algorithm<B>>(
     });
     let loaders = loaders::<B>(&config, done, (train_set, test_set), (&devices[0], &bad));
     let log = EpochLog::default();
-    let early_stop = config
-        .early_stop_patience
-        .map(|n| EarlyStopping::new(n, &early_stop_history(&run, done), log.clone()));
+    let earlier = journalled_losses(&run, done);
+    // After an early stop, a run resumed with more epochs counts patience anew.
+    let early_stop = config.early_stop_patience.map(|n| {
+        let counted = if run.early_stop().is_some() {
+            &[][..]
+        } else {
+            &earlier[..]
+        };
+        EarlyStopping::new(n, counted, log.clone())
+    });
+    let keep_best = KeepBest::new(&earlier, log.clone());
     let training = supervised_training::<B, X>(
         &run,
         &config,
         loaders,
-        (done, &interrupter, early_stop.as_ref()),
+        (done, &interrupter, early_stop.as_ref(), keep_best),
         devices,
     );
     let accounting = epoch_accounting(&run, &config, options, sizes, done, &interrupter, &log);
@@ -425,13 +436,9 @@ fn launch<B: AutodiffBackend, X: Algorithm<B>>(
     }
 }
 
-/// The validation losses an early-stopping strategy must know before a resumed run's first
-/// epoch: every journalled epoch's after an interruption; none after an early stop (the run
-/// was resumed with more epochs, so patience counts anew from here).
-fn early_stop_history(run: &RunDir, done: usize) -> Vec<(usize, f64)> {
-    if run.early_stop().is_some() {
-        return Vec::new();
-    }
+/// The validation losses of the journalled epochs up to `done`, which the strategies that judge
+/// epochs must know when a run resumes.
+fn journalled_losses(run: &RunDir, done: usize) -> Vec<(usize, f64)> {
     run.read_journal()
         .into_iter()
         .filter(|(epoch, _)| *epoch <= done)
@@ -504,7 +511,12 @@ fn supervised_training<B: AutodiffBackend, X: Algorithm<B>>(
     run: &RunDir,
     config: &TrainingConfig,
     (train, test): Loaders<B>,
-    (done, interrupter, early_stop): (usize, &Interrupter, Option<&EarlyStopping>),
+    (done, interrupter, early_stop, keep_best): (
+        usize,
+        &Interrupter,
+        Option<&EarlyStopping>,
+        KeepBest,
+    ),
     devices: Vec<B::Device>,
 ) -> SupervisedTraining<Components<B, X>> {
     let mut training = SupervisedTraining::new(run.path(), train, test)
@@ -513,6 +525,12 @@ fn supervised_training<B: AutodiffBackend, X: Algorithm<B>>(
         .metric_train_numeric(LearningRateMetric::new())
         .metrics((ExamplesPerSecond::new(),))
         .with_file_checkpointer(run::recorder())
+        .with_checkpointing_strategy(
+            ComposedCheckpointingStrategy::builder()
+                .add(KeepLastNCheckpoints::new(2))
+                .add(keep_best)
+                .build(),
+        )
         .num_epochs(config.epochs);
     // Top-3 accuracy says something only with more than three classes.
     if config.model.num_classes > 3 {
