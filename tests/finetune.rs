@@ -214,6 +214,31 @@ fn another_input_size_is_refused_with_the_size_that_fits() {
 }
 
 #[test]
+fn a_start_that_is_neither_a_run_nor_a_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-run");
+    let out = attempt(
+        &dir.path().join("tuned"),
+        &["--init-from", missing.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("is neither a run directory nor a weights file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not weights").unwrap();
+    let out = attempt(
+        &dir.path().join("tuned2"),
+        &["--init-from", text.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
 fn each_optimizer_trains_differently_is_saved_and_cannot_change_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();

@@ -762,6 +762,74 @@ mod tests {
     }
 
     #[test]
+    fn bad_fine_tuning_settings_name_the_setting_and_the_fix() {
+        let c = TrainingConfig::d2l(65);
+        let err = |c: TrainingConfig| c.validate().unwrap_err().to_string();
+        let mut checkpoint = c.clone();
+        checkpoint.init.checkpoint = Some("best".into());
+        assert_eq!(
+            err(checkpoint),
+            "init.checkpoint best applies to a run named by init.from"
+        );
+        assert!(
+            err(c.clone().with_early_stop_patience(Some(0)))
+                .starts_with("early_stop_patience 0 must be at least 1")
+        );
+        let augment = |f: fn(&mut AugmentConfig)| {
+            let mut c = c.clone();
+            f(&mut c.data.augment);
+            c
+        };
+        let reversed = err(augment(|a| {
+            a.crop = true;
+            a.crop_scale = [0.9, 0.1];
+        }));
+        assert!(
+            reversed.starts_with("data.augment.crop_scale 0.9,0.1 must be two fractions"),
+            "{reversed}"
+        );
+        let nan = err(augment(|a| {
+            a.crop = true;
+            a.crop_scale = [f64::NAN; 2];
+        }));
+        assert!(nan.contains("must be two fractions"), "{nan}");
+        let without_crop = err(augment(|a| a.crop_scale = [0.2, 0.5]));
+        assert_eq!(
+            without_crop,
+            "data.augment.crop_scale 0.2,0.5 applies with data.augment crop"
+        );
+        let pad = err(augment(|a| a.pad_crop = 33));
+        assert_eq!(
+            pad,
+            "data.augment.pad_crop 33 must be at most half of model.image_size"
+        );
+        assert!(augment(|a| a.pad_crop = 32).validate().is_ok());
+        let opt = |f: fn(OptimizerConfig) -> OptimizerConfig| {
+            let optimizer = f(c.optimizer.clone());
+            TrainingConfig {
+                optimizer,
+                ..c.clone()
+            }
+        };
+        assert_eq!(
+            err(opt(|o| o.with_beta1(0.5))),
+            "optimizer.beta1 0.5 applies to optimizer.kind adam or adamw"
+        );
+        fn adam(o: OptimizerConfig) -> OptimizerConfig {
+            o.with_kind(OptimizerKind::Adam)
+        }
+        assert!(
+            err(opt(|o| adam(o).with_beta2(1.0)))
+                .starts_with("optimizer.beta2 1 must lie in [0, 1)")
+        );
+        assert!(err(opt(|o| adam(o).with_eps(0.0))).starts_with("optimizer.eps 0 must be"));
+        assert!(
+            err(opt(|o| o.with_head_lr_mult(0.0))).starts_with("optimizer.head_lr_mult 0 must be")
+        );
+        assert!(opt(|o| adam(o).with_beta1(0.5)).validate().is_ok());
+    }
+
+    #[test]
     fn config_files_name_unknown_and_ill_typed_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
