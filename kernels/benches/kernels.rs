@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use alexnet_kernels::conv::{self, ConvShape};
+use alexnet_kernels::linear::{self, LinearShape};
 use alexnet_kernels::{im2col, pool, relu, winograd};
 
 /// Deterministic values in [-1, 1).
@@ -101,4 +102,26 @@ fn main() {
     let mut grad = dy.clone();
     let backward = median_ms(5, || relu::backward_in_place(&mut grad, &dy));
     println!("relu1    in place  forward {forward:8.1} ms   backward {backward:8.1} ms");
+
+    bench_linear("fc1 (96 px)", batch, [256, 4096]);
+    bench_linear("fc2", batch, [4096, 4096]);
+    bench_linear("fc3", batch, [4096, 10]);
+}
+
+/// A linear layer's forward pass, then its three gradients.
+fn bench_linear(name: &str, batch: usize, [inputs, outputs]: [usize; 2]) {
+    let s = LinearShape {
+        batch,
+        inputs,
+        outputs,
+    };
+    let (x, w, b) = (
+        noise(batch * inputs, 7),
+        noise(inputs * outputs, 8),
+        noise(outputs, 9),
+    );
+    let dy = noise(batch * outputs, 10);
+    let forward = median_ms(9, || drop(linear::forward(&x, &w, Some(&b), &s)));
+    let backward = median_ms(9, || drop(linear::backward(&x, &w, &dy, &s, true)));
+    println!("{name:8} linear    forward {forward:8.1} ms   backward {backward:8.1} ms");
 }

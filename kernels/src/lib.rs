@@ -1,17 +1,20 @@
 //! Fast CPU kernels for the layers of AlexNet: convolution (im2col + GEMM, and Winograd's
-//! minimal filtering for the 3x3 and 5x5 layers), max-pooling with its argmax, and ReLU.
+//! minimal filtering for the 3x3 and 5x5 layers), the linear layer (a GEMM tuned for a batch's
+//! few rows), max-pooling with its argmax, and ReLU.
 //!
 //! The core modules work on contiguous `f32` NCHW slices and know nothing of Burn, so each
 //! kernel is tested and timed on its own (`cargo bench -p alexnet-kernels`). The `flex` feature
 //! adds [`flex`], the glue that runs them as ops of burn-flex and as custom autodiff nodes of
 //! `Autodiff<Flex>`: Burn 0.21's flex backend computes a convolution's gradients with generic
 //! fallbacks and ReLU and max-pooling with several generic ops each, which spent most of a
-//! training step.
+//! training step, and its linear layers' products ran at 60% of PyTorch's speed at batch 32.
 
 pub mod conv;
 pub mod im2col;
+pub mod linear;
 pub mod pool;
 pub mod relu;
+pub mod small_gemm;
 pub mod winograd;
 
 #[cfg(feature = "flex")]

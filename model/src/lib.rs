@@ -432,7 +432,7 @@ impl<B: Backend> Layer<'_, B> {
             (Self::ReLU(layer), Activation::Vectors(x)) => Activation::Vectors(relu(layer, x)),
             (Self::MaxPool2d(pool), x) => Activation::Maps(max_pool2d(pool, x.maps(name))),
             (Self::Flatten, x) => Activation::Vectors(x.maps(name).flatten(1, 3)),
-            (Self::Linear(fc), x) => Activation::Vectors(fc.forward(x.vectors(name))),
+            (Self::Linear(fc), x) => Activation::Vectors(linear(fc, x.vectors(name))),
             (Self::Dropout(dropout), Activation::Maps(x)) => Activation::Maps(dropout.forward(x)),
             (Self::Dropout(dropout), Activation::Vectors(x)) => {
                 Activation::Vectors(dropout.forward(x))
@@ -441,7 +441,7 @@ impl<B: Backend> Layer<'_, B> {
     }
 }
 
-/// Whether convolutions, ReLUs and max-poolings on backend `B` take this crate's CPU kernels
+/// Whether convolutions, linear layers, ReLUs and max-poolings on backend `B` take this crate's CPU kernels
 /// (`Flex` and `Autodiff<Flex>` with the `flex` feature) instead of Burn's stock layers.
 pub fn has_fast_cpu_kernels<B: Backend>() -> bool {
     #[cfg(feature = "flex")]
@@ -458,6 +458,16 @@ fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         Err(x) => x,
     };
     conv.forward(x)
+}
+
+/// A linear layer through the fastest implementation this build has for backend `B`.
+fn linear<B: Backend>(fc: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "flex")]
+    let x = match alexnet_kernels::flex::linear(fc, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    fc.forward(x)
 }
 
 /// A ReLU through the fastest implementation this build has for backend `B`.

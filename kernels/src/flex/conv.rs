@@ -4,9 +4,8 @@
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
@@ -14,7 +13,10 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::{FlexOp, Train, apply, contiguous, flex_tensor, param_as, values};
+use super::{
+    FlexOp, Train, Weighted, apply, contiguous, flex_tensor, param_as, register_weighted, saved,
+    values, weighted_node,
+};
 use crate::conv::{self as kernels, ConvShape};
 
 /// `conv(x)` through this crate's kernels when `B` is a flex backend and `conv` is a plain
@@ -77,27 +79,8 @@ impl<B: Backend> FlexOp for ConvOp<B> {
     }
 
     fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
-        let weight = param_as::<B, Train, 4>(&self.weight);
-        let bias = param_as::<B, Train, 1>(&self.bias);
-        let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
-        match ConvBackward
-            .prepare::<NoCheckpointing>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let y = forward(x.primitive, weight.primitive, bias.primitive, &self.shape);
-                prep.finish((x_state, weight_state, self.shape), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward(
-                x.primitive,
-                weight.primitive,
-                bias.primitive,
-                &self.shape,
-            )),
-        }
+        let params = Weighted::of(&self.weight, &self.bias);
+        weighted_node(ConvBackward, x, params, self.shape, forward)
     }
 }
 
@@ -120,28 +103,26 @@ impl Backward<Flex, 3> for ConvBackward {
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let [node_x, node_weight, node_bias] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let (x_state, weight_state, shape) = ops.state;
-        let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
-        let weight = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(weight_state));
+        let (saved, parents) = saved(ops, grads, checkpointer);
+        let shape = saved.shape;
         let gradients = kernels::backward(
-            values(&x),
-            values(&weight),
-            values(&dy),
+            values(&saved.x),
+            values(&saved.weight),
+            values(&saved.dy),
             &shape,
-            node_x.is_some(),
+            saved.input_tracked,
         );
-        if let (Some(node), Some(dx)) = (node_x, gradients.x) {
-            grads.register::<Flex>(node.id, flex_tensor(dx, x.shape().to_vec()));
-        }
-        if let Some(node) = node_weight {
-            let dims = weight.shape().to_vec();
-            grads.register::<Flex>(node.id, flex_tensor(gradients.weight, dims));
-        }
-        if let Some(node) = node_bias {
-            grads.register::<Flex>(node.id, flex_tensor(gradients.bias, [shape.channels_out]));
-        }
+        let x_dims = saved.x.shape().to_vec();
+        let weight_dims = saved.weight.shape().to_vec();
+        register_weighted(
+            grads,
+            parents,
+            [
+                gradients.x.map(|dx| flex_tensor(dx, x_dims)),
+                Some(flex_tensor(gradients.weight, weight_dims)),
+                Some(flex_tensor(gradients.bias, [shape.channels_out])),
+            ],
+        );
     }
 }
 

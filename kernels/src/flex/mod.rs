@@ -8,13 +8,17 @@
 //! for Burn's stock layer.
 
 mod conv;
+mod linear;
 mod pool;
 mod relu;
 
 use std::any::{Any, TypeId};
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::ops::{Backward, OpsKind};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -22,6 +26,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 
 pub use conv::conv2d;
+pub use linear::linear;
 pub use pool::max_pool2d;
 pub use relu::relu;
 
@@ -58,6 +63,99 @@ fn unary_node<N: Backward<Flex, 1>>(
             prep.finish(state, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive).0),
+    }
+}
+
+/// The parameters of a layer with a weight and a bias, as primitives of the training backend.
+struct Weighted {
+    weight: FloatTensor<Train>,
+    bias: FloatTensor<Train>,
+}
+
+impl Weighted {
+    fn of<B: Backend, const D: usize>(weight: &Tensor<B, D>, bias: &Tensor<B, 1>) -> Self {
+        Self {
+            weight: param_as::<B, Train, D>(weight),
+            bias: param_as::<B, Train, 1>(bias),
+        }
+    }
+}
+
+/// `forward(x, weight, bias, shape)` as a three-input node of the autodiff graph; the input and
+/// the weight are kept, with `shape`, for `node`'s backward pass ([`saved`]).
+fn weighted_node<N, S>(
+    node: N,
+    x: FloatTensor<Train>,
+    Weighted { weight, bias }: Weighted,
+    shape: S,
+    forward: impl FnOnce(FlexTensor, FlexTensor, FlexTensor, &S) -> FlexTensor,
+) -> FloatTensor<Train>
+where
+    N: Backward<Flex, 3, State = (NodeId, NodeId, S)>,
+    S: Clone + Send + std::fmt::Debug + 'static,
+{
+    let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+    match node
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let x_state = prep.checkpoint(&x);
+            let weight_state = prep.checkpoint(&weight);
+            let y = forward(x.primitive, weight.primitive, bias.primitive, &shape);
+            prep.finish((x_state, weight_state, shape), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(
+            x.primitive,
+            weight.primitive,
+            bias.primitive,
+            &shape,
+        )),
+    }
+}
+
+/// What the backward pass of a [`weighted_node`] works from, each tensor contiguous.
+struct Saved<S> {
+    /// The output gradient.
+    dy: FlexTensor,
+    x: FlexTensor,
+    weight: FlexTensor,
+    shape: S,
+    /// Whether the input's gradient is wanted.
+    input_tracked: bool,
+}
+
+/// The output gradient and the kept input and weight of a [`weighted_node`]; the parents to
+/// hand [`register_weighted`].
+fn saved<S>(
+    ops: Ops<(NodeId, NodeId, S), 3>,
+    grads: &mut Gradients,
+    checkpointer: &mut Checkpointer,
+) -> (Saved<S>, [Option<NodeId>; 3]) {
+    let parents = ops.parents.map(|parent| parent.map(|node| node.id));
+    let (x_state, weight_state, shape) = ops.state;
+    let saved = Saved {
+        dy: contiguous(grads.consume::<Flex>(&ops.node)),
+        x: contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state)),
+        weight: contiguous(checkpointer.retrieve_node_output::<FlexTensor>(weight_state)),
+        shape,
+        input_tracked: parents[0].is_some(),
+    };
+    (saved, parents)
+}
+
+/// Registers a weighted layer's gradients (input, weight, bias) with the parents that want
+/// them.
+fn register_weighted(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; 3],
+    gradients: [Option<FlexTensor>; 3],
+) {
+    for (parent, gradient) in parents.into_iter().zip(gradients) {
+        if let (Some(id), Some(gradient)) = (parent, gradient) {
+            grads.register::<Flex>(id, gradient);
+        }
     }
 }
 

@@ -1,0 +1,200 @@
+//! The linear layer as one autodiff node over [`crate::linear`] (all gradients in one
+//! backward pass, the products on the small-batch GEMM).
+
+use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn_flex::FlexTensor;
+
+use super::{
+    FlexOp, Train, Weighted, apply, contiguous, flex_tensor, param_as, register_weighted, saved,
+    values, weighted_node,
+};
+use crate::linear::{self as kernels, LinearShape};
+
+/// Outputs a layer needs to take this path: a narrow layer (a classifier's 10 outputs) is as
+/// fast through Burn's matmul, whose backward pass there took a quarter of ours.
+const MIN_OUTPUTS: usize = 48;
+
+/// `layer(x)` through this crate's kernels when `B` is a flex backend and `layer` has a bias
+/// and at least [`MIN_OUTPUTS`] outputs; `Err(x)` otherwise.
+pub fn linear<B: Backend>(
+    layer: &Linear<B>,
+    x: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    let Some(bias) = layer.bias.as_ref() else {
+        return Err(x);
+    };
+    let [batch, inputs] = x.dims();
+    let [weight_inputs, outputs] = layer.weight.dims();
+    if weight_inputs != inputs || outputs < MIN_OUTPUTS {
+        return Err(x);
+    }
+    let op = LinearOp {
+        weight: layer.weight.val(),
+        bias: bias.val(),
+        shape: LinearShape {
+            batch,
+            inputs,
+            outputs,
+        },
+    };
+    apply(&op, x)
+}
+
+struct LinearOp<B: Backend> {
+    weight: Tensor<B, 2>,
+    bias: Tensor<B, 1>,
+    shape: LinearShape,
+}
+
+impl<B: Backend> FlexOp for LinearOp<B> {
+    fn inference(&self, x: FlexTensor) -> FlexTensor {
+        let weight = param_as::<B, Flex, 2>(&self.weight);
+        let bias = param_as::<B, Flex, 1>(&self.bias);
+        forward(x, weight, bias, &self.shape)
+    }
+
+    fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
+        let params = Weighted::of(&self.weight, &self.bias);
+        weighted_node(LinearBackward, x, params, self.shape, forward)
+    }
+}
+
+fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &LinearShape) -> FlexTensor {
+    let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let y = kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
+    flex_tensor(y, [s.batch, s.outputs])
+}
+
+/// The autodiff node: the input and weight are kept for the backward pass.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = (NodeId, NodeId, LinearShape);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let (saved, parents) = saved(ops, grads, checkpointer);
+        let s = saved.shape;
+        let gradients = kernels::backward(
+            values(&saved.x),
+            values(&saved.weight),
+            values(&saved.dy),
+            &s,
+            saved.input_tracked,
+        );
+        register_weighted(
+            grads,
+            parents,
+            [
+                gradients.x.map(|dx| flex_tensor(dx, [s.batch, s.inputs])),
+                Some(flex_tensor(gradients.weight, [s.inputs, s.outputs])),
+                Some(flex_tensor(gradients.bias, [s.outputs])),
+            ],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::Distribution;
+
+    /// The output and the gradients of `sum(layer(x) * g)` (input, weight, bias) through the
+    /// fast path or, when `stock`, Burn's `Linear::forward`.
+    fn run(
+        layer: &Linear<Train>,
+        x: Tensor<Train, 2>,
+        g: &Tensor<Train, 2>,
+        stock: bool,
+    ) -> Vec<Tensor<Flex, 1>> {
+        let y = match stock {
+            true => layer.forward(x.clone()),
+            false => linear(layer, x.clone()).unwrap_or_else(|_| panic!("fast path not taken")),
+        };
+        let grads = (y.clone() * g.clone()).sum().backward();
+        let bias = layer.bias.as_ref().expect("a bias");
+        vec![
+            y.inner().flatten(0, 1),
+            x.grad(&grads).expect("tracked input").flatten(0, 1),
+            layer
+                .weight
+                .grad(&grads)
+                .expect("weight gradient")
+                .flatten(0, 1),
+            bias.grad(&grads).expect("bias gradient"),
+        ]
+    }
+
+    #[test]
+    fn small_and_odd_batches_match_burns_linear_layer() {
+        let device = Default::default();
+        Train::seed(&device, 11);
+        // Batches the register tiles take (8..=64) and ones the gemm crate takes.
+        for (batch, inputs, outputs) in [
+            (32, 300, 200),
+            (9, 64, 50),
+            (3, 40, 70),
+            (70, 30, 60),
+            (16, 20, 48),
+        ] {
+            let layer: Linear<Train> = LinearConfig::new(inputs, outputs).init(&device);
+            let x = Tensor::<Train, 2>::random(
+                [batch, inputs],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+            .require_grad();
+            let g = Tensor::<Train, 2>::random(
+                [batch, outputs],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let fast = run(&layer, x.clone(), &g, false);
+            let stock = run(&layer, x, &g, true);
+            for (name, (f, s)) in [
+                "output",
+                "input gradient",
+                "weight gradient",
+                "bias gradient",
+            ]
+            .iter()
+            .zip(fast.into_iter().zip(stock))
+            {
+                let tolerance = 1e-5 * s.clone().abs().max().into_scalar().max(1.0);
+                let diff = (f - s).abs().max().into_scalar();
+                assert!(
+                    diff <= tolerance,
+                    "batch {batch}, {name}: max difference {diff}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inference_backend_matches_and_layers_without_bias_or_narrow_are_handed_back() {
+        let device = Default::default();
+        let layer: Linear<Flex> = LinearConfig::new(20, 56).init(&device);
+        let x = Tensor::<Flex, 2>::random([12, 20], Distribution::Normal(0.0, 1.0), &device);
+        let fast = linear(&layer, x.clone()).unwrap_or_else(|_| panic!("fast path not taken"));
+        let diff = (fast - layer.forward(x.clone())).abs().max().into_scalar();
+        assert!(diff < 1e-5, "max difference {diff}");
+        let no_bias: Linear<Flex> = LinearConfig::new(20, 56).with_bias(false).init(&device);
+        assert!(linear(&no_bias, x.clone()).is_err());
+        let narrow: Linear<Flex> = LinearConfig::new(20, 10).init(&device);
+        assert!(linear(&narrow, x).is_err());
+    }
+}
