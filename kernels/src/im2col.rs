@@ -11,6 +11,8 @@
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
+use crate::scratch::Scratch;
+
 /// The sizes of one 2-D convolution (one group, no dilation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
@@ -257,7 +259,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
         .for_each_init(
             || {
                 let columns = grouping.size * n;
-                (vec![0.0; k * columns], vec![0.0; c_out * columns])
+                (Scratch::new(k * columns), Scratch::new(c_out * columns))
             },
             |(col, product), (outputs, images)| {
                 let row_len = im2col_group(images, shape, col);
@@ -300,8 +302,8 @@ pub struct Gradients {
 struct Accumulator {
     weight: Vec<f32>,
     bias: Vec<f32>,
-    col: Vec<f32>,
-    dy: Vec<f32>,
+    col: Scratch,
+    dy: Scratch,
 }
 
 impl Accumulator {
@@ -310,8 +312,8 @@ impl Accumulator {
         Self {
             weight: vec![0.0; shape.weight_len()],
             bias: vec![0.0; shape.channels_out],
-            col: vec![0.0; shape.col_rows() * columns],
-            dy: vec![0.0; shape.channels_out * columns],
+            col: Scratch::new(shape.col_rows() * columns),
+            dy: Scratch::new(shape.channels_out * columns),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod im2col;
 pub mod linear;
 pub mod pool;
 pub mod relu;
+pub mod scratch;
 pub mod small_gemm;
 pub mod winograd;
 

@@ -16,6 +16,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::im2col;
+#[cfg(target_arch = "x86_64")]
+use crate::scratch::Scratch;
 
 /// A row-major matrix view: element `(i, j)` is `values[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -170,7 +172,7 @@ fn panels([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumula
     const BLOCK_COLS: usize = BLOCK_TILES * TILE_COLS;
     let out = Output(c.as_mut_ptr());
     (0..n.div_ceil(BLOCK_COLS)).into_par_iter().for_each_init(
-        || vec![0.0f32; DEPTH_BLOCK * BLOCK_COLS],
+        || Scratch::new(DEPTH_BLOCK * BLOCK_COLS),
         |packed, block| {
             let columns = block * BLOCK_COLS..n.min((block + 1) * BLOCK_COLS);
             for p0 in (0..k).step_by(DEPTH_BLOCK) {
