@@ -15,6 +15,7 @@ pub mod linear;
 pub mod pool;
 pub mod relu;
 pub mod scratch;
+pub mod sgd;
 pub mod small_gemm;
 pub mod winograd;
 

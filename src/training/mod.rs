@@ -36,6 +36,7 @@ pub mod optimizer;
 mod progress;
 mod renderer;
 pub mod resume;
+mod sgd;
 mod throughput;
 pub mod warmup;
 

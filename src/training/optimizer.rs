@@ -23,13 +23,14 @@ use burn::record::{PrecisionSettings, Record};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::Classifier;
+use super::sgd::FusedSgd;
 use crate::run::{LrSchedule, OptimizerConfig, TrainingConfig};
 
 /// One of Burn's optimizers behind its adaptor (which clips gradients when asked).
 pub type Adaptor<X, B> = OptimizerAdaptor<X, Classifier<B>, B>;
 
-/// Burn's SGD on the inner backend.
-pub type Sgd<B> = burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>;
+/// Burn's SGD on the inner backend, plain SGD's update fused ([`FusedSgd`]).
+pub type Sgd<B> = FusedSgd<<B as AutodiffBackend>::InnerBackend>;
 
 /// SGD as the config asks for; with the defaults, d2l's plain SGD. Momentum's dampening is 0,
 /// PyTorch's default (Burn's is 0.1). The rate comes from [`Schedule`] at each step.
@@ -39,11 +40,16 @@ pub fn sgd<B: AutodiffBackend>(o: &OptimizerConfig) -> Adaptor<Sgd<B>, B> {
         dampening: 0.0,
         nesterov: o.nesterov,
     });
-    SgdConfig::new()
+    let plain = momentum.is_none() && o.weight_decay == 0.0;
+    let burns: Adaptor<burn::optim::Sgd<B::InnerBackend>, B> = SgdConfig::new()
         .with_momentum(momentum)
         .with_weight_decay(weight_decay(o))
-        .with_gradient_clipping(clipping(o))
-        .init()
+        .init();
+    let adaptor = OptimizerAdaptor::from(FusedSgd::new(burns.optim().clone(), plain));
+    match clipping(o) {
+        Some(clipping) => adaptor.with_grad_clipping(clipping.init()),
+        None => adaptor,
+    }
 }
 
 /// Adam with PyTorch's defaults (Burn's epsilon is 1e-5, PyTorch's 1e-8); weight decay is an

@@ -11,6 +11,7 @@ mod conv;
 mod linear;
 mod pool;
 mod relu;
+mod sgd;
 
 use std::any::{Any, TypeId};
 
@@ -29,6 +30,7 @@ pub use conv::conv2d;
 pub use linear::linear;
 pub use pool::max_pool2d;
 pub use relu::relu;
+pub use sgd::sgd_step;
 
 /// The training backend the fast path serves.
 type Train = Autodiff<Flex>;
