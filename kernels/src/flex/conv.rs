@@ -9,14 +9,10 @@ use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::{
-    FlexOp, Train, Weighted, apply, contiguous, flex_tensor, param_as, register_weighted, saved,
-    values, weighted_node,
-};
+use super::{WeightedOp, apply, contiguous, flex_tensor, register_weighted, saved, values};
 use crate::conv::{self as kernels, ConvShape};
 
 /// `conv(x)` through this crate's kernels when `B` is a flex backend and `conv` is a plain
@@ -25,10 +21,12 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B,
     let (Some(shape), Some(bias)) = (conv_shape(conv, x.dims()), conv.bias.as_ref()) else {
         return Err(x);
     };
-    let op = ConvOp {
+    let op = WeightedOp {
         weight: conv.weight.val(),
         bias: bias.val(),
         shape,
+        node: ConvBackward,
+        forward,
     };
     apply(&op, x)
 }
@@ -65,25 +63,6 @@ fn conv_shape<B: Backend>(conv: &Conv2d<B>, dims: [usize; 4]) -> Option<ConvShap
     })
 }
 
-struct ConvOp<B: Backend> {
-    weight: Tensor<B, 4>,
-    bias: Tensor<B, 1>,
-    shape: ConvShape,
-}
-
-impl<B: Backend> FlexOp for ConvOp<B> {
-    fn inference(&self, x: FlexTensor) -> FlexTensor {
-        let weight = param_as::<B, Flex, 4>(&self.weight);
-        let bias = param_as::<B, Flex, 1>(&self.bias);
-        forward(x, weight, bias, &self.shape)
-    }
-
-    fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
-        let params = Weighted::of(&self.weight, &self.bias);
-        weighted_node(ConvBackward, x, params, self.shape, forward)
-    }
-}
-
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
     let y = kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
@@ -91,7 +70,7 @@ fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -
 }
 
 /// The autodiff node: the input and weight are kept for the backward pass.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
@@ -129,6 +108,7 @@ impl Backward<Flex, 3> for ConvBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flex::Train;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
 

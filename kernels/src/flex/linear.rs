@@ -9,13 +9,9 @@ use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::FloatTensor;
 use burn_flex::FlexTensor;
 
-use super::{
-    FlexOp, Train, Weighted, apply, contiguous, flex_tensor, param_as, register_weighted, saved,
-    values, weighted_node,
-};
+use super::{WeightedOp, apply, contiguous, flex_tensor, register_weighted, saved, values};
 use crate::linear::{self as kernels, LinearShape};
 
 /// Outputs a layer needs to take this path: a narrow layer (a classifier's 10 outputs) is as
@@ -36,7 +32,7 @@ pub fn linear<B: Backend>(
     if weight_inputs != inputs || outputs < MIN_OUTPUTS {
         return Err(x);
     }
-    let op = LinearOp {
+    let op = WeightedOp {
         weight: layer.weight.val(),
         bias: bias.val(),
         shape: LinearShape {
@@ -44,27 +40,10 @@ pub fn linear<B: Backend>(
             inputs,
             outputs,
         },
+        node: LinearBackward,
+        forward,
     };
     apply(&op, x)
-}
-
-struct LinearOp<B: Backend> {
-    weight: Tensor<B, 2>,
-    bias: Tensor<B, 1>,
-    shape: LinearShape,
-}
-
-impl<B: Backend> FlexOp for LinearOp<B> {
-    fn inference(&self, x: FlexTensor) -> FlexTensor {
-        let weight = param_as::<B, Flex, 2>(&self.weight);
-        let bias = param_as::<B, Flex, 1>(&self.bias);
-        forward(x, weight, bias, &self.shape)
-    }
-
-    fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
-        let params = Weighted::of(&self.weight, &self.bias);
-        weighted_node(LinearBackward, x, params, self.shape, forward)
-    }
 }
 
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &LinearShape) -> FlexTensor {
@@ -74,7 +53,7 @@ fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &LinearShape)
 }
 
 /// The autodiff node: the input and weight are kept for the backward pass.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct LinearBackward;
 
 impl Backward<Flex, 3> for LinearBackward {
@@ -110,6 +89,7 @@ impl Backward<Flex, 3> for LinearBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flex::Train;
     use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
 

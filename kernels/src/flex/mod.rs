@@ -68,18 +68,36 @@ fn unary_node<N: Backward<Flex, 1>>(
     }
 }
 
-/// The parameters of a layer with a weight and a bias, as primitives of the training backend.
-struct Weighted {
-    weight: FloatTensor<Train>,
-    bias: FloatTensor<Train>,
+/// A layer's forward pass on flex tensors: input, weight, bias, then the layer's sizes.
+type WeightedForward<S> = fn(FlexTensor, FlexTensor, FlexTensor, &S) -> FlexTensor;
+
+/// A layer with a weight and a bias (a convolution, a linear layer) as a [`FlexOp`]: `forward`
+/// on plain tensors, and as a [`weighted_node`] whose backward pass is `node`'s.
+struct WeightedOp<B: Backend, const D: usize, S, N> {
+    weight: Tensor<B, D>,
+    bias: Tensor<B, 1>,
+    shape: S,
+    node: N,
+    forward: WeightedForward<S>,
 }
 
-impl Weighted {
-    fn of<B: Backend, const D: usize>(weight: &Tensor<B, D>, bias: &Tensor<B, 1>) -> Self {
-        Self {
-            weight: param_as::<B, Train, D>(weight),
-            bias: param_as::<B, Train, 1>(bias),
-        }
+impl<B, const D: usize, S, N> FlexOp for WeightedOp<B, D, S, N>
+where
+    B: Backend,
+    N: Backward<Flex, 3, State = (NodeId, NodeId, S)> + Clone,
+    S: Clone + Send + std::fmt::Debug + 'static,
+{
+    fn inference(&self, x: FlexTensor) -> FlexTensor {
+        let weight = param_as::<B, Flex, D>(&self.weight);
+        let bias = param_as::<B, Flex, 1>(&self.bias);
+        (self.forward)(x, weight, bias, &self.shape)
+    }
+
+    fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
+        let weight = param_as::<B, Train, D>(&self.weight);
+        let bias = param_as::<B, Train, 1>(&self.bias);
+        let node = self.node.clone();
+        weighted_node(node, x, [weight, bias], self.shape.clone(), self.forward)
     }
 }
 
@@ -88,9 +106,9 @@ impl Weighted {
 fn weighted_node<N, S>(
     node: N,
     x: FloatTensor<Train>,
-    Weighted { weight, bias }: Weighted,
+    [weight, bias]: [FloatTensor<Train>; 2],
     shape: S,
-    forward: impl FnOnce(FlexTensor, FlexTensor, FlexTensor, &S) -> FlexTensor,
+    forward: WeightedForward<S>,
 ) -> FloatTensor<Train>
 where
     N: Backward<Flex, 3, State = (NodeId, NodeId, S)>,
