@@ -21,3 +21,19 @@ pub mod winograd;
 
 #[cfg(feature = "flex")]
 pub mod flex;
+
+/// Deterministic values in [-1, 1), for the kernels' tests.
+#[cfg(test)]
+fn noise(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}

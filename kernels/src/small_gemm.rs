@@ -423,18 +423,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed;
-        (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use crate::noise;
 
     /// The product in f64, element by element.
     fn reference([m, k, n]: [usize; 3], a: &Operand, b: &Operand, c: &[f32]) -> Vec<f64> {
@@ -454,7 +443,7 @@ mod tests {
     /// over and added to a non-zero output.
     fn check(dims: [usize; 3]) {
         let [m, k, n] = dims;
-        let (a_values, b_values) = (values(m * k, 1), values(k * n, 2));
+        let (a_values, b_values) = (noise(m * k, 1), noise(k * n, 2));
         let layouts = [
             (Operand::rows(&a_values, k), Operand::rows(&b_values, n)),
             (
@@ -468,7 +457,7 @@ mod tests {
         ];
         for (a, b) in layouts {
             for accumulate in [false, true] {
-                let start = values(m * n, 3);
+                let start = noise(m * n, 3);
                 let mut c = start.clone();
                 matmul(dims, a, b, &mut c, accumulate);
                 let zeros = vec![0.0; m * n];

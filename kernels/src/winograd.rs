@@ -546,21 +546,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
 mod tests {
     use super::*;
     use crate::im2col as conv_kernels;
-
-    /// Deterministic values in [-1, 1).
-    fn noise(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::noise;
 
     fn shape(batch: usize, channels: [usize; 2], side: [usize; 2], kernel: usize) -> ConvShape {
         ConvShape {
