@@ -41,6 +41,7 @@ pub fn sgd<B: AutodiffBackend>(o: &OptimizerConfig) -> Adaptor<Sgd<B>, B> {
         nesterov: o.nesterov,
     });
     let plain = momentum.is_none() && o.weight_decay == 0.0;
+    // Burn builds its SGD only inside an adaptor; ours wraps the SGD and adds the clipping.
     let burns: Adaptor<burn::optim::Sgd<B::InnerBackend>, B> = SgdConfig::new()
         .with_momentum(momentum)
         .with_weight_decay(weight_decay(o))
