@@ -16,14 +16,20 @@
 #     scripts/gpu-check.sh target/release/alexnet /usr/share/datasets/fashion-mnist /tmp/gc \
 #     --backend wgpu --device cpu
 #
+# A build with the `cudnn` feature adds the cuDNN steps: the comparison test (CUDNN_TESTS, the
+# test executable scripts/gpu-bundle.sh packs), the benchmark and per-layer table with
+# `--cudnn off` (Burn's convolution kernels) beside the default (cuDNN, TF32 allowed), and the
+# kernels autotune picked.
+#
 # Environment: SIZE (224), BATCH (128), INFER_BATCH (256), ITERS (20 timed bench steps),
 # KERNELS (kernel cache, /tmp/alexnet-kernels: cold on a fresh machine), LEVEL (autotune
 # level, balanced), PY (python3 with torch), REF (the PyTorch reference: reference/pytorch, or
 # the copy scripts/gpu-bundle.sh makes), REF_DEVICE (cuda), NOFUSION_BIN (a build without fusion,
-# for an optional last step).
+# for an optional last step), CUDNN_TESTS (the cuDNN comparison test executable).
 #
 # OUT receives summary.txt (one line per step: exit status and seconds), log.txt (everything,
-# as it comes), warmup-cold.json, warmup-warm.json, bench.json and pytorch.txt.
+# as it comes), warmup-cold.json, warmup-warm.json, bench.json, pytorch.txt, and with cuDNN
+# bench-burn-conv.json, layers.txt, layers-burn-conv.txt and autotune.txt.
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -uo pipefail
 
@@ -60,6 +66,15 @@ gpu=("${backend[@]}" "${cache[@]}")
 
 # 1. What the binary sees, and the cache's state per device.
 step backends 30 - "$bin" backends "${cache[@]}"
+cudnn=0
+"$bin" bench --help | grep -q -- --cudnn && cudnn=1
+
+# 1b. cuDNN against Burn's CUDA kernels and flex on the same weights (logits, loss, one SGD
+#     step), at 65 px: a small autotune suffices.
+if [ "$cudnn" = 1 ] && [ -n "${CUDNN_TESTS:-}" ]; then
+  CUBECL_AUTOTUNE_LEVEL=minimal step cudnn-tests 240 - "$CUDNN_TESTS" --ignored --nocapture \
+    --test-threads 1
+fi
 
 # 2. A cold warm-up: every kernel train, eval, infer and bench use at these sizes.
 sizes=(--resize "$size" --batch "$batch" --infer-batch "$infer_batch")
@@ -79,6 +94,20 @@ step bench 120 bench.json "$bin" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters
 # 5. PyTorch on the same device, same sizes.
 step pytorch 120 pytorch.txt "$py" "$ref/bench_ref.py" --device "$ref_device" --synthetic \
   --batch "$batch" --infer-batch "$infer_batch" --resize "$size" --iters "$iters" --warmup 5
+
+# 5b. cuDNN's convolutions against Burn's: the same benchmark with `--cudnn off` (its conv
+#     kernels tune cold here), then the per-layer table both ways, and the kernels autotune
+#     picked for what Burn still runs.
+if [ "$cudnn" = 1 ]; then
+  step bench-burn-conv 300 bench-burn-conv.json "$bin" bench "${gpu[@]}" "${sizes[@]}" \
+    --cudnn off --iters "$iters" --warmup 3 --data-dir "$data" --json
+  layers=(--layers --resize "$size" --batch "$batch" --iters "$iters" --warmup 3)
+  step layers 120 layers.txt "$bin" bench "${gpu[@]}" "${layers[@]}"
+  step layers-burn-conv 120 layers-burn-conv.txt "$bin" bench "${gpu[@]}" "${layers[@]}" \
+    --cudnn off
+  step autotune 10 autotune.txt find "$kernels" -name '*.json.log' -exec sh -c \
+    'for f; do echo "## $f"; head -c 4000 "$f"; echo; done' sh {} +
+fi
 
 # 6. Optional: the same benchmark built without fusion (NOFUSION_BIN), cold: its kernels are
 #    another build's, so its warm-up compiles and tunes them first.

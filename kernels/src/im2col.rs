@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::scratch::Scratch;
 
 /// The sizes of one 2-D convolution (one group, no dilation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConvShape {
     /// Images in the batch.
     pub batch: usize,

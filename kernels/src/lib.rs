@@ -19,6 +19,10 @@ pub mod sgd;
 pub mod small_gemm;
 pub mod winograd;
 
+#[cfg(any(feature = "flex", feature = "cudnn"))]
+mod any_backend;
+#[cfg(feature = "cudnn")]
+pub mod cudnn;
 #[cfg(feature = "flex")]
 pub mod flex;
 

@@ -457,6 +457,11 @@ fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         Ok(y) => return y,
         Err(x) => x,
     };
+    #[cfg(feature = "cudnn")]
+    let x = match alexnet_kernels::cudnn::conv2d(conv, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     conv.forward(x)
 }
 

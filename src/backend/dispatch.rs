@@ -188,6 +188,12 @@ fn with_backend<V: BackendVisitor>(
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let label = format!("cuda {:?}", devices);
+            #[cfg(feature = "cudnn")]
+            let label = {
+                let convolutions = super::cudnn::activate(gpu.cudnn);
+                eprintln!("{convolutions}");
+                format!("{label}, {convolutions}")
+            };
             let cache = activate_cache(kind, &choices[0], gpu)?;
             let devices = Devices::new(kind, devices, label).with_cache(cache);
             Ok(visitor.visit::<burn::backend::Cuda>(devices))

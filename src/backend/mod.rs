@@ -2,6 +2,7 @@
 //! to use by default ([`probe`]), and monomorphised dispatch of a task to one of them
 //! ([`run_inference`], [`run_training`]).
 
+mod cudnn;
 mod dispatch;
 mod kernel_cache;
 pub mod probe;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use cudnn::{CudnnMode, CudnnStatus};
 pub use dispatch::{Devices, InferenceTask, TrainingTask, run_inference, run_training};
 pub use kernel_cache::{CacheStatus, KernelCache, TuneLevel, count_tuned_keys};
 pub use probe::{BackendDevices, DeviceInfo, default_backend, probe_all};
@@ -21,6 +23,8 @@ pub struct GpuOptions {
     pub cache: KernelCache,
     /// How hard the autotuner searches.
     pub level: TuneLevel,
+    /// How the CUDA backend's convolutions run (cuDNN builds).
+    pub cudnn: CudnnMode,
 }
 
 #[cfg(not(any(

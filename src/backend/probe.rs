@@ -5,6 +5,7 @@ use serde::Serialize;
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 use super::DeviceChoice;
+use super::cudnn::CudnnStatus;
 use super::kernel_cache::CacheStatus;
 use super::{BackendError, BackendKind, GpuOptions};
 
@@ -38,6 +39,9 @@ pub struct BackendDevices {
     /// Why there is none, when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// Whether the convolutions can run through cuDNN (the CUDA backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cudnn: Option<CudnnStatus>,
 }
 
 /// Probes every compiled-in backend, with the state of each GPU's kernel cache.
@@ -92,6 +96,7 @@ fn probe(kind: BackendKind) -> BackendDevices {
         backend: kind,
         devices,
         unavailable,
+        cudnn: (kind == BackendKind::Cuda).then(super::cudnn::status),
     }
 }
 
@@ -294,6 +299,9 @@ pub fn to_text(backends: &[BackendDevices]) -> String {
         }
         if let Some(reason) = &b.unavailable {
             out.push_str(&format!("  unavailable: {reason}\n"));
+        }
+        if let Some(cudnn) = &b.cudnn {
+            out.push_str(&format!("  cuDNN: {}\n", cudnn.describe()));
         }
     }
     let missing: Vec<_> = BackendKind::ALL

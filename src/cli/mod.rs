@@ -37,8 +37,8 @@ pub use train::TrainArgs;
 pub use warmup::WarmupArgs;
 
 use crate::backend::{
-    self, BackendKind, DeviceChoice, GpuOptions, InferenceTask, KernelCache, TrainingTask,
-    TuneLevel,
+    self, BackendKind, CudnnMode, DeviceChoice, GpuOptions, InferenceTask, KernelCache,
+    TrainingTask, TuneLevel,
 };
 use crate::inference::CheckpointChoice;
 use crate::run::{ConfigError, RunDir};
@@ -121,6 +121,12 @@ pub struct GpuArgs {
     /// $CUBECL_AUTOTUNE_LEVEL, else balanced].
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub autotune_level: Option<TuneLevel>,
+    /// How the convolutions on CUDA run: through cuDNN with TF32 tensor cores allowed
+    /// (PyTorch's default), through cuDNN in strict float32, or on Burn's kernels [default:
+    /// $ALEXNET_CUDNN, else tf32].
+    #[cfg(feature = "cudnn")]
+    #[arg(long, value_enum, value_name = "MODE", env = "ALEXNET_CUDNN")]
+    pub cudnn: Option<CudnnMode>,
 }
 
 impl GpuArgs {
@@ -129,6 +135,10 @@ impl GpuArgs {
         GpuOptions {
             cache: KernelCache::resolve(self.kernel_cache.as_deref()),
             level: TuneLevel::resolve(self.autotune_level),
+            #[cfg(feature = "cudnn")]
+            cudnn: self.cudnn.unwrap_or_default(),
+            #[cfg(not(feature = "cudnn"))]
+            cudnn: CudnnMode::Off,
         }
     }
 }

@@ -6,19 +6,19 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
 use super::{WeightedOp, apply, contiguous, flex_tensor, register_weighted, saved, values};
+use crate::any_backend::conv_shape;
 use crate::conv::{self as kernels, ConvShape};
 
 /// `conv(x)` through this crate's kernels when `B` is a flex backend and `conv` is a plain
 /// convolution (one group, no dilation, a bias, no `Same` padding); `Err(x)` otherwise.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let (Some(shape), Some(bias)) = (conv_shape(conv, x.dims()), conv.bias.as_ref()) else {
+    let (Some(shape), Some(bias)) = (conv_shape(conv, x.dims(), false), conv.bias.as_ref()) else {
         return Err(x);
     };
     let op = WeightedOp {
@@ -29,38 +29,6 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B,
         forward,
     };
     apply(&op, x)
-}
-
-/// The sizes of `conv` applied to an input of `dims`, when the kernels handle it.
-fn conv_shape<B: Backend>(conv: &Conv2d<B>, dims: [usize; 4]) -> Option<ConvShape> {
-    let [batch, channels_in, height, width] = dims;
-    let [channels_out, weight_channels, kh, kw] = conv.weight.dims();
-    if conv.groups != 1 || conv.dilation != [1, 1] || weight_channels != channels_in {
-        return None;
-    }
-    let [[top, bottom], [left, right]] = match conv.padding {
-        PaddingConfig2d::Valid => [[0, 0], [0, 0]],
-        PaddingConfig2d::Explicit(top, left, bottom, right) => [[top, bottom], [left, right]],
-        PaddingConfig2d::Same => return None,
-    };
-    let out = |input: usize, kernel: usize, stride: usize, pad: usize| {
-        (input + pad)
-            .checked_sub(kernel)
-            .map(|span| span / stride + 1)
-    };
-    Some(ConvShape {
-        batch,
-        channels_in,
-        input: [height, width],
-        channels_out,
-        kernel: [kh, kw],
-        stride: conv.stride,
-        padding: [top, left],
-        output: [
-            out(height, kh, conv.stride[0], top + bottom)?,
-            out(width, kw, conv.stride[1], left + right)?,
-        ],
-    })
 }
 
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
@@ -109,6 +77,7 @@ impl Backward<Flex, 3> for ConvBackward {
 mod tests {
     use super::*;
     use crate::flex::Train;
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
 

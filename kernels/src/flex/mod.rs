@@ -13,7 +13,7 @@ mod pool;
 mod relu;
 mod sgd;
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -25,6 +25,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
+
+use crate::any_backend::{cast, param_as, same};
 
 pub use conv::conv2d;
 pub use linear::linear;
@@ -205,27 +207,6 @@ fn apply<B: Backend, const D: usize, const E: usize>(
         }
         Err(x) => Err(x),
     }
-}
-
-/// `value` as a `U` when `T` is `U`.
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-        Some(same) => Ok(same.take().expect("filled above")),
-        None => Err(slot.expect("left untouched")),
-    }
-}
-
-/// `value` as a `U`, where the caller has established that `T` is `U`.
-fn same<T: 'static, U: 'static>(value: T) -> U {
-    cast(value).unwrap_or_else(|_| unreachable!("checked to be the same backend"))
-}
-
-/// A parameter of backend `B` as a primitive of backend `P`, where `B` is `P`.
-fn param_as<B: Backend, P: Backend, const D: usize>(tensor: &Tensor<B, D>) -> FloatTensor<P> {
-    same::<_, Tensor<P, D>>(tensor.clone())
-        .into_primitive()
-        .tensor()
 }
 
 /// The tensor, copied only when it is not contiguous.

@@ -4,7 +4,8 @@ use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorMetadata, TensorPrimitive};
 
-use super::{cast, contiguous, flex_tensor, same, unique_values_mut, values};
+use super::{contiguous, flex_tensor, unique_values_mut, values};
+use crate::any_backend::{cast, same};
 use crate::sgd::step_into_grad;
 
 /// `weight - lr * grad` in one pass when `B` is `Flex` and both hold `f32`, written into the
