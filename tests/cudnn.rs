@@ -7,18 +7,15 @@
 
 mod common;
 
-use alexnet::data::{FashionMnist, FashionMnistBatcher, ImageBatch, Split};
 use alexnet::training::Classifier;
 use alexnet_kernels::cudnn::{Library, Mode, library, passes_run, set_mode};
-use alexnet_model::{AlexNet, AlexNetConfig};
 use burn::backend::{Autodiff, Cuda, Flex};
-use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::Dataset;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
+use common::same_weights::{initial_record, load, test_batch};
 use common::{run, stderr, stdout};
 
 /// Whether this machine's dynamic loader can find libcudnn (the test's own look, not the
@@ -89,25 +86,6 @@ struct Outcome {
     stepped: Vec<f32>,
 }
 
-fn config() -> AlexNetConfig {
-    // No dropout: each backend draws its own masks.
-    AlexNetConfig::new().with_image_size(65).with_dropout(0.0)
-}
-
-fn batch<B: Backend>(device: &B::Device) -> ImageBatch<B> {
-    let test = FashionMnist::load(Split::Test, Some(common::synthetic_data_dir())).unwrap();
-    let items = (0..16).map(|i| test.get(i).unwrap()).collect();
-    FashionMnistBatcher::new(65).batch(items, device)
-}
-
-fn load<B: Backend>(record: &std::path::Path) -> AlexNet<B> {
-    let device = Default::default();
-    config()
-        .init::<B>(&device)
-        .load_file(record, &alexnet::run::recorder(), &device)
-        .unwrap()
-}
-
 fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().to_vec().unwrap()
 }
@@ -122,9 +100,9 @@ impl<B: Backend> ModuleVisitor<B> for Parameters<'_, B> {
 
 fn outcome<B: AutodiffBackend>(record: &std::path::Path) -> Outcome {
     let device = Default::default();
-    let logits = values(load::<B::InnerBackend>(record).forward(batch(&device).images));
+    let logits = values(load::<B::InnerBackend>(record).forward(test_batch(&device).images));
     let model = Classifier::new(load::<B>(record));
-    let output = model.forward_classification(batch::<B>(&device));
+    let output = model.forward_classification(test_batch::<B>(&device));
     let loss = values(output.loss.clone())[0];
     let grads = GradientsParams::from_grads(output.loss.backward(), &model);
     let stepped = SgdConfig::new()
@@ -193,12 +171,7 @@ fn cudnn_agrees_with_burns_cuda_kernels_and_with_flex() {
         library()
     );
     let tmp = tempfile::tempdir().unwrap();
-    let record = tmp.path().join("initial");
-    Flex::seed(&Default::default(), 5);
-    config()
-        .init::<Flex>(&Default::default())
-        .save_file(&record, &alexnet::run::recorder())
-        .unwrap();
+    let record = initial_record(tmp.path(), 5);
     let mut start = Vec::new();
     load::<Flex>(&record).visit(&mut Parameters(&mut start, std::marker::PhantomData));
 

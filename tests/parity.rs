@@ -6,54 +6,20 @@
 
 mod common;
 
-use alexnet::data::{FashionMnist, FashionMnistBatcher, ImageBatch, Split};
 use alexnet::training::Classifier;
-use alexnet_model::{AlexNet, AlexNetConfig};
+use alexnet_model::AlexNet;
 use burn::backend::{Autodiff, Flex, NdArray};
-use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+use common::same_weights::{initial_record, load, test_batch};
+
 /// Logits may differ by summation order only: measured max abs difference is far below this.
 const LOGIT_TOLERANCE: f32 = 1e-3;
 /// Weights after one SGD step (lr 0.01) differ by the gradients' rounding times the lr.
 const WEIGHT_TOLERANCE: f32 = 1e-5;
-
-fn config() -> AlexNetConfig {
-    // No dropout: each backend draws its own masks, which would hide real differences.
-    AlexNetConfig::new().with_image_size(65).with_dropout(0.0)
-}
-
-fn test_batch<B: Backend>(device: &B::Device) -> ImageBatch<B> {
-    let test = FashionMnist::load(Split::Test, Some(common::synthetic_data_dir())).unwrap();
-    let items = (0..16).map(|i| test.get(i).unwrap()).collect();
-    FashionMnistBatcher::new(65).batch(items, device)
-}
-
-/// Loads the record at `path` on backend `B`.
-fn load<B: Backend>(path: &std::path::Path) -> AlexNet<B> {
-    let device = Default::default();
-    config()
-        .init::<B>(&device)
-        .load_file(path, &alexnet::run::recorder(), &device)
-        .unwrap()
-}
-
-/// Fresh weights (seeded) written as a record: both backends then start from the same values.
-/// (Burn draws parameters lazily: a network and its clone would draw different ones.)
-fn initial_record(dir: &std::path::Path, seed: u64) -> std::path::PathBuf {
-    let device = Default::default();
-    Flex::seed(&device, seed);
-    let path = dir.join("initial");
-    config()
-        .init::<Flex>(&device)
-        .save_file(&path, &alexnet::run::recorder())
-        .unwrap();
-    path
-}
 
 fn max_abs_diff<A: Backend, B: Backend, const D: usize>(a: Tensor<A, D>, b: Tensor<B, D>) -> f32 {
     let a: Vec<f32> = a.into_data().convert::<f32>().to_vec().unwrap();

@@ -89,12 +89,12 @@ pub fn activate(mode: CudnnMode) -> String {
         CudnnMode::Fp32 => Mode::Fp32,
         CudnnMode::Off => Mode::Off,
     });
-    describe(mode, &status())
+    convolutions_line(mode, &status())
 }
 
 /// The line [`activate`] says, for `mode` and what was found.
 #[cfg(any(feature = "cudnn", test))]
-fn describe(mode: CudnnMode, status: &CudnnStatus) -> String {
+fn convolutions_line(mode: CudnnMode, status: &CudnnStatus) -> String {
     match (mode, status) {
         (CudnnMode::Off, _) => "convolutions: Burn's kernels (--cudnn off)".to_string(),
         (
@@ -128,15 +128,15 @@ mod tests {
     #[test]
     fn the_line_names_the_path_the_convolutions_take() {
         assert_eq!(
-            describe(CudnnMode::Tf32, &found("9.10.2")),
+            convolutions_line(CudnnMode::Tf32, &found("9.10.2")),
             "convolutions: cuDNN 9.10.2, TF32 allowed"
         );
         assert_eq!(
-            describe(CudnnMode::Fp32, &found("9.10.2")),
+            convolutions_line(CudnnMode::Fp32, &found("9.10.2")),
             "convolutions: cuDNN 9.10.2, strict float32"
         );
         assert_eq!(
-            describe(CudnnMode::Off, &found("9.10.2")),
+            convolutions_line(CudnnMode::Off, &found("9.10.2")),
             "convolutions: Burn's kernels (--cudnn off)"
         );
         let missing = CudnnStatus {
@@ -145,7 +145,7 @@ mod tests {
             reason: Some("libcudnn was not found".into()),
         };
         assert_eq!(
-            describe(CudnnMode::Tf32, &missing),
+            convolutions_line(CudnnMode::Tf32, &missing),
             "convolutions: Burn's kernels, cuDNN is unavailable: libcudnn was not found"
         );
     }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "flex")]
+pub mod same_weights;
 pub mod state_dict;
 
 use std::path::{Path, PathBuf};
