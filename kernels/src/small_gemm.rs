@@ -1,13 +1,15 @@
 //! Matrix products with few rows (a linear layer's batch of 8 to 64), on both cores.
 //!
-//! Why not the `gemm` crate alone: at 32 rows and a 4096x4096 weight it ran at 80 GFLOP/s on
-//! two cores of an Intel Xeon (AVX-512), about 60% of PyTorch's, because its blocking is made
-//! for large products. Here each thread takes whole column blocks of the right-hand side,
-//! packs them (reading long contiguous row segments, which the hardware prefetcher follows)
-//! and runs an 8x48 AVX-512 register tile over every row; a right-hand side given transposed
-//! (the input gradient `dY · Wᵀ`) is read as rows of dot products instead. On that host:
-//! 32x4096x4096 in 8.6 ms against the `gemm` crate's 13.3 (PyTorch 8.4). Anything else (other
-//! CPUs, more or fewer rows, narrow products) goes to the `gemm` crate.
+//! Why not the `gemm` crate alone: its blocking is made for large products. At 32 rows and a
+//! 4096x4096 weight it ran at 80 GFLOP/s on two cores of an Intel Xeon (AVX-512), about 60% of
+//! PyTorch's, and at 11-24 GFLOP/s on two AMD EPYC Zen 1 cores (AVX2), PyTorch's at 18.
+//! Here each thread takes whole column blocks of the right-hand side, packs them (reading long
+//! contiguous row segments, which the hardware prefetcher follows) and runs a register tile
+//! over every row: 8x48 with AVX-512, 4x24 with AVX2; a right-hand side given transposed (the
+//! input gradient `dY · Wᵀ`) is read as rows of dot products instead. 32x4096x4096 took 8.6 ms
+//! against the `gemm` crate's 13.3 on the Xeon (PyTorch 8.4), 38-42 ms against 56-75 on Zen 1.
+//! Anything else (CPUs without AVX2 and FMA, more or fewer rows, narrow products) goes to the
+//! `gemm` crate.
 
 #[cfg(target_arch = "x86_64")]
 use std::ops::Range;
@@ -78,60 +80,154 @@ pub fn matmul([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accu
         }
         return;
     }
-    match Path::choose([m, k, n], &a, &b) {
-        #[cfg(target_arch = "x86_64")]
-        Path::Panels => panels([m, k, n], a, b, c, accumulate),
-        #[cfg(target_arch = "x86_64")]
-        Path::Dots => dots([m, k, n], a, b, c, accumulate),
-        Path::Gemm => {
-            // SAFETY: `covers` checked every operand's extent; `c` is exclusively borrowed.
-            unsafe {
-                im2col::matmul(
-                    [m, n, k],
-                    c,
-                    accumulate,
-                    (a.values, a.col_stride, a.row_stride),
-                    (b.values, b.col_stride, b.row_stride),
-                    Parallelism::Rayon(0),
-                )
-            }
-        }
-    }
+    Path::choose([m, k, n], &a, &b).run([m, k, n], a, b, c, accumulate);
 }
 
 /// Which implementation computes a product.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Path {
     /// Packed column blocks of `b` under the register tile.
     #[cfg(target_arch = "x86_64")]
-    Panels,
+    Panels(Isa),
     /// Dot products of `a`'s rows with `b`'s columns, both contiguous.
     #[cfg(target_arch = "x86_64")]
-    Dots,
+    Dots(Isa),
     /// The `gemm` crate.
     Gemm,
 }
 
 impl Path {
-    fn choose([m, k, n]: [usize; 3], a: &Operand, b: &Operand) -> Self {
+    fn choose(dims: [usize; 3], a: &Operand, b: &Operand) -> Self {
         #[cfg(target_arch = "x86_64")]
-        {
-            let sized = (TILE_ROWS..=MAX_ROWS).contains(&m) && n >= TILE_COLS;
-            if sized && std::arch::is_x86_feature_detected!("avx512f") {
-                if b.col_stride == 1 {
-                    return Self::Panels;
-                }
-                // Short dot products (a classifier's few outputs) spend more on their final
-                // horizontal sums than on the products.
-                if b.row_stride == 1 && a.col_stride == 1 && k >= MIN_DOT_DEPTH {
-                    return Self::Dots;
+        if let Some(isa) = Isa::best() {
+            return Self::for_isa(isa, dims, a, b);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (dims, a, b);
+        Self::Gemm
+    }
+
+    /// The path on a CPU whose best register tiles are `isa`'s.
+    #[cfg(target_arch = "x86_64")]
+    fn for_isa(isa: Isa, [m, k, n]: [usize; 3], a: &Operand, b: &Operand) -> Self {
+        let sized = (TILE_ROWS..=MAX_ROWS).contains(&m) && n >= TILE_COLS;
+        if sized && b.col_stride == 1 {
+            return Self::Panels(isa);
+        }
+        // Short dot products (a classifier's few outputs) spend more on their final horizontal
+        // sums than on the products.
+        if sized && b.row_stride == 1 && a.col_stride == 1 && k >= MIN_DOT_DEPTH {
+            return Self::Dots(isa);
+        }
+        Self::Gemm
+    }
+
+    fn run(self, dims: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumulate: bool) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Panels(Isa::Avx512) => panels::<avx512::Avx512>(dims, a, b, c, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Panels(Isa::Avx2) => panels::<avx2::Avx2>(dims, a, b, c, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Dots(Isa::Avx512) => dots::<avx512::Avx512>(dims, a, b, c, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Dots(Isa::Avx2) => dots::<avx2::Avx2>(dims, a, b, c, accumulate),
+            Self::Gemm => {
+                let [m, k, n] = dims;
+                // SAFETY: `matmul` checked every operand's extent; `c` is exclusively borrowed.
+                unsafe {
+                    im2col::matmul(
+                        [m, n, k],
+                        c,
+                        accumulate,
+                        (a.values, a.col_stride, a.row_stride),
+                        (b.values, b.col_stride, b.row_stride),
+                        Parallelism::Rayon(0),
+                    )
                 }
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (m, k, n, a, b);
-        Self::Gemm
     }
+}
+
+/// The vector instruction sets this module has register tiles for.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Isa {
+    /// 16-lane vectors and lane masks (Intel Xeon, AMD Zen 4 and 5).
+    Avx512,
+    /// 8-lane vectors with fused multiply-add (AMD Zen 1 to 3, Intel from Haswell without
+    /// AVX-512).
+    Avx2,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Isa {
+    /// The best set this CPU has, if any.
+    fn best() -> Option<Self> {
+        Self::available().into_iter().next()
+    }
+
+    /// Every set this CPU has, best first.
+    fn available() -> Vec<Self> {
+        let mut sets = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            sets.push(Self::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            sets.push(Self::Avx2);
+        }
+        sets
+    }
+}
+
+/// The part of the product one register tile computes.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Block {
+    rows: usize,
+    depth: usize,
+    /// Columns of `c` written; the rest of the tile is padding.
+    width: usize,
+    /// Whether to add to `c` rather than overwrite it.
+    accumulate: bool,
+}
+
+/// One instruction set's register tiles.
+#[cfg(target_arch = "x86_64")]
+trait Tiles {
+    /// Rows of `a` per dot-product tile.
+    const DOT_ROWS: usize;
+    /// Columns of `c` (rows of the transposed `b`) per dot-product tile.
+    const DOT_COLS: usize;
+
+    /// `c[rows, width] (+)= a[rows, depth] · panel[depth, TILE_COLS]`, for up to `TILE_ROWS`
+    /// rows and `TILE_COLS` columns.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `a` (with its row and column strides) covers
+    /// `rows x depth`, the packed panel `depth x TILE_COLS`, and `c` (with its row stride)
+    /// `rows x width`.
+    unsafe fn tile(
+        block: &Block,
+        a: (*const f32, [usize; 2]),
+        panel: *const f32,
+        c: (*mut f32, usize),
+    );
+
+    /// `c[rows, width] (+)= a[rows, depth] · bᵀ` where `b` holds `width` rows of `depth`
+    /// values, for up to `DOT_ROWS` rows and `DOT_COLS` columns.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set; `a` covers `rows` rows of `depth` contiguous values (at
+    /// its row stride), `b` `width` such rows, and `c` (with its row stride) `rows x width`.
+    unsafe fn dot_tile(
+        block: &Block,
+        a: (*const f32, usize),
+        b: (*const f32, usize),
+        c: (*mut f32, usize),
+    );
 }
 
 /// A pointer to `c` that the threads share; each writes its own columns.
@@ -167,8 +263,16 @@ const DEPTH_BLOCK: usize = 256;
 #[cfg(target_arch = "x86_64")]
 const BLOCK_TILES: usize = 8;
 
+/// # Panics
+/// Never for a CPU without `T`'s instruction set: `Path::choose` only picks those it has.
 #[cfg(target_arch = "x86_64")]
-fn panels([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumulate: bool) {
+fn panels<T: Tiles>(
+    [m, k, n]: [usize; 3],
+    a: Operand,
+    b: Operand,
+    c: &mut [f32],
+    accumulate: bool,
+) {
     const BLOCK_COLS: usize = BLOCK_TILES * TILE_COLS;
     let out = Output(c.as_mut_ptr());
     (0..n.div_ceil(BLOCK_COLS)).into_par_iter().for_each_init(
@@ -184,7 +288,7 @@ fn panels([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumula
                         break;
                     }
                     for i0 in (0..m).step_by(TILE_ROWS) {
-                        let block = avx512::Block {
+                        let block = Block {
                             rows: TILE_ROWS.min(m - i0),
                             depth,
                             width: TILE_COLS.min(n - j0),
@@ -192,13 +296,13 @@ fn panels([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumula
                         };
                         // SAFETY: `matmul` checked the extents of `a` and `c`; the tile reads
                         // rows i0.. and depth p0.. of `a` and writes rows i0.. of this task's
-                        // own columns j0.. of `c`; the CPU has AVX-512 (`Path::choose`).
+                        // own columns j0.. of `c`; the CPU has T's instructions (`Path`).
                         unsafe {
                             let a_start =
                                 a.values.as_ptr().add(i0 * a.row_stride + p0 * a.col_stride);
                             let strides = [a.row_stride, a.col_stride];
                             let c = out.at(i0 * n + j0);
-                            avx512::tile(&block, (a_start, strides), panel.as_ptr(), (c, n));
+                            T::tile(&block, (a_start, strides), panel.as_ptr(), (c, n));
                         }
                     }
                 }
@@ -224,91 +328,90 @@ fn pack(b: &Operand, rows: Range<usize>, columns: Range<usize>, packed: &mut [f3
 }
 
 /// Dot products along the depth, for a `b` given transposed (`dY · Wᵀ`, both contiguous along
-/// the depth): each task takes six columns of `c` (six rows of `W`, kept in the cache while
-/// every row of `a` passes), in depth blocks that keep those six rows in the L1 cache.
+/// the depth): each task takes `T::DOT_COLS` columns of `c` (as many rows of `W`, kept in the
+/// cache while every row of `a` passes), in depth blocks that keep those rows in the L1 cache.
 #[cfg(target_arch = "x86_64")]
-fn dots([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumulate: bool) {
+fn dots<T: Tiles>([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accumulate: bool) {
     const DEPTH: usize = 1024;
     let out = Output(c.as_mut_ptr());
-    (0..n.div_ceil(avx512::DOT_COLS))
+    (0..n.div_ceil(T::DOT_COLS))
         .into_par_iter()
         .for_each(|block| {
-            let j0 = block * avx512::DOT_COLS;
+            let j0 = block * T::DOT_COLS;
             for p0 in (0..k).step_by(DEPTH) {
-                for i0 in (0..m).step_by(avx512::DOT_ROWS) {
-                    let block = avx512::Block {
-                        rows: avx512::DOT_ROWS.min(m - i0),
+                for i0 in (0..m).step_by(T::DOT_ROWS) {
+                    let block = Block {
+                        rows: T::DOT_ROWS.min(m - i0),
                         depth: DEPTH.min(k - p0),
-                        width: avx512::DOT_COLS.min(n - j0),
+                        width: T::DOT_COLS.min(n - j0),
                         accumulate: accumulate || p0 > 0,
                     };
-                    // SAFETY: `matmul` checked the extents; `a` and `b` are contiguous along
-                    // the depth (`Path::choose`); the task writes its own columns j0.. of `c`;
-                    // the CPU has AVX-512.
+                    // SAFETY: `matmul` checked the extents; `a` and `b` are contiguous along the
+                    // depth (`Path::for_isa`); the task writes its own columns j0.. of `c`; the CPU
+                    // has T's instructions.
                     unsafe {
                         let a_rows = (a.values.as_ptr().add(i0 * a.row_stride + p0), a.row_stride);
                         let b_rows = (b.values.as_ptr().add(j0 * b.col_stride + p0), b.col_stride);
-                        avx512::dot_tile(&block, a_rows, b_rows, (out.at(i0 * n + j0), n));
+                        T::dot_tile(&block, a_rows, b_rows, (out.at(i0 * n + j0), n));
                     }
                 }
             }
         });
 }
 
-/// The AVX-512 register tiles.
+/// Dispatches a row count to the tile compiled for it, so that the accumulators of every size
+/// stay in registers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($rows:expr, [$($r:literal),*], $tile:ident $args:tt) => {
+        match $rows {
+            $($r => $tile::<$r> $args,)*
+            rows => unreachable!("no tile for {rows} rows"),
+        }
+    };
+}
+
+/// The AVX-512 register tiles: 8x48 (three vectors) and 4x6 dot products.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{TILE_COLS, TILE_ROWS};
+    use super::{Block, TILE_COLS, TILE_ROWS, Tiles};
 
-    /// Rows of `a` per dot-product tile.
-    pub(super) const DOT_ROWS: usize = 4;
-    /// Columns of `c` (rows of the transposed `b`) per dot-product tile.
-    pub(super) const DOT_COLS: usize = 6;
+    pub(super) struct Avx512;
 
-    /// The part of the product one tile computes.
-    pub(super) struct Block {
-        pub(super) rows: usize,
-        pub(super) depth: usize,
-        /// Columns of `c` written; the rest of the tile is padding.
-        pub(super) width: usize,
-        /// Whether to add to `c` rather than overwrite it.
-        pub(super) accumulate: bool,
-    }
+    impl Tiles for Avx512 {
+        const DOT_ROWS: usize = 4;
+        const DOT_COLS: usize = 6;
 
-    /// Dispatches a row count to the tile compiled for it, so that the accumulators of every
-    /// size stay in registers.
-    macro_rules! by_rows {
-        ($rows:expr, $tile:ident, $($arg:expr),*) => {
-            match $rows {
-                8 => $tile::<8>($($arg),*),
-                7 => $tile::<7>($($arg),*),
-                6 => $tile::<6>($($arg),*),
-                5 => $tile::<5>($($arg),*),
-                4 => $tile::<4>($($arg),*),
-                3 => $tile::<3>($($arg),*),
-                2 => $tile::<2>($($arg),*),
-                1 => $tile::<1>($($arg),*),
-                _ => unreachable!("tiles have 1 to 8 rows"),
+        unsafe fn tile(
+            block: &Block,
+            a: (*const f32, [usize; 2]),
+            panel: *const f32,
+            c: (*mut f32, usize),
+        ) {
+            debug_assert!(block.rows <= TILE_ROWS && block.width <= TILE_COLS);
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                by_rows!(
+                    block.rows,
+                    [8, 7, 6, 5, 4, 3, 2, 1],
+                    tile_of(block, a, panel, c)
+                )
             }
-        };
-    }
+        }
 
-    /// `c[rows, width] (+)= a[rows, depth] · panel[depth, TILE_COLS]`.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; `a` (with its row and column strides) covers `rows x depth`, the
-    /// packed panel `depth x TILE_COLS`, and `c` (with its row stride) `rows x width`.
-    pub(super) unsafe fn tile(
-        block: &Block,
-        a: (*const f32, [usize; 2]),
-        panel: *const f32,
-        c: (*mut f32, usize),
-    ) {
-        debug_assert!(block.rows <= TILE_ROWS && block.width <= TILE_COLS);
-        // SAFETY: forwarded from the caller.
-        unsafe { by_rows!(block.rows, tile_of, block, a, panel, c) }
+        unsafe fn dot_tile(
+            block: &Block,
+            a: (*const f32, usize),
+            b: (*const f32, usize),
+            c: (*mut f32, usize),
+        ) {
+            debug_assert!(block.rows <= Self::DOT_ROWS);
+            debug_assert!((1..=Self::DOT_COLS).contains(&block.width));
+            // SAFETY: forwarded from the caller.
+            unsafe { by_rows!(block.rows, [4, 3, 2, 1], dot_tile_of(block, a, b, c)) }
+        }
     }
 
     /// Lane masks of the tile's three vectors for a `width` of live columns.
@@ -360,23 +463,6 @@ mod avx512 {
         }
     }
 
-    /// `c[rows, width] (+)= a[rows, depth] · bᵀ` where `b` holds `width` rows of `depth`
-    /// values.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; `a` covers `rows` rows of `depth` contiguous values (at its row
-    /// stride), `b` `width` such rows, and `c` (with its row stride) `rows x width`.
-    pub(super) unsafe fn dot_tile(
-        block: &Block,
-        a: (*const f32, usize),
-        b: (*const f32, usize),
-        c: (*mut f32, usize),
-    ) {
-        debug_assert!(block.rows <= DOT_ROWS && (1..=DOT_COLS).contains(&block.width));
-        // SAFETY: forwarded from the caller.
-        unsafe { by_rows!(block.rows, dot_tile_of, block, a, b, c) }
-    }
-
     #[target_feature(enable = "avx512f")]
     unsafe fn dot_tile_of<const R: usize>(
         block: &Block,
@@ -384,16 +470,17 @@ mod avx512 {
         (b, b_stride): (*const f32, usize),
         (c, ldc): (*mut f32, usize),
     ) {
-        let mut sums = [[_mm512_setzero_ps(); DOT_COLS]; R];
+        const COLS: usize = Avx512::DOT_COLS;
+        let mut sums = [[_mm512_setzero_ps(); COLS]; R];
         // Rows of `b` past `width` repeat its last one; their sums are never stored.
-        let b_rows: [*const f32; DOT_COLS] =
+        let b_rows: [*const f32; COLS] =
             std::array::from_fn(|j| b.wrapping_add(j.min(block.width - 1) * b_stride));
         for p in (0..block.depth).step_by(16) {
             let live = (block.depth - p).min(16);
             let mask = ((1u32 << live) - 1) as __mmask16;
             // SAFETY: the mask keeps the loads inside the `depth` values of each row.
             unsafe {
-                let b: [__m512; DOT_COLS] =
+                let b: [__m512; COLS] =
                     std::array::from_fn(|j| _mm512_maskz_loadu_ps(mask, b_rows[j].add(p)));
                 for (i, sums) in sums.iter_mut().enumerate() {
                     let a = _mm512_maskz_loadu_ps(mask, a.add(i * a_stride + p));
@@ -405,18 +492,192 @@ mod avx512 {
         }
         for (i, sums) in sums.iter().enumerate() {
             for (j, sum) in sums.iter().enumerate().take(block.width) {
-                let value = _mm512_reduce_add_ps(*sum);
                 // SAFETY: `c` covers `rows x width`.
-                unsafe {
-                    let dst = c.add(i * ldc + j);
-                    *dst = if block.accumulate {
-                        *dst + value
-                    } else {
-                        value
+                unsafe { super::store(c.add(i * ldc + j), _mm512_reduce_add_ps(*sum), block) };
+            }
+        }
+    }
+}
+
+/// The AVX2 register tiles: 4x24 (three 8-lane vectors, 12 accumulators of the 16 registers),
+/// run over the 8x48 blocks the AVX-512 tile takes, and 4x3 dot products.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Block, TILE_COLS, TILE_ROWS, Tiles};
+
+    pub(super) struct Avx2;
+
+    /// Rows and columns of the register tile.
+    const ROWS: usize = 4;
+    const COLS: usize = 24;
+
+    impl Tiles for Avx2 {
+        const DOT_ROWS: usize = 4;
+        const DOT_COLS: usize = 3;
+
+        unsafe fn tile(
+            block: &Block,
+            (a, [row_stride, col_stride]): (*const f32, [usize; 2]),
+            panel: *const f32,
+            (c, ldc): (*mut f32, usize),
+        ) {
+            debug_assert!(block.rows <= TILE_ROWS && block.width <= TILE_COLS);
+            for j0 in (0..block.width).step_by(COLS) {
+                for i0 in (0..block.rows).step_by(ROWS) {
+                    let part = Block {
+                        rows: ROWS.min(block.rows - i0),
+                        width: COLS.min(block.width - j0),
+                        ..*block
                     };
+                    // SAFETY: the part lies inside the block the caller vouched for; the
+                    // panel is padded to TILE_COLS columns.
+                    unsafe {
+                        let a = (a.add(i0 * row_stride), [row_stride, col_stride]);
+                        let (panel, c) = (panel.add(j0), (c.add(i0 * ldc + j0), ldc));
+                        by_rows!(part.rows, [4, 3, 2, 1], tile_of(&part, a, panel, c))
+                    }
                 }
             }
         }
+
+        unsafe fn dot_tile(
+            block: &Block,
+            a: (*const f32, usize),
+            b: (*const f32, usize),
+            c: (*mut f32, usize),
+        ) {
+            debug_assert!(block.rows <= Self::DOT_ROWS);
+            debug_assert!((1..=Self::DOT_COLS).contains(&block.width));
+            // SAFETY: forwarded from the caller.
+            unsafe { by_rows!(block.rows, [4, 3, 2, 1], dot_tile_of(block, a, b, c)) }
+        }
+    }
+
+    /// A lane mask for `maskload`/`maskstore` with the first `live` of 8 lanes on.
+    #[target_feature(enable = "avx2")]
+    fn mask(live: usize) -> __m256i {
+        const LANES: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        // SAFETY: `8 - live` is 0..=8, so the eight lanes read lie inside LANES.
+        unsafe { _mm256_loadu_si256(LANES.as_ptr().add(8 - live.min(8)).cast()) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_of<const R: usize>(
+        block: &Block,
+        (a, [row_stride, col_stride]): (*const f32, [usize; 2]),
+        panel: *const f32,
+        (c, ldc): (*mut f32, usize),
+    ) {
+        let mut sums = [[_mm256_setzero_ps(); 3]; R];
+        for p in 0..block.depth {
+            // SAFETY: the panel holds `depth` rows of TILE_COLS (the tile's 24 columns inside
+            // them); `a` covers R x depth.
+            unsafe {
+                let row = panel.add(p * TILE_COLS);
+                let b = [
+                    _mm256_loadu_ps(row),
+                    _mm256_loadu_ps(row.add(8)),
+                    _mm256_loadu_ps(row.add(16)),
+                ];
+                for (i, sums) in sums.iter_mut().enumerate() {
+                    let a = _mm256_broadcast_ss(&*a.add(i * row_stride + p * col_stride));
+                    for (sum, b) in sums.iter_mut().zip(b) {
+                        *sum = _mm256_fmadd_ps(a, b, *sum);
+                    }
+                }
+            }
+        }
+        for (i, sums) in sums.iter().enumerate() {
+            for (v, sum) in sums.iter().enumerate() {
+                let live = block.width.saturating_sub(v * 8).min(8);
+                if live == 0 {
+                    break;
+                }
+                let mask = mask(live);
+                // SAFETY: `c` covers R rows of `width` columns; the mask keeps to them.
+                unsafe {
+                    let dst = c.add(i * ldc + v * 8);
+                    let value = match block.accumulate {
+                        true => _mm256_add_ps(*sum, _mm256_maskload_ps(dst, mask)),
+                        false => *sum,
+                    };
+                    _mm256_maskstore_ps(dst, mask, value);
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_tile_of<const R: usize>(
+        block: &Block,
+        (a, a_stride): (*const f32, usize),
+        (b, b_stride): (*const f32, usize),
+        (c, ldc): (*mut f32, usize),
+    ) {
+        const COLS: usize = Avx2::DOT_COLS;
+        let mut sums = [[_mm256_setzero_ps(); COLS]; R];
+        // Rows of `b` past `width` repeat its last one; their sums are never stored.
+        let b_rows: [*const f32; COLS] =
+            std::array::from_fn(|j| b.wrapping_add(j.min(block.width - 1) * b_stride));
+        let full = block.depth / 8 * 8;
+        // SAFETY (both loops): the loads stay inside the `depth` values of each row, the last
+        // partial vector under a mask.
+        for p in (0..full).step_by(8) {
+            unsafe {
+                let b: [__m256; COLS] = std::array::from_fn(|j| _mm256_loadu_ps(b_rows[j].add(p)));
+                for (i, sums) in sums.iter_mut().enumerate() {
+                    let a = _mm256_loadu_ps(a.add(i * a_stride + p));
+                    for (sum, b) in sums.iter_mut().zip(b) {
+                        *sum = _mm256_fmadd_ps(a, b, *sum);
+                    }
+                }
+            }
+        }
+        if full < block.depth {
+            let mask = mask(block.depth - full);
+            unsafe {
+                let b: [__m256; COLS] =
+                    std::array::from_fn(|j| _mm256_maskload_ps(b_rows[j].add(full), mask));
+                for (i, sums) in sums.iter_mut().enumerate() {
+                    let a = _mm256_maskload_ps(a.add(i * a_stride + full), mask);
+                    for (sum, b) in sums.iter_mut().zip(b) {
+                        *sum = _mm256_fmadd_ps(a, b, *sum);
+                    }
+                }
+            }
+        }
+        for (i, sums) in sums.iter().enumerate() {
+            for (j, sum) in sums.iter().enumerate().take(block.width) {
+                // SAFETY: `c` covers `rows x width`.
+                unsafe { super::store(c.add(i * ldc + j), horizontal_sum(*sum), block) };
+            }
+        }
+    }
+
+    /// The sum of a vector's eight lanes.
+    #[target_feature(enable = "avx2")]
+    fn horizontal_sum(v: __m256) -> f32 {
+        let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
+    }
+}
+
+/// Writes (or, for an accumulating block, adds) one dot product into `c`.
+///
+/// # Safety
+/// `dst` points into the output.
+#[cfg(target_arch = "x86_64")]
+unsafe fn store(dst: *mut f32, value: f32, block: &Block) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        *dst = if block.accumulate {
+            *dst + value
+        } else {
+            value
+        };
     }
 }
 
@@ -456,23 +717,54 @@ mod tests {
             ),
         ];
         for (a, b) in layouts {
-            for accumulate in [false, true] {
-                let start = noise(m * n, 3);
-                let mut c = start.clone();
-                matmul(dims, a, b, &mut c, accumulate);
-                let zeros = vec![0.0; m * n];
-                let want = reference(dims, &a, &b, if accumulate { &start } else { &zeros });
-                for (got, want) in c.iter().zip(want) {
-                    let tolerance = 1e-5 * (k as f64).sqrt().max(1.0);
-                    assert!(
-                        (*got as f64 - want).abs() <= tolerance,
-                        "{dims:?}, strides {:?} {:?}, accumulate {accumulate}: {got} against {want}",
-                        (a.row_stride, a.col_stride),
-                        (b.row_stride, b.col_stride),
-                    );
+            for path in paths(dims, &a, &b) {
+                for accumulate in [false, true] {
+                    let start = noise(m * n, 3);
+                    let mut c = start.clone();
+                    path.run(dims, a, b, &mut c, accumulate);
+                    let zeros = vec![0.0; m * n];
+                    let want = reference(dims, &a, &b, if accumulate { &start } else { &zeros });
+                    for (got, want) in c.iter().zip(want) {
+                        let tolerance = 1e-5 * (k as f64).sqrt().max(1.0);
+                        assert!(
+                            (*got as f64 - want).abs() <= tolerance,
+                            "{dims:?}, {path:?}, strides {:?} {:?}, accumulate {accumulate}: \
+                             {got} against {want}",
+                            (a.row_stride, a.col_stride),
+                            (b.row_stride, b.col_stride),
+                        );
+                    }
                 }
             }
         }
+        // The entry point takes the best of them, and checks the operands.
+        let mut c = vec![0.0; m * n];
+        matmul(dims, layouts[0].0, layouts[0].1, &mut c, false);
+        let want = reference(dims, &layouts[0].0, &layouts[0].1, &vec![0.0; m * n]);
+        assert!(
+            c.iter()
+                .zip(want)
+                .all(|(got, want)| (*got as f64 - want).abs() < 1e-3)
+        );
+    }
+
+    /// The paths a product can take on this CPU: the register tiles of every instruction set
+    /// it has (when the product suits them), and the `gemm` crate.
+    fn paths(dims: [usize; 3], a: &Operand, b: &Operand) -> Vec<Path> {
+        let mut paths = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        paths.extend(
+            Isa::available()
+                .into_iter()
+                .map(|isa| Path::for_isa(isa, dims, a, b)),
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (dims, a, b);
+        paths.dedup();
+        if !paths.contains(&Path::Gemm) {
+            paths.push(Path::Gemm);
+        }
+        paths
     }
 
     #[test]
@@ -495,12 +787,12 @@ mod tests {
     }
 
     #[test]
-    fn the_register_tiles_take_batches_of_8_to_64_on_avx512() {
+    fn the_register_tiles_take_batches_of_8_to_64() {
         let (a, b) = (vec![0.0; 32 * 64], vec![0.0; 64 * 96]);
-        let avx512 = cfg!(target_arch = "x86_64") && avx512_detected();
         let path = |m: usize, b: Operand| Path::choose([m, 64, 96], &Operand::rows(&a, 64), &b);
-        assert_eq!(path(32, Operand::rows(&b, 96)) == Path::Gemm, !avx512);
-        assert_eq!(path(32, Operand::transposed(&b, 64)) == Path::Gemm, !avx512);
+        let tiles = tiles_available();
+        assert_eq!(path(32, Operand::rows(&b, 96)) == Path::Gemm, !tiles);
+        assert_eq!(path(32, Operand::transposed(&b, 64)) == Path::Gemm, !tiles);
         assert_eq!(path(2, Operand::rows(&b, 96)), Path::Gemm);
         let shallow = Path::choose(
             [32, 10, 96],
@@ -510,9 +802,12 @@ mod tests {
         assert_eq!(shallow, Path::Gemm);
     }
 
-    fn avx512_detected() -> bool {
+    /// Whether this CPU has AVX-512 or AVX2 with FMA.
+    fn tiles_available() -> bool {
         #[cfg(target_arch = "x86_64")]
-        return std::arch::is_x86_feature_detected!("avx512f");
+        return std::arch::is_x86_feature_detected!("avx512f")
+            || (std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"));
         #[cfg(not(target_arch = "x86_64"))]
         false
     }
