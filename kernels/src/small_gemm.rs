@@ -163,22 +163,21 @@ enum Isa {
 
 #[cfg(target_arch = "x86_64")]
 impl Isa {
+    /// Every set, best first.
+    const ALL: [Self; 2] = [Self::Avx512, Self::Avx2];
+
     /// The best set this CPU has, if any.
     fn best() -> Option<Self> {
-        Self::available().into_iter().next()
+        Self::ALL.into_iter().find(|isa| isa.detected())
     }
 
-    /// Every set this CPU has, best first.
-    fn available() -> Vec<Self> {
-        let mut sets = Vec::new();
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            sets.push(Self::Avx512);
+    /// Whether this CPU has the set (a cached flag after the first call).
+    fn detected(self) -> bool {
+        use std::arch::is_x86_feature_detected as has;
+        match self {
+            Self::Avx512 => has!("avx512f"),
+            Self::Avx2 => has!("avx2") && has!("fma"),
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            sets.push(Self::Avx2);
-        }
-        sets
     }
 }
 
@@ -754,8 +753,9 @@ mod tests {
         let mut paths = Vec::new();
         #[cfg(target_arch = "x86_64")]
         paths.extend(
-            Isa::available()
+            Isa::ALL
                 .into_iter()
+                .filter(|isa| isa.detected())
                 .map(|isa| Path::for_isa(isa, dims, a, b)),
         );
         #[cfg(not(target_arch = "x86_64"))]
@@ -802,7 +802,7 @@ mod tests {
         assert_eq!(shallow, Path::Gemm);
     }
 
-    /// Whether this CPU has AVX-512 or AVX2 with FMA.
+    /// Whether this CPU has AVX-512 or AVX2 with FMA (asked of the CPU, not of `Isa`).
     fn tiles_available() -> bool {
         #[cfg(target_arch = "x86_64")]
         return std::arch::is_x86_feature_detected!("avx512f")
