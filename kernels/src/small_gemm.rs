@@ -58,7 +58,7 @@ impl<'a> Operand<'a> {
 
 /// Rows the register tile covers; also the fewest rows this module takes.
 const TILE_ROWS: usize = 8;
-/// Columns the register tile covers: three AVX-512 vectors.
+/// Columns of a packed panel: one AVX-512 tile (three vectors) or two AVX2 tiles.
 const TILE_COLS: usize = 48;
 /// The most rows this module takes: beyond, the `gemm` crate's blocking wins.
 const MAX_ROWS: usize = 64;
@@ -262,8 +262,8 @@ const DEPTH_BLOCK: usize = 256;
 #[cfg(target_arch = "x86_64")]
 const BLOCK_TILES: usize = 8;
 
-/// # Panics
-/// Never for a CPU without `T`'s instruction set: `Path::choose` only picks those it has.
+/// The product under `T`'s panel tile (`Path` picks `T` only on a CPU that has its
+/// instructions).
 #[cfg(target_arch = "x86_64")]
 fn panels<T: Tiles>(
     [m, k, n]: [usize; 3],
@@ -508,8 +508,9 @@ mod avx2 {
 
     pub(super) struct Avx2;
 
-    /// Rows and columns of the register tile.
+    /// Rows of the register tile.
     const ROWS: usize = 4;
+    /// Columns of the register tile: three 8-lane vectors, half a packed panel.
     const COLS: usize = 24;
 
     impl Tiles for Avx2 {
