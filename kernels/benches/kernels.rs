@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use alexnet_kernels::conv::{self, ConvShape};
 use alexnet_kernels::linear::{self, LinearShape};
-use alexnet_kernels::{im2col, pool, relu, winograd};
+use alexnet_kernels::{im2col, pool, relu};
 
 /// Deterministic values in [-1, 1).
 fn noise(len: usize, seed: u64) -> Vec<f32> {
@@ -65,14 +65,15 @@ fn bench_conv(name: &str, s: &ConvShape) {
     let dy = noise(s.batch * s.channels_out * s.output[0] * s.output[1], 4);
     let forward = median_ms(3, || drop(conv::forward(&x, &w, Some(&b), s)));
     let backward = median_ms(3, || drop(conv::backward(&x, &w, &dy, s, true)));
-    let algorithm = match winograd::applies(s) {
-        true => "winograd",
-        false => "im2col",
-    };
+    let algorithm = format!("{:?}", conv::Algorithm::of(s)).to_lowercase();
     println!("{name:<8} {algorithm:<9} forward {forward:8.1} ms   backward {backward:8.1} ms");
-    if winograd::applies(s) {
+    if conv::Algorithm::of(s) != conv::Algorithm::Im2col {
         let forward = median_ms(3, || drop(im2col::forward(&x, &w, Some(&b), s)));
-        println!("{name:<8} {:<9} forward {forward:8.1} ms", "im2col");
+        let backward = median_ms(3, || drop(im2col::backward(&x, &w, &dy, s, true)));
+        println!(
+            "{name:<8} {:<9} forward {forward:8.1} ms   backward {backward:8.1} ms",
+            "im2col"
+        );
     }
 }
 
@@ -88,6 +89,9 @@ fn main() {
     bench_conv("conv1", &shape(batch, [1, 96], 224, 11, 4, 1));
     bench_conv("conv2", &shape(batch, [96, 256], 26, 5, 1, 2));
     bench_conv("conv3", &shape(batch, [256, 384], 12, 3, 1, 1));
+    // The small maps of 96 px images.
+    bench_conv("conv2/96", &shape(batch, [96, 256], 10, 5, 1, 2));
+    bench_conv("conv4/96", &shape(batch, [384, 384], 4, 3, 1, 1));
 
     let s = pool::PoolShape::new(batch * 96, [54, 54], [3, 3], [2, 2]).expect("fits");
     let x = noise(s.planes * 54 * 54, 5);

@@ -1,16 +1,38 @@
 //! A 2-D convolution on contiguous `f32` NCHW buffers, by the fastest algorithm for its shape:
-//! Winograd's minimal filtering for the 3x3 and 5x5 layers (stride 1, same size), im2col + GEMM
-//! for the others.
+//! Winograd's minimal filtering for the 3x3 and 5x5 layers on large maps (stride 1, same
+//! size), direct convolution for the other stride-1 layers (with AVX-512), im2col + GEMM for
+//! the rest.
 
-use crate::{im2col, winograd};
+use crate::{direct, im2col, winograd};
 
 pub use im2col::{ConvShape, Gradients};
 
+/// The algorithm that computes a convolution of this shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Winograd,
+    Direct,
+    Im2col,
+}
+
+impl Algorithm {
+    pub fn of(shape: &ConvShape) -> Self {
+        if winograd::applies(shape) {
+            Self::Winograd
+        } else if direct::applies(shape) {
+            Self::Direct
+        } else {
+            Self::Im2col
+        }
+    }
+}
+
 /// `y = x * weight + bias` for `x [B, C, H, W]` and `weight [O, C, KH, KW]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
-    match winograd::applies(shape) {
-        true => winograd::forward(x, weight, bias, shape),
-        false => im2col::forward(x, weight, bias, shape),
+    match Algorithm::of(shape) {
+        Algorithm::Winograd => winograd::forward(x, weight, bias, shape),
+        Algorithm::Direct => direct::forward(x, weight, bias, shape),
+        Algorithm::Im2col => im2col::forward(x, weight, bias, shape),
     }
 }
 
@@ -23,13 +45,21 @@ pub fn backward(
     shape: &ConvShape,
     input_grad: bool,
 ) -> Gradients {
-    if !winograd::applies(shape) {
-        return im2col::backward(x, weight, dy, shape, input_grad);
-    }
-    let (weight_grad, bias) = winograd::weight_grad(x, dy, shape);
-    Gradients {
-        x: input_grad.then(|| winograd::input_grad(dy, weight, shape)),
-        weight: weight_grad,
-        bias,
+    match Algorithm::of(shape) {
+        Algorithm::Winograd => {
+            let (weight_grad, bias) = winograd::weight_grad(x, dy, shape);
+            Gradients {
+                x: input_grad.then(|| winograd::input_grad(dy, weight, shape)),
+                weight: weight_grad,
+                bias,
+            }
+        }
+        // The weight gradient sums over the batch and has no padding to skip per output
+        // pixel; it stays on im2col + GEMM.
+        Algorithm::Direct => Gradients {
+            x: input_grad.then(|| direct::input_grad(dy, weight, shape)),
+            ..im2col::backward(x, weight, dy, shape, false)
+        },
+        Algorithm::Im2col => im2col::backward(x, weight, dy, shape, input_grad),
     }
 }

@@ -1,5 +1,6 @@
-//! Fast CPU kernels for the layers of AlexNet: convolution (im2col + GEMM, and Winograd's
-//! minimal filtering for the 3x3 and 5x5 layers), the linear layer (a GEMM tuned for a batch's
+//! Fast CPU kernels for the layers of AlexNet: convolution (im2col + GEMM, Winograd's minimal
+//! filtering for the 3x3 and 5x5 layers on large maps, direct convolution on small ones), the
+//! linear layer (a GEMM tuned for a batch's
 //! few rows), max-pooling with its argmax, and ReLU.
 //!
 //! The core modules work on contiguous `f32` NCHW slices and know nothing of Burn, so each
@@ -10,6 +11,7 @@
 //! training step, and its linear layers' products ran at 60% of PyTorch's speed at batch 32.
 
 pub mod conv;
+pub mod direct;
 pub mod im2col;
 pub mod linear;
 pub mod pool;
@@ -40,4 +42,14 @@ fn noise(len: usize, seed: u64) -> Vec<f32> {
             (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
+}
+
+/// The largest difference between two equally long slices, for the kernels' tests.
+#[cfg(test)]
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }

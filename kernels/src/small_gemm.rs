@@ -229,25 +229,21 @@ trait Tiles {
     );
 }
 
-/// A pointer to `c` that the threads share; each writes its own columns.
-#[cfg(target_arch = "x86_64")]
+/// A pointer to an output that the threads share; each writes its own part.
 #[derive(Clone, Copy)]
-struct Output(*mut f32);
+pub(crate) struct Output(pub(crate) *mut f32);
 
-// SAFETY: the tasks that receive it write disjoint column ranges of the output.
-#[cfg(target_arch = "x86_64")]
+// SAFETY: the tasks that receive it write disjoint parts of the output.
 unsafe impl Send for Output {}
-#[cfg(target_arch = "x86_64")]
 unsafe impl Sync for Output {}
 
-#[cfg(target_arch = "x86_64")]
 impl Output {
     /// The element `offset` places on. (A method, so that closures capture the whole `Output`
     /// rather than its raw pointer.)
     ///
     /// # Safety
     /// `offset` lies inside the output.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
+    pub(crate) unsafe fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: forwarded from the caller.
         unsafe { self.0.add(offset) }
     }

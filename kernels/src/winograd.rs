@@ -546,7 +546,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
 mod tests {
     use super::*;
     use crate::im2col as conv_kernels;
-    use crate::noise;
+    use crate::{max_difference, noise};
 
     fn shape(batch: usize, channels: [usize; 2], side: [usize; 2], kernel: usize) -> ConvShape {
         ConvShape {
@@ -566,14 +566,6 @@ mod tests {
     fn tolerance(reference: &[f32], kernel: usize) -> f32 {
         let relative = if kernel == 3 { 1e-5 } else { 1e-4 };
         relative * reference.iter().fold(1.0f32, |m, v| m.max(v.abs()))
-    }
-
-    fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]
