@@ -54,12 +54,14 @@ pub fn backward(
                 bias,
             }
         }
-        // The weight gradient sums over the batch and has no padding to skip per output
-        // pixel; it stays on im2col + GEMM.
-        Algorithm::Direct => Gradients {
-            x: input_grad.then(|| direct::input_grad(dy, weight, shape)),
-            ..im2col::backward(x, weight, dy, shape, false)
-        },
+        Algorithm::Direct => {
+            let (weight_grad, bias) = direct::weight_grad(x, dy, shape);
+            Gradients {
+                x: input_grad.then(|| direct::input_grad(dy, weight, shape)),
+                weight: weight_grad,
+                bias,
+            }
+        }
         Algorithm::Im2col => im2col::backward(x, weight, dy, shape, input_grad),
     }
 }

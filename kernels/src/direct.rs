@@ -1,6 +1,6 @@
 //! Direct convolution for stride-1 layers on maps too small for Winograd (conv2 to conv5 at 96
-//! px), with AVX-512: the forward pass, and the input gradient as the forward pass of the
-//! transposed convolution.
+//! px), with AVX-512: the forward pass, the input gradient (the forward pass of the transposed
+//! convolution) and the weight gradient.
 //!
 //! Why not im2col + GEMM there: the column matrix holds the padding too, and the GEMM
 //! multiplies it. A 5x5 kernel with padding 2 on a 10x10 map reads the padding in 23% of its
@@ -11,7 +11,8 @@
 //! inside the image. Inside one kernel row those taps read neighbouring pixels, which a
 //! channels-last copy of the input stores side by side, and the packed weights are stored in
 //! the same (kernel row, kernel column, channel) order: each kernel row is one contiguous run
-//! of products on both sides.
+//! of products on both sides. The weight gradient runs the same tile over (input channel,
+//! output channel) for one kernel tap, summing over the output pixels whose tap lies inside.
 
 use rayon::prelude::*;
 
@@ -34,7 +35,7 @@ fn panel_width(channels: usize, panel: usize) -> usize {
     }
 }
 
-/// Whether this module computes `shape`'s forward pass and input gradient: stride 1, a
+/// Whether this module computes `shape`'s forward pass and gradients: stride 1, a
 /// padding narrower than the kernel (so that the transposed convolution has a padding too),
 /// enough images to fill a tile, and a CPU with AVX-512.
 pub fn applies(shape: &ConvShape) -> bool {
@@ -81,6 +82,115 @@ pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
     convolve(dy, &packed, None, &transposed)
 }
 
+/// The weight gradient `[Cout, Cin, kh, kw]` and the bias gradient `[Cout]` for the output
+/// gradient `dy [B, Cout, OH, OW]`. Each kernel tap's gradient sums, over the output pixels
+/// whose tap lies inside the image, the input pixel it reads times the output gradient: tasks
+/// of (output-channel panel, tap, block of `IMAGES` input channels), the tile's rows input
+/// channels and its vectors output channels, its runs one per image and output row.
+pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f32>) {
+    let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
+    let (cin, cout) = (shape.channels_in, shape.channels_out);
+    let taps = shape.kernel[0] * shape.kernel[1];
+    let panels = cout.div_ceil(CHANNELS);
+    let pixel_len = panels * CHANNELS;
+    let x_last = channels_last(x, cin, in_pixels, cin);
+    let dy_last = channels_last(dy, cout, out_pixels, pixel_len);
+    let dy_last = &dy_last[..shape.batch * out_pixels * pixel_len];
+    // `[tap][Cin][pixel_len]`: each task writes its own (tap, channels, panel) block.
+    let mut per_tap = Scratch::new(taps * cin * pixel_len);
+    let out = Output(per_tap.as_mut_ptr());
+    let blocks = cin.div_ceil(IMAGES);
+    (0..panels * taps * blocks)
+        .into_par_iter()
+        .for_each_init(Vec::new, |runs, task| {
+            let (panel, tap) = (task / (taps * blocks), task / blocks % taps);
+            let first = task % blocks * IMAGES;
+            let kernel_width = shape.kernel[1];
+            tap_runs(
+                shape,
+                [tap / kernel_width, tap % kernel_width],
+                pixel_len,
+                runs,
+            );
+            let x_side = Side {
+                values: &x_last[first..x.len()],
+                row_stride: 1,
+                step: cin,
+            };
+            let dy_side = Side {
+                values: &dy_last[panel * CHANNELS..],
+                row_stride: 0,
+                step: pixel_len,
+            };
+            let rows = IMAGES.min(cin - first);
+            let offset = (tap * cin + first) * pixel_len + panel * CHANNELS;
+            // SAFETY: the tile writes `width` values of `rows` rows at this task's own block of
+            // `per_tap`.
+            unsafe {
+                let y = (out.at(offset), pixel_len);
+                tile([rows, panel_width(cout, panel)], runs, x_side, dy_side, y);
+            }
+        });
+    let weight = weight_from_taps(&per_tap, shape, pixel_len);
+    (weight, bias_grad(dy, cout, out_pixels))
+}
+
+/// The runs of kernel tap `(di, dj)` over the batch: one per image and output row whose tap
+/// row lies inside the image, over the output columns whose tap column does; offsets into the
+/// channels-last input and the output gradient's `pixel_len`-long pixels.
+fn tap_runs(shape: &ConvShape, [di, dj]: [usize; 2], pixel_len: usize, out: &mut Vec<Run>) {
+    let ([h, w], [oh, ow], [ph, pw]) = (shape.input, shape.output, shape.padding);
+    let inside = |d: usize, size: usize, p: usize, outputs: usize| {
+        p.saturating_sub(d)..(size + p).saturating_sub(d).min(outputs)
+    };
+    let (rows, cols) = (inside(di, h, ph, oh), inside(dj, w, pw, ow));
+    out.clear();
+    if cols.is_empty() {
+        return;
+    }
+    for image in 0..shape.batch {
+        out.extend(rows.clone().map(|oy| Run {
+            input: ((image * h + oy + di - ph) * w + cols.start + dj - pw) * shape.channels_in,
+            weight: ((image * oh + oy) * ow + cols.start) * pixel_len,
+            len: cols.len(),
+        }));
+    }
+}
+
+/// `[tap][Cin][pixel_len]` (its first `Cout` values) as the weight's `[Cout, Cin, kh, kw]`,
+/// sixteen output channels at a time, so that every cache line is read whole.
+fn weight_from_taps(per_tap: &[f32], shape: &ConvShape, pixel_len: usize) -> Vec<f32> {
+    const LINE: usize = 16;
+    let (cin, taps) = (shape.channels_in, shape.kernel[0] * shape.kernel[1]);
+    let row = cin * taps;
+    let mut weight = vec![0.0; shape.channels_out * row];
+    weight
+        .par_chunks_mut(LINE * row)
+        .enumerate()
+        .for_each(|(block, rows)| {
+            for ci in 0..cin {
+                for tap in 0..taps {
+                    let src = &per_tap[(tap * cin + ci) * pixel_len + block * LINE..];
+                    for (dst, value) in rows.chunks_mut(row).zip(src) {
+                        dst[ci * taps + tap] = *value;
+                    }
+                }
+            }
+        });
+    weight
+}
+
+/// The bias gradient: the output gradient summed over the images and pixels of each channel.
+fn bias_grad(dy: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
+    let mut bias = vec![0.0; channels];
+    for image in dy.chunks(channels * pixels) {
+        for (sum, plane) in bias.iter_mut().zip(image.chunks(pixels)) {
+            *sum += plane.iter().sum::<f32>();
+        }
+    }
+    bias
+}
+
 /// The weight as panels of output channels (see [`panel_width`]), each `[kh][kw][Cin][width]`
 /// (zero past the last channel); `at(out, in, row, col)` reads one weight.
 fn pack(shape: &ConvShape, at: impl Fn(usize, usize, usize, usize) -> f32 + Sync) -> Vec<f32> {
@@ -108,13 +218,23 @@ fn pack(shape: &ConvShape, at: impl Fn(usize, usize, usize, usize) -> f32 + Sync
     packed
 }
 
-/// One kernel row's taps inside the image for one output pixel: `len` products from `input`
-/// in the channels-last image and `weight` in the packed panel on.
+/// One run of products the tile sums: `len` steps from offset `input` of the broadcast side
+/// and `weight` of the vector side (in the forward pass, one kernel row's taps inside the
+/// image for one output pixel).
 #[derive(Clone, Copy, Debug)]
 struct Run {
     input: usize,
     weight: usize,
     len: usize,
+}
+
+/// An operand of the tile: its values, the distance between tile rows (broadcast side only)
+/// and between consecutive steps of a run.
+#[derive(Clone, Copy, Debug)]
+struct Side<'a> {
+    values: &'a [f32],
+    row_stride: usize,
+    step: usize,
 }
 
 /// The runs of output pixel `(oy, ox)` in a panel `width` channels wide: one per kernel row
@@ -141,7 +261,7 @@ fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run
 fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
     let image_len = in_pixels * shape.channels_in;
-    let x_last = channels_last(x, shape.channels_in, in_pixels);
+    let x_last = channels_last(x, shape.channels_in, in_pixels, shape.channels_in);
     let panels = shape.channels_out.div_ceil(CHANNELS);
     let panel_len = packed.len() / panels;
     let pixel_len = panels * CHANNELS;
@@ -156,40 +276,47 @@ fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) 
             let width = panel_width(shape.channels_out, panel);
             let weights = &packed[panel * panel_len..][..panel_len];
             let x_block = &x_last[first * image_len..][..images * image_len];
+            let x_side = Side {
+                values: x_block,
+                row_stride: image_len,
+                step: 1,
+            };
+            let w_side = Side {
+                values: weights,
+                row_stride: 0,
+                step: width,
+            };
             for pixel in 0..out_pixels {
                 let [oy, ox] = [pixel / shape.output[1], pixel % shape.output[1]];
                 runs(shape, [oy, ox], width, pixel_runs);
                 let offset = (first * out_pixels + pixel) * pixel_len + panel * CHANNELS;
-                // SAFETY: the runs stay inside each image's channels-last input and the panel
-                // (`runs`); the tile writes `width` values of `images` output pixels at this
+                // SAFETY: the tile writes `width` values of `images` output pixels at this
                 // task's own panel columns, inside `y_last`.
                 unsafe {
                     let y = (out.at(offset), out_pixels * pixel_len);
-                    tile(
-                        [images, width],
-                        pixel_runs,
-                        (x_block, image_len),
-                        weights,
-                        y,
-                    );
+                    tile([images, width], pixel_runs, x_side, w_side, y);
                 }
             }
         });
     channels_first(&y_last, bias, shape, pixel_len)
 }
 
-/// `[B, C, P]` as `[B, P, C]`.
-fn channels_last(x: &[f32], channels: usize, pixels: usize) -> Scratch {
-    let image_len = channels * pixels;
-    let mut last = Scratch::new(x.len());
-    last[..x.len()]
-        .par_chunks_mut(image_len)
-        .zip(x.par_chunks(image_len))
+/// `[B, C, P]` as `[B, P, row_len]`: each pixel's `C` values, then zeros up to `row_len`.
+fn channels_last(x: &[f32], channels: usize, pixels: usize, row_len: usize) -> Scratch {
+    let batch = x.len() / (channels * pixels);
+    let mut last = Scratch::new(batch * pixels * row_len);
+    last[..batch * pixels * row_len]
+        .par_chunks_mut(pixels * row_len)
+        .zip(x.par_chunks(channels * pixels))
         .for_each(|(dst, src)| {
             for (c, plane) in src.chunks(pixels).enumerate() {
                 for (p, value) in plane.iter().enumerate() {
-                    dst[p * channels + c] = *value;
+                    dst[p * row_len + c] = *value;
                 }
+            }
+            if row_len > channels {
+                dst.chunks_mut(row_len)
+                    .for_each(|pixel| pixel[channels..].fill(0.0));
             }
         });
     last
@@ -219,32 +346,37 @@ fn channels_first(
     y
 }
 
-/// `y[i, 0..width] = Σ runs x[i, run.input..][..len] · panel[run.weight..][..len, width]`
-/// for the `images` rows `i`, `x` and `y` at their row strides.
+/// `y[i, 0..width] = Σ runs Σ steps s  x[run.input + i * row_stride + s * step] ·
+/// w[run.weight + s * step..][..width]` for the `rows` rows `i`, `y` at its row stride.
+///
+/// # Panics
+/// If a run reaches past either operand.
 ///
 /// # Safety
-/// Every run lies inside each row of `x` and inside `weights`; `y` covers `images` rows of
-/// `width` values; the CPU has AVX-512 (`applies`).
+/// `y` covers `rows` rows of `width` values; the CPU has AVX-512 (`applies`).
 unsafe fn tile(
-    [images, width]: [usize; 2],
+    [rows, width]: [usize; 2],
     runs: &[Run],
-    (x, x_stride): (&[f32], usize),
-    weights: &[f32],
+    x: Side,
+    w: Side,
     (y, y_stride): (*mut f32, usize),
 ) {
-    debug_assert!(runs.iter().all(|run| {
-        run.input + run.len <= x_stride && run.weight + run.len * width <= weights.len()
+    let end = |start: usize, run: &Run, step: usize| start + run.len.saturating_sub(1) * step;
+    assert!(runs.iter().all(|run| {
+        end(run.input, run, x.step) + (rows - 1) * x.row_stride < x.values.len()
+            && end(run.weight, run, w.step) + width <= w.values.len()
     }));
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: forwarded from the caller.
+    // SAFETY: every run lies inside both operands (checked above); `y` and the CPU are the
+    // caller's.
     unsafe {
         let args = (
             runs,
-            (x.as_ptr(), x_stride),
-            weights.as_ptr(),
+            (x.values.as_ptr(), [x.row_stride, x.step]),
+            (w.values.as_ptr(), w.step),
             (y, y_stride),
         );
-        match (images, width == CHANNELS) {
+        match (rows, width == CHANNELS) {
             (6, true) => avx512::tile::<6, 4>(args),
             (5, true) => avx512::tile::<5, 4>(args),
             (4, true) => avx512::tile::<4, 4>(args),
@@ -262,7 +394,7 @@ unsafe fn tile(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (images, width, runs, x, weights, y, y_stride);
+        let _ = (rows, width, runs, x, w, y, y_stride);
         unreachable!("the direct convolution needs AVX-512 (`applies`)");
     }
 }
@@ -273,26 +405,26 @@ mod avx512 {
 
     use super::Run;
 
-    /// The tile of `R` images and `V` vectors of output channels (see `super::tile`).
+    /// The tile of `R` rows and `V` vectors of output channels (see `super::tile`).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile<const R: usize, const V: usize>(
-        (runs, (x, x_stride), weights, (y, y_stride)): (
+        (runs, (x, [x_stride, x_step]), (w, w_step), (y, y_stride)): (
             &[Run],
+            (*const f32, [usize; 2]),
             (*const f32, usize),
-            *const f32,
             (*mut f32, usize),
         ),
     ) {
         let mut sums = [[_mm512_setzero_ps(); V]; R];
         for run in runs {
-            // SAFETY: the caller keeps every run inside `x`'s rows and the panel.
+            // SAFETY: the caller keeps every run inside both operands.
             unsafe {
-                let (x, w) = (x.add(run.input), weights.add(run.weight));
+                let (x, w) = (x.add(run.input), w.add(run.weight));
                 for p in 0..run.len {
-                    let row = w.add(p * 16 * V);
+                    let row = w.add(p * w_step);
                     let w: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(row.add(16 * v)));
                     for (i, sums) in sums.iter_mut().enumerate() {
-                        let a = _mm512_set1_ps(*x.add(i * x_stride + p));
+                        let a = _mm512_set1_ps(*x.add(i * x_stride + p * x_step));
                         for (sum, w) in sums.iter_mut().zip(w) {
                             *sum = _mm512_fmadd_ps(a, w, *sum);
                         }
@@ -333,7 +465,7 @@ mod tests {
         }
     }
 
-    /// Forward pass and input gradient against im2col + GEMM, which multiplies every tap.
+    /// Forward pass and gradients against im2col + GEMM, which multiplies every tap.
     #[test]
     fn matches_im2col_on_small_maps_and_odd_shapes() {
         if !has_avx512() {
@@ -354,11 +486,20 @@ mod tests {
             let expected = im2col::forward(&x, &w, Some(&b), &s);
             assert!(max_difference(&y, &expected) < 1e-4, "forward {s:?}");
             let dy = noise(expected.len(), 4);
+            let expected = im2col::backward(&x, &w, &dy, &s, true);
             let dx = input_grad(&dy, &w, &s);
-            let expected = im2col::backward(&x, &w, &dy, &s, true).x.unwrap();
             assert!(
-                max_difference(&dx, &expected) < 1e-4,
+                max_difference(&dx, &expected.x.unwrap()) < 1e-4,
                 "input gradient {s:?}"
+            );
+            let (dw, db) = weight_grad(&x, &dy, &s);
+            assert!(
+                max_difference(&dw, &expected.weight) < 1e-3,
+                "weight gradient {s:?}"
+            );
+            assert!(
+                max_difference(&db, &expected.bias) < 1e-3,
+                "bias gradient {s:?}"
             );
         }
     }
