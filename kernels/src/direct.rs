@@ -405,15 +405,19 @@ mod avx512 {
 
     use super::Run;
 
+    /// The runs; the broadcast side with its row stride and step; the vector side with its
+    /// step; the output with its row stride.
+    type TileArgs<'a> = (
+        &'a [Run],
+        (*const f32, [usize; 2]),
+        (*const f32, usize),
+        (*mut f32, usize),
+    );
+
     /// The tile of `R` rows and `V` vectors of output channels (see `super::tile`).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile<const R: usize, const V: usize>(
-        (runs, (x, [x_stride, x_step]), (w, w_step), (y, y_stride)): (
-            &[Run],
-            (*const f32, [usize; 2]),
-            (*const f32, usize),
-            (*mut f32, usize),
-        ),
+        (runs, (x, [x_stride, x_step]), (w, w_step), (y, y_stride)): TileArgs,
     ) {
         let mut sums = [[_mm512_setzero_ps(); V]; R];
         for run in runs {
