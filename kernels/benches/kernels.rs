@@ -65,9 +65,10 @@ fn bench_conv(name: &str, s: &ConvShape) {
     let dy = noise(s.batch * s.channels_out * s.output[0] * s.output[1], 4);
     let forward = median_ms(3, || drop(conv::forward(&x, &w, Some(&b), s)));
     let backward = median_ms(3, || drop(conv::backward(&x, &w, &dy, s, true)));
-    let algorithm = format!("{:?}", conv::Algorithm::of(s)).to_lowercase();
-    println!("{name:<8} {algorithm:<9} forward {forward:8.1} ms   backward {backward:8.1} ms");
-    if conv::Algorithm::of(s) != conv::Algorithm::Im2col {
+    let algorithm = conv::Algorithm::of(s);
+    let label = format!("{algorithm:?}").to_lowercase();
+    println!("{name:<8} {label:<9} forward {forward:8.1} ms   backward {backward:8.1} ms");
+    if algorithm != conv::Algorithm::Im2col {
         let forward = median_ms(3, || drop(im2col::forward(&x, &w, Some(&b), s)));
         let backward = median_ms(3, || drop(im2col::backward(&x, &w, &dy, s, true)));
         println!(

@@ -27,6 +27,11 @@ impl Algorithm {
     }
 }
 
+/// `(x, dy, shape)` to the weight and bias gradients.
+type WeightGrad = fn(&[f32], &[f32], &ConvShape) -> (Vec<f32>, Vec<f32>);
+/// `(dy, weight, shape)` to the input gradient.
+type InputGrad = fn(&[f32], &[f32], &ConvShape) -> Vec<f32>;
+
 /// `y = x * weight + bias` for `x [B, C, H, W]` and `weight [O, C, KH, KW]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
     match Algorithm::of(shape) {
@@ -45,23 +50,16 @@ pub fn backward(
     shape: &ConvShape,
     input_grad: bool,
 ) -> Gradients {
-    match Algorithm::of(shape) {
-        Algorithm::Winograd => {
-            let (weight_grad, bias) = winograd::weight_grad(x, dy, shape);
-            Gradients {
-                x: input_grad.then(|| winograd::input_grad(dy, weight, shape)),
-                weight: weight_grad,
-                bias,
-            }
-        }
-        Algorithm::Direct => {
-            let (weight_grad, bias) = direct::weight_grad(x, dy, shape);
-            Gradients {
-                x: input_grad.then(|| direct::input_grad(dy, weight, shape)),
-                weight: weight_grad,
-                bias,
-            }
-        }
-        Algorithm::Im2col => im2col::backward(x, weight, dy, shape, input_grad),
+    // Winograd and the direct convolution compute the two gradients separately.
+    let (weight_grad, input_grad_of): (WeightGrad, InputGrad) = match Algorithm::of(shape) {
+        Algorithm::Winograd => (winograd::weight_grad, winograd::input_grad),
+        Algorithm::Direct => (direct::weight_grad, direct::input_grad),
+        Algorithm::Im2col => return im2col::backward(x, weight, dy, shape, input_grad),
+    };
+    let (weight_grad, bias) = weight_grad(x, dy, shape);
+    Gradients {
+        x: input_grad.then(|| input_grad_of(dy, weight, shape)),
+        weight: weight_grad,
+        bias,
     }
 }

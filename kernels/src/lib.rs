@@ -1,7 +1,6 @@
 //! Fast CPU kernels for the layers of AlexNet: convolution (im2col + GEMM, Winograd's minimal
 //! filtering for the 3x3 and 5x5 layers on large maps, direct convolution on small ones), the
-//! linear layer (a GEMM tuned for a batch's
-//! few rows), max-pooling with its argmax, and ReLU.
+//! linear layer (a GEMM tuned for a batch's few rows), max-pooling with its argmax, and ReLU.
 //!
 //! The core modules work on contiguous `f32` NCHW slices and know nothing of Burn, so each
 //! kernel is tested and timed on its own (`cargo bench -p alexnet-kernels`). The `flex` feature
