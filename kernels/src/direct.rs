@@ -20,8 +20,9 @@ use crate::im2col::ConvShape;
 use crate::scratch::Scratch;
 use crate::small_gemm::Output;
 
-/// Images per register tile: six rows of four vectors keep 24 accumulators in registers.
-const IMAGES: usize = 6;
+/// Rows of the register tile (images; input channels in the weight gradient): six rows of four
+/// vectors keep 24 accumulators in registers.
+const TILE_ROWS: usize = 6;
 /// Output channels per register tile and per packed weight panel: four 16-lane vectors. The
 /// last panel has two vectors when no more channels are left (conv2's input gradient has 96).
 const CHANNELS: usize = 64;
@@ -40,7 +41,7 @@ fn panel_width(channels: usize, panel: usize) -> usize {
 /// enough images to fill a tile, and a CPU with AVX-512.
 pub fn applies(shape: &ConvShape) -> bool {
     shape.stride == [1, 1]
-        && shape.batch >= IMAGES
+        && shape.batch >= TILE_ROWS
         && (0..2).all(|axis| shape.padding[axis] < shape.kernel[axis])
         && has_avx512()
 }
@@ -85,7 +86,7 @@ pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
 /// The weight gradient `[Cout, Cin, kh, kw]` and the bias gradient `[Cout]` for the output
 /// gradient `dy [B, Cout, OH, OW]`. Each kernel tap's gradient sums, over the output pixels
 /// whose tap lies inside the image, the input pixel it reads times the output gradient: tasks
-/// of (output-channel panel, tap, block of `IMAGES` input channels), the tile's rows input
+/// of (output-channel panel, tap, block of `TILE_ROWS` input channels), the tile's rows input
 /// channels and its vectors output channels, its runs one per image and output row.
 pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f32>) {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
@@ -99,12 +100,12 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
     // `[tap][Cin][pixel_len]`: each task writes its own (tap, channels, panel) block.
     let mut per_tap = Scratch::new(taps * cin * pixel_len);
     let out = Output(per_tap.as_mut_ptr());
-    let blocks = cin.div_ceil(IMAGES);
+    let blocks = cin.div_ceil(TILE_ROWS);
     (0..panels * taps * blocks)
         .into_par_iter()
         .for_each_init(Vec::new, |runs, task| {
             let (panel, tap) = (task / (taps * blocks), task / blocks % taps);
-            let first = task % blocks * IMAGES;
+            let first = task % blocks * TILE_ROWS;
             let kernel_width = shape.kernel[1];
             tap_runs(
                 shape,
@@ -122,7 +123,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
                 row_stride: 0,
                 step: pixel_len,
             };
-            let rows = IMAGES.min(cin - first);
+            let rows = TILE_ROWS.min(cin - first);
             let offset = (tap * cin + first) * pixel_len + panel * CHANNELS;
             // SAFETY: the tile writes `width` values of `rows` rows at this task's own block of
             // `per_tap`.
@@ -256,7 +257,7 @@ fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run
     }));
 }
 
-/// The convolution of `x` with packed weights: tasks of (weight panel, block of `IMAGES`
+/// The convolution of `x` with packed weights: tasks of (weight panel, block of `TILE_ROWS`
 /// images), each running the tile over every output pixel.
 fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
@@ -267,12 +268,12 @@ fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) 
     let pixel_len = panels * CHANNELS;
     let mut y_last = Scratch::new(shape.batch * out_pixels * pixel_len);
     let out = Output(y_last.as_mut_ptr());
-    let blocks = shape.batch.div_ceil(IMAGES);
+    let blocks = shape.batch.div_ceil(TILE_ROWS);
     (0..panels * blocks)
         .into_par_iter()
         .for_each_init(Vec::new, |pixel_runs, task| {
-            let (panel, first) = (task / blocks, task % blocks * IMAGES);
-            let images = IMAGES.min(shape.batch - first);
+            let (panel, first) = (task / blocks, task % blocks * TILE_ROWS);
+            let images = TILE_ROWS.min(shape.batch - first);
             let width = panel_width(shape.channels_out, panel);
             let weights = &packed[panel * panel_len..][..panel_len];
             let x_block = &x_last[first * image_len..][..images * image_len];
@@ -513,7 +514,7 @@ mod tests {
         let s = shape(32, [16, 70], [10, 10], [5, 5], [2, 2]);
         assert_eq!(applies(&s), has_avx512());
         assert!(!applies(&ConvShape {
-            batch: IMAGES - 1,
+            batch: TILE_ROWS - 1,
             ..s
         }));
         assert!(!applies(&ConvShape {
