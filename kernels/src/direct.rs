@@ -55,11 +55,13 @@ fn has_avx512() -> bool {
 
 /// `y = x * weight + bias` for `x [B, Cin, H, W]` and `weight [Cout, Cin, kh, kw]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
-    let [kh, kw] = shape.kernel;
-    let cin = shape.channels_in;
-    let packed = pack(shape, |co, ci, di, dj| {
-        weight[((co * cin + ci) * kh + di) * kw + dj]
-    });
+    let taps = shape.kernel[0] * shape.kernel[1];
+    let source = Source {
+        out_stride: shape.channels_in * taps,
+        in_stride: taps,
+        flipped: false,
+    };
+    let packed = pack(weight, source, shape);
     convolve(x, &packed, bias, shape)
 }
 
@@ -77,9 +79,12 @@ pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
         padding: [kh - 1 - shape.padding[0], kw - 1 - shape.padding[1]],
         ..*shape
     };
-    let packed = pack(&transposed, |ci, co, di, dj| {
-        weight[((co * cin + ci) * kh + kh - 1 - di) * kw + kw - 1 - dj]
-    });
+    let source = Source {
+        out_stride: kh * kw,
+        in_stride: cin * kh * kw,
+        flipped: true,
+    };
+    let packed = pack(weight, source, &transposed);
     convolve(dy, &packed, None, &transposed)
 }
 
@@ -87,7 +92,7 @@ pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
 /// gradient `dy [B, Cout, OH, OW]`. Each kernel tap's gradient sums, over the output pixels
 /// whose tap lies inside the image, the input pixel it reads times the output gradient: tasks
 /// of (output-channel panel, tap, block of `TILE_ROWS` input channels), the tile's rows input
-/// channels and its vectors output channels, its runs one per image and output row.
+/// channels and its vectors output channels, its runs one per output pixel over the batch.
 pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f32>) {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
     let (cin, cout) = (shape.channels_in, shape.channels_out);
@@ -116,12 +121,12 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
             let x_side = Side {
                 values: &x_last[first..x.len()],
                 row_stride: 1,
-                step: cin,
+                step: in_pixels * cin,
             };
             let dy_side = Side {
                 values: &dy_last[panel * CHANNELS..],
                 row_stride: 0,
-                step: pixel_len,
+                step: out_pixels * pixel_len,
             };
             let rows = TILE_ROWS.min(cin - first);
             let offset = (tap * cin + first) * pixel_len + panel * CHANNELS;
@@ -136,9 +141,10 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
     (weight, bias_grad(dy, cout, out_pixels))
 }
 
-/// The runs of kernel tap `(di, dj)` over the batch: one per image and output row whose tap
-/// row lies inside the image, over the output columns whose tap column does; offsets into the
-/// channels-last input and the output gradient's `pixel_len`-long pixels.
+/// The runs of kernel tap `(di, dj)`: one per output pixel whose tap lies inside the image,
+/// over the batch (offsets of the first image's pixel in the channels-last input and in the
+/// output gradient's `pixel_len`-long pixels). Runs over the batch rather than along output
+/// rows: a 4x4 map's rows hold three or four of a 3x3 kernel's taps, too few products per run.
 fn tap_runs(shape: &ConvShape, [di, dj]: [usize; 2], pixel_len: usize, out: &mut Vec<Run>) {
     let ([h, w], [oh, ow], [ph, pw]) = (shape.input, shape.output, shape.padding);
     let inside = |d: usize, size: usize, p: usize, outputs: usize| {
@@ -146,14 +152,11 @@ fn tap_runs(shape: &ConvShape, [di, dj]: [usize; 2], pixel_len: usize, out: &mut
     };
     let (rows, cols) = (inside(di, h, ph, oh), inside(dj, w, pw, ow));
     out.clear();
-    if cols.is_empty() {
-        return;
-    }
-    for image in 0..shape.batch {
-        out.extend(rows.clone().map(|oy| Run {
-            input: ((image * h + oy + di - ph) * w + cols.start + dj - pw) * shape.channels_in,
-            weight: ((image * oh + oy) * ow + cols.start) * pixel_len,
-            len: cols.len(),
+    for oy in rows {
+        out.extend(cols.clone().map(|ox| Run {
+            input: ((oy + di - ph) * w + ox + dj - pw) * shape.channels_in,
+            weight: (oy * ow + ox) * pixel_len,
+            len: shape.batch,
         }));
     }
 }
@@ -192,31 +195,54 @@ fn bias_grad(dy: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
     bias
 }
 
+/// Where the packed convolution's weight (output channel, input channel, kernel tap) lies in
+/// the layer's `[Cout, Cin, kh, kw]` weight: `out_stride` and `in_stride` apart, its taps in
+/// order or turned half round (`flipped`, for the transposed convolution).
+#[derive(Clone, Copy, Debug)]
+struct Source {
+    out_stride: usize,
+    in_stride: usize,
+    flipped: bool,
+}
+
 /// The weight as panels of output channels (see [`panel_width`]), each `[kh][kw][Cin][width]`
-/// (zero past the last channel); `at(out, in, row, col)` reads one weight.
-fn pack(shape: &ConvShape, at: impl Fn(usize, usize, usize, usize) -> f32 + Sync) -> Vec<f32> {
-    let [kh, kw] = shape.kernel;
+/// (zero past the last channel) and [`panel_len`] apart.
+fn pack(weight: &[f32], source: Source, shape: &ConvShape) -> Scratch {
+    let taps = shape.kernel[0] * shape.kernel[1];
     let (cin, cout) = (shape.channels_in, shape.channels_out);
-    let panel_len = kh * kw * cin * CHANNELS;
-    let mut packed = vec![0.0; cout.div_ceil(CHANNELS) * panel_len];
-    packed
+    let panel_len = panel_len(shape);
+    let panels = cout.div_ceil(CHANNELS);
+    // A kept buffer: 5 MB of fresh zeroed memory (conv4's weights) cost a page fault per page.
+    let mut packed = Scratch::new(panels * panel_len);
+    packed[..panels * panel_len]
         .par_chunks_mut(panel_len)
         .enumerate()
         .for_each(|(panel, values)| {
             let (first, width) = (panel * CHANNELS, panel_width(cout, panel));
-            // One input channel at a time: its kh * kw rows of the panel stay in the L1 cache
-            // while every output channel's few weights are read.
+            let used = cout.min(first + width) - first;
+            // One input channel at a time, so that the source's cache lines serve all its taps.
             for ci in 0..cin {
-                for (lane, co) in (first..cout.min(first + width)).enumerate() {
-                    for di in 0..kh {
-                        for dj in 0..kw {
-                            values[((di * kw + dj) * cin + ci) * width + lane] = at(co, ci, di, dj);
-                        }
+                for tap in 0..taps {
+                    let row = &mut values[(tap * cin + ci) * width..][..width];
+                    let from = match source.flipped {
+                        true => taps - 1 - tap,
+                        false => tap,
+                    };
+                    let start = first * source.out_stride + ci * source.in_stride + from;
+                    let column = weight[start..].iter().step_by(source.out_stride);
+                    for (to, value) in row[..used].iter_mut().zip(column) {
+                        *to = *value;
                     }
+                    row[used..].fill(0.0);
                 }
             }
         });
     packed
+}
+
+/// The distance between two panels of packed weights.
+fn panel_len(shape: &ConvShape) -> usize {
+    shape.kernel[0] * shape.kernel[1] * shape.channels_in * CHANNELS
 }
 
 /// One run of products the tile sums: `len` steps from offset `input` of the broadcast side
@@ -257,14 +283,14 @@ fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run
     }));
 }
 
-/// The convolution of `x` with packed weights: tasks of (weight panel, block of `TILE_ROWS`
-/// images), each running the tile over every output pixel.
+/// The convolution of `x` with packed weights: tasks of (weight panel, block of up to
+/// `TILE_ROWS` images), each running the tile over every output pixel.
 fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
     let image_len = in_pixels * shape.channels_in;
     let x_last = channels_last(x, shape.channels_in, in_pixels, shape.channels_in);
     let panels = shape.channels_out.div_ceil(CHANNELS);
-    let panel_len = packed.len() / panels;
+    let panel_len = panel_len(shape);
     let pixel_len = panels * CHANNELS;
     let mut y_last = Scratch::new(shape.batch * out_pixels * pixel_len);
     let out = Output(y_last.as_mut_ptr());
@@ -272,8 +298,8 @@ fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) 
     (0..panels * blocks)
         .into_par_iter()
         .for_each_init(Vec::new, |pixel_runs, task| {
-            let (panel, first) = (task / blocks, task % blocks * TILE_ROWS);
-            let images = TILE_ROWS.min(shape.batch - first);
+            let (panel, block) = (task / blocks, task % blocks);
+            let (first, images) = image_block(shape.batch, blocks, block);
             let width = panel_width(shape.channels_out, panel);
             let weights = &packed[panel * panel_len..][..panel_len];
             let x_block = &x_last[first * image_len..][..images * image_len];
@@ -300,6 +326,14 @@ fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) 
             }
         });
     channels_first(&y_last, bias, shape, pixel_len)
+}
+
+/// The first image and the number of images of block `index` of `blocks`: consecutive images
+/// that share the batch evenly (sizes differ by at most one), so that no tile is left with a
+/// few images.
+fn image_block(batch: usize, blocks: usize, index: usize) -> (usize, usize) {
+    let first = index * batch / blocks;
+    (first, (index + 1) * batch / blocks - first)
 }
 
 /// `[B, C, P]` as `[B, P, row_len]`: each pixel's `C` values, then zeros up to `row_len`.
