@@ -1,74 +1,132 @@
 //! Direct convolution for stride-1 layers on maps too small for Winograd (conv2 to conv5 at 96
-//! px), with AVX-512: the forward pass, the input gradient (the forward pass of the transposed
-//! convolution) and the weight gradient.
+//! px), with AVX-512 or AVX2: the forward pass, the input gradient (the forward pass of the
+//! transposed convolution) and the weight gradient.
 //!
 //! Why not im2col + GEMM there: the column matrix holds the padding too, and the GEMM
 //! multiplies it. A 5x5 kernel with padding 2 on a 10x10 map reads the padding in 23% of its
 //! products, a 3x3 kernel on a 4x4 map in 31%; PyTorch's oneDNN skips them (its direct
 //! convolution) and was 1.5x faster at these layers on an AMD EPYC Zen 4, although the `gemm`
 //! crate runs at 94% of the core's peak there. Here one register tile computes one output pixel
-//! of up to six images for 64 output channels and sums over only the kernel taps that fall
-//! inside the image. Inside one kernel row those taps read neighbouring pixels, which a
-//! channels-last copy of the input stores side by side, and the packed weights are stored in
-//! the same (kernel row, kernel column, channel) order: each kernel row is one contiguous run
-//! of products on both sides. The weight gradient runs the same tile over (input channel,
-//! output channel) for one kernel tap, summing over the output pixels whose tap lies inside.
+//! of up to six images for a panel of output channels (64 with AVX-512, 16 with AVX2) and sums
+//! over only the kernel taps that fall inside the image. Inside one kernel row those taps read
+//! neighbouring pixels, which a channels-last copy of the input stores side by side, and the
+//! packed weights are stored in the same (kernel row, kernel column, channel) order: each
+//! kernel row is one contiguous run of products on both sides. The weight gradient runs the
+//! same tile over (input channel, output channel) for one kernel tap, summing over the output
+//! pixels whose tap lies inside. The tile scatters its sums straight into the result's layout.
 
 use rayon::prelude::*;
 
+use crate::cpu::Isa;
 use crate::im2col::ConvShape;
 use crate::scratch::Scratch;
 use crate::small_gemm::Output;
 
 /// Rows of the register tile (images; input channels in the weight gradient): six rows of four
-/// vectors keep 24 accumulators in registers.
+/// 16-lane vectors keep 24 accumulators in AVX-512's 32 registers, six rows of two 8-lane
+/// vectors 12 in AVX2's 16.
 const TILE_ROWS: usize = 6;
-/// Output channels per register tile and per packed weight panel: four 16-lane vectors. The
-/// last panel has two vectors when no more channels are left (conv2's input gradient has 96).
-const CHANNELS: usize = 64;
 
-/// Output channels in weight panel `panel` of `channels`: `CHANNELS`, or half as many for a
-/// last panel that needs no more.
-fn panel_width(channels: usize, panel: usize) -> usize {
-    match channels - panel * CHANNELS {
-        left if left <= CHANNELS / 2 => CHANNELS / 2,
-        _ => CHANNELS,
+/// The output channels cut into panels, each as wide as one register tile of `isa`: 64
+/// channels with AVX-512, 16 with AVX2; a last panel is half as wide when no more channels are
+/// left (conv2's input gradient has 96).
+#[derive(Clone, Copy, Debug)]
+struct Panels {
+    isa: Isa,
+    channels: usize,
+    count: usize,
+    full: usize,
+}
+
+impl Panels {
+    fn new(isa: Isa, channels: usize) -> Self {
+        let full = full_panel(isa);
+        let count = channels.div_ceil(full);
+        Self {
+            isa,
+            channels,
+            count,
+            full,
+        }
+    }
+
+    /// The first channel of panel `panel`.
+    fn start(self, panel: usize) -> usize {
+        panel * self.full
+    }
+
+    /// The panel's width in the packed weights and in the tile: full, or half.
+    fn width(self, panel: usize) -> usize {
+        match self.channels - self.start(panel) {
+            left if left <= self.full / 2 => self.full / 2,
+            _ => self.full,
+        }
+    }
+
+    /// The panel's real channels (the rest of its width is padding).
+    fn lanes(self, panel: usize) -> usize {
+        (self.channels - self.start(panel)).min(self.full)
+    }
+}
+
+/// The output channels of a full panel: the tile's vectors times their lanes.
+fn full_panel(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 4 * 16,
+        Isa::Avx2 => 2 * 8,
     }
 }
 
 /// Whether this module computes `shape`'s forward pass and gradients: stride 1, a
 /// padding narrower than the kernel (so that the transposed convolution has a padding too),
-/// enough images to fill a tile, and a CPU with AVX-512.
+/// enough images to fill a tile, and a CPU with AVX-512 or AVX2.
 pub fn applies(shape: &ConvShape) -> bool {
     shape.stride == [1, 1]
         && shape.batch >= TILE_ROWS
         && (0..2).all(|axis| shape.padding[axis] < shape.kernel[axis])
-        && has_avx512()
+        && Isa::best().is_some()
 }
 
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+/// The instruction set the tiles run on here.
+///
+/// # Panics
+/// On a CPU without AVX-512 or AVX2 (see [`applies`]).
+fn isa() -> Isa {
+    Isa::best().expect("the direct convolution needs AVX-512 or AVX2 (see `applies`)")
 }
 
 /// `y = x * weight + bias` for `x [B, Cin, H, W]` and `weight [Cout, Cin, kh, kw]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
+    forward_on(isa(), x, weight, bias, shape)
+}
+
+fn forward_on(
+    isa: Isa,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    shape: &ConvShape,
+) -> Vec<f32> {
+    let panels = Panels::new(isa, shape.channels_out);
     let taps = shape.kernel[0] * shape.kernel[1];
     let source = Source {
         out_stride: shape.channels_in * taps,
         in_stride: taps,
         flipped: false,
     };
-    let packed = pack(weight, source, shape);
-    convolve(x, &packed, bias, shape)
+    let packed = pack(weight, source, shape, panels);
+    convolve(x, &packed, bias, shape, panels)
 }
 
 /// The input gradient `dx [B, Cin, H, W]` for the output gradient `dy [B, Cout, OH, OW]`: the
 /// convolution of `dy` with the weight turned half round and its channels swapped, padded by
 /// `kernel - 1 - padding`.
 pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
+    input_grad_on(isa(), dy, weight, shape)
+}
+
+fn input_grad_on(isa: Isa, dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
+    let panels = Panels::new(isa, shape.channels_in);
     let [kh, kw] = shape.kernel;
     let cin = shape.channels_in;
     let transposed = ConvShape {
@@ -84,8 +142,8 @@ pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
         in_stride: cin * kh * kw,
         flipped: true,
     };
-    let packed = pack(weight, source, &transposed);
-    convolve(dy, &packed, None, &transposed)
+    let packed = pack(weight, source, &transposed, panels);
+    convolve(dy, &packed, None, &transposed, panels)
 }
 
 /// The weight gradient `[Cout, Cin, kh, kw]` and the bias gradient `[Cout]` for the output
@@ -94,54 +152,59 @@ pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
 /// of (output-channel panel, tap, block of `TILE_ROWS` input channels), the tile's rows input
 /// channels and its vectors output channels, its runs one per output pixel over the batch.
 pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f32>) {
+    weight_grad_on(isa(), x, dy, shape)
+}
+
+fn weight_grad_on(isa: Isa, x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f32>) {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
     let (cin, cout) = (shape.channels_in, shape.channels_out);
     let taps = shape.kernel[0] * shape.kernel[1];
-    let panels = cout.div_ceil(CHANNELS);
-    let pixel_len = panels * CHANNELS;
+    let panels = Panels::new(isa, cout);
     let x_last = channels_last(x, cin, in_pixels, cin);
-    let dy_last = channels_last(dy, cout, out_pixels, pixel_len);
-    let dy_last = &dy_last[..shape.batch * out_pixels * pixel_len];
+    let dy_panels = panels_last(dy, out_pixels, panels);
+    let panel_len = shape.batch * out_pixels * panels.full;
+    let along_rows = shape.output[1] >= ROW_RUNS_FROM;
+    let [x_step, dy_step] = match along_rows {
+        true => [cin, panels.full],
+        false => [in_pixels * cin, out_pixels * panels.full],
+    };
     let mut weight = vec![0.0; cout * cin * taps];
     let out = Output(weight.as_mut_ptr());
     let blocks = cin.div_ceil(TILE_ROWS);
-    (0..panels * taps * blocks)
+    (0..panels.count * taps * blocks)
         .into_par_iter()
         .for_each_init(Vec::new, |runs, task| {
-            let (panel, tap) = (task / (taps * blocks), task / blocks % taps);
+            let (panel, tap_index) = (task / (taps * blocks), task / blocks % taps);
             let first = task % blocks * TILE_ROWS;
             let kernel_width = shape.kernel[1];
-            tap_runs(
-                shape,
-                [tap / kernel_width, tap % kernel_width],
-                pixel_len,
-                runs,
-            );
+            let tap = [tap_index / kernel_width, tap_index % kernel_width];
+            tap_runs(shape, tap, panels.full, along_rows, runs);
             let x_side = Side {
                 values: &x_last[first..x.len()],
                 row_stride: 1,
-                step: in_pixels * cin,
+                step: x_step,
             };
             let dy_side = Side {
-                values: &dy_last[panel * CHANNELS..],
+                values: &dy_panels[panel * panel_len..][..panel_len],
                 row_stride: 0,
-                step: out_pixels * pixel_len,
+                step: dy_step,
             };
             let rows = TILE_ROWS.min(cin - first);
             // The weight's `[Cout, Cin, kh, kw]` layout: rows are input channels, lanes output
             // channels.
-            let offset = (panel * CHANNELS * cin + first) * taps + tap;
+            let offset = (panels.start(panel) * cin + first) * taps + tap_index;
             let target = Target {
                 row_stride: taps,
                 lane_stride: cin * taps,
-                lanes: (cout - panel * CHANNELS).min(CHANNELS),
+                lanes: panels.lanes(panel),
                 room: cout * cin * taps - offset,
             };
             // SAFETY: the tile writes this task's own (tap, input channels, output channels)
             // weights, inside `weight` (`room`).
             unsafe {
                 tile(
-                    [rows, panel_width(cout, panel)],
+                    isa,
+                    [rows, panels.width(panel)],
                     runs,
                     x_side,
                     dy_side,
@@ -152,23 +215,47 @@ pub fn weight_grad(x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f32>, Vec<f
     (weight, bias_grad(dy, cout, out_pixels))
 }
 
-/// The runs of kernel tap `(di, dj)`: one per output pixel whose tap lies inside the image,
-/// over the batch (offsets of the first image's pixel in the channels-last input and in the
-/// output gradient's `pixel_len`-long pixels). Runs over the batch rather than along output
-/// rows: a 4x4 map's rows hold three or four of a 3x3 kernel's taps, too few products per run.
-fn tap_runs(shape: &ConvShape, [di, dj]: [usize; 2], pixel_len: usize, out: &mut Vec<Run>) {
+/// Output columns from which the weight gradient's runs go along output rows: on smaller maps
+/// a row holds too few of a tap's products (three or four of a 3x3 kernel's on a 4x4 map), and
+/// the runs go over the batch instead.
+const ROW_RUNS_FROM: usize = 8;
+
+/// The runs of kernel tap `(di, dj)` over the output pixels whose tap lies inside the image:
+/// `along_rows`, one per image and output row; else one per output pixel, over the batch.
+/// Offsets into the channels-last input and into a panel of the output gradient (`full`
+/// values per pixel, see [`panels_last`]).
+fn tap_runs(
+    shape: &ConvShape,
+    [di, dj]: [usize; 2],
+    full: usize,
+    along_rows: bool,
+    out: &mut Vec<Run>,
+) {
     let ([h, w], [oh, ow], [ph, pw]) = (shape.input, shape.output, shape.padding);
     let inside = |d: usize, size: usize, p: usize, outputs: usize| {
         p.saturating_sub(d)..(size + p).saturating_sub(d).min(outputs)
     };
     let (rows, cols) = (inside(di, h, ph, oh), inside(dj, w, pw, ow));
+    let run = |image: usize, oy: usize, ox: usize, len: usize| Run {
+        input: ((image * h + oy + di - ph) * w + ox + dj - pw) * shape.channels_in,
+        weight: ((image * oh + oy) * ow + ox) * full,
+        len,
+    };
     out.clear();
-    for oy in rows {
-        out.extend(cols.clone().map(|ox| Run {
-            input: ((oy + di - ph) * w + ox + dj - pw) * shape.channels_in,
-            weight: (oy * ow + ox) * pixel_len,
-            len: shape.batch,
-        }));
+    if cols.is_empty() {
+        return;
+    }
+    if along_rows {
+        for image in 0..shape.batch {
+            out.extend(
+                rows.clone()
+                    .map(|oy| run(image, oy, cols.start, cols.len())),
+            );
+        }
+    } else {
+        for oy in rows {
+            out.extend(cols.clone().map(|ox| run(0, oy, ox, shape.batch)));
+        }
     }
 }
 
@@ -193,21 +280,20 @@ struct Source {
     flipped: bool,
 }
 
-/// The weight as panels of output channels (see [`panel_width`]), each `[kh][kw][Cin][width]`
-/// (zero past the last channel) and [`panel_len`] apart.
-fn pack(weight: &[f32], source: Source, shape: &ConvShape) -> Scratch {
+/// The weight as `panels`, each `[kh][kw][Cin][width]` (zero past the last channel) and
+/// [`panel_len`] apart.
+fn pack(weight: &[f32], source: Source, shape: &ConvShape, panels: Panels) -> Scratch {
     let taps = shape.kernel[0] * shape.kernel[1];
-    let (cin, cout) = (shape.channels_in, shape.channels_out);
-    let panel_len = panel_len(shape);
-    let panels = cout.div_ceil(CHANNELS);
+    let cin = shape.channels_in;
+    let panel_len = panel_len(shape, panels);
     // A kept buffer: 5 MB of fresh zeroed memory (conv4's weights) cost a page fault per page.
-    let mut packed = Scratch::new(panels * panel_len);
-    packed[..panels * panel_len]
+    let mut packed = Scratch::new(panels.count * panel_len);
+    packed[..panels.count * panel_len]
         .par_chunks_mut(panel_len)
         .enumerate()
         .for_each(|(panel, values)| {
-            let (first, width) = (panel * CHANNELS, panel_width(cout, panel));
-            let used = cout.min(first + width) - first;
+            let (first, width) = (panels.start(panel), panels.width(panel));
+            let used = panels.lanes(panel);
             // One input channel at a time, so that the source's cache lines serve all its taps.
             for ci in 0..cin {
                 for tap in 0..taps {
@@ -229,8 +315,8 @@ fn pack(weight: &[f32], source: Source, shape: &ConvShape) -> Scratch {
 }
 
 /// The distance between two panels of packed weights.
-fn panel_len(shape: &ConvShape) -> usize {
-    shape.kernel[0] * shape.kernel[1] * shape.channels_in * CHANNELS
+fn panel_len(shape: &ConvShape, panels: Panels) -> usize {
+    shape.kernel[0] * shape.kernel[1] * shape.channels_in * panels.full
 }
 
 /// One run of products the tile sums: `len` steps from offset `input` of the broadcast side
@@ -287,22 +373,27 @@ fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run
 /// The convolution of `x` with packed weights: tasks of (weight panel, block of up to
 /// `TILE_ROWS` images), each running the tile over every output pixel and scattering its
 /// sums into the `[B, Cout, OH, OW]` output.
-fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
+fn convolve(
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    shape: &ConvShape,
+    panels: Panels,
+) -> Vec<f32> {
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
     let (cin, cout) = (shape.channels_in, shape.channels_out);
     let image_len = in_pixels * cin;
     let x_last = channels_last(x, cin, in_pixels, cin);
-    let panels = cout.div_ceil(CHANNELS);
-    let panel_len = panel_len(shape);
+    let panel_len = panel_len(shape, panels);
     let mut y = vec![0.0; shape.batch * cout * out_pixels];
     let (out, y_len) = (Output(y.as_mut_ptr()), y.len());
     let blocks = shape.batch.div_ceil(TILE_ROWS);
-    (0..panels * blocks)
+    (0..panels.count * blocks)
         .into_par_iter()
         .for_each_init(Vec::new, |pixel_runs, task| {
             let (panel, block) = (task / blocks, task % blocks);
             let (first, images) = image_block(shape.batch, blocks, block);
-            let width = panel_width(cout, panel);
+            let width = panels.width(panel);
             let weights = &packed[panel * panel_len..][..panel_len];
             let x_block = &x_last[first * image_len..][..images * image_len];
             let x_side = Side {
@@ -318,17 +409,18 @@ fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) 
             for pixel in 0..out_pixels {
                 let [oy, ox] = [pixel / shape.output[1], pixel % shape.output[1]];
                 runs(shape, [oy, ox], width, pixel_runs);
-                let offset = (first * cout + panel * CHANNELS) * out_pixels + pixel;
+                let offset = (first * cout + panels.start(panel)) * out_pixels + pixel;
                 let target = Target {
                     row_stride: cout * out_pixels,
                     lane_stride: out_pixels,
-                    lanes: (cout - panel * CHANNELS).min(CHANNELS),
+                    lanes: panels.lanes(panel),
                     room: y_len - offset,
                 };
                 // SAFETY: the tile writes this pixel of the task's images and output channels,
                 // inside `y` (`room`).
                 unsafe {
                     tile(
+                        panels.isa,
                         [images, width],
                         pixel_runs,
                         x_side,
@@ -354,6 +446,34 @@ fn convolve(x: &[f32], packed: &[f32], bias: Option<&[f32]>, shape: &ConvShape) 
 fn image_block(batch: usize, blocks: usize, index: usize) -> (usize, usize) {
     let first = index * batch / blocks;
     (first, (index + 1) * batch / blocks - first)
+}
+
+/// `[B, C, P]` as `[panel][B][P][full]` for `panels` of the `C` channels: each panel's channels
+/// of a pixel side by side, zero past the last channel. A tile's run then reads one panel's
+/// pixels one after another, rather than a slice of every pixel's `C` values.
+fn panels_last(values: &[f32], pixels: usize, panels: Panels) -> Scratch {
+    let (channels, full) = (panels.channels, panels.full);
+    let batch = values.len() / (channels * pixels);
+    let len = panels.count * batch * pixels * full;
+    let mut last = Scratch::new(len);
+    last[..len]
+        .par_chunks_mut(pixels * full)
+        .enumerate()
+        .for_each(|(index, dst)| {
+            let (panel, image) = (index / batch, index % batch);
+            let lanes = panels.lanes(panel);
+            let src = &values[(image * channels + panels.start(panel)) * pixels..];
+            for (lane, plane) in src[..lanes * pixels].chunks(pixels).enumerate() {
+                for (p, value) in plane.iter().enumerate() {
+                    dst[p * full + lane] = *value;
+                }
+            }
+            if lanes < full {
+                dst.chunks_mut(full)
+                    .for_each(|pixel| pixel[lanes..].fill(0.0));
+            }
+        });
+    last
 }
 
 /// `[B, C, P]` as `[B, P, row_len]`: each pixel's `C` values, then zeros up to `row_len`.
@@ -386,8 +506,9 @@ fn channels_last(x: &[f32], channels: usize, pixels: usize, row_len: usize) -> S
 ///
 /// # Safety
 /// `y` points to `target.room` values that no other thread touches meanwhile; the CPU has
-/// AVX-512 (`applies`).
+/// `isa`.
 unsafe fn tile(
+    isa: Isa,
     [rows, width]: [usize; 2],
     runs: &[Run],
     x: Side,
@@ -407,8 +528,8 @@ unsafe fn tile(
     // The scatter's lane offsets are 32-bit.
     assert!(16 * target.lane_stride < i32::MAX as usize);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: every run lies inside both operands (checked above); `y` and the CPU are the
-    // caller's.
+    // SAFETY: every run lies inside both operands and the target inside its room (checked
+    // above); `y` and the CPU are the caller's.
     unsafe {
         let args = (
             runs,
@@ -416,45 +537,51 @@ unsafe fn tile(
             (w.values.as_ptr(), w.step),
             (y, Target { lanes, ..target }),
         );
-        match (rows, width == CHANNELS) {
-            (6, true) => avx512::tile::<6, 4>(args),
-            (5, true) => avx512::tile::<5, 4>(args),
-            (4, true) => avx512::tile::<4, 4>(args),
-            (3, true) => avx512::tile::<3, 4>(args),
-            (2, true) => avx512::tile::<2, 4>(args),
-            (1, true) => avx512::tile::<1, 4>(args),
-            (6, false) => avx512::tile::<6, 2>(args),
-            (5, false) => avx512::tile::<5, 2>(args),
-            (4, false) => avx512::tile::<4, 2>(args),
-            (3, false) => avx512::tile::<3, 2>(args),
-            (2, false) => avx512::tile::<2, 2>(args),
-            (1, false) => avx512::tile::<1, 2>(args),
-            (rows, _) => unreachable!("no tile for {rows} images"),
+        // One tile per (rows, vectors), each compiled with its accumulators in registers.
+        macro_rules! by_rows {
+            ($isa:ident, $vectors:literal) => {
+                match rows {
+                    6 => $isa::tile::<6, $vectors>(args),
+                    5 => $isa::tile::<5, $vectors>(args),
+                    4 => $isa::tile::<4, $vectors>(args),
+                    3 => $isa::tile::<3, $vectors>(args),
+                    2 => $isa::tile::<2, $vectors>(args),
+                    1 => $isa::tile::<1, $vectors>(args),
+                    rows => unreachable!("no tile for {rows} rows"),
+                }
+            };
+        }
+        match (isa, width == full_panel(isa)) {
+            (Isa::Avx512, true) => by_rows!(avx512, 4),
+            (Isa::Avx512, false) => by_rows!(avx512, 2),
+            (Isa::Avx2, true) => by_rows!(avx2, 2),
+            (Isa::Avx2, false) => by_rows!(avx2, 1),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (rows, width, runs, x, w, y, target);
-        unreachable!("the direct convolution needs AVX-512 (`applies`)");
+        let _ = (isa, rows, width, runs, x, w, y, target);
+        unreachable!("the direct convolution needs AVX-512 or AVX2 (`applies`)");
     }
 }
+
+/// The runs; the broadcast side with its row stride and step; the vector side with its step;
+/// the output and where in it the sums land.
+#[cfg(target_arch = "x86_64")]
+type TileArgs<'a> = (
+    &'a [Run],
+    (*const f32, [usize; 2]),
+    (*const f32, usize),
+    (*mut f32, Target),
+);
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Run, Target};
+    use super::TileArgs;
 
-    /// The runs; the broadcast side with its row stride and step; the vector side with its
-    /// step; the output and where in it the sums land.
-    type TileArgs<'a> = (
-        &'a [Run],
-        (*const f32, [usize; 2]),
-        (*const f32, usize),
-        (*mut f32, Target),
-    );
-
-    /// The tile of `R` rows and `V` vectors of output channels (see `super::tile`).
+    /// The tile of `R` rows and `V` 16-lane vectors of output channels (see `super::tile`).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile<const R: usize, const V: usize>(
         (runs, (x, [x_stride, x_step]), (w, w_step), (y, target)): TileArgs,
@@ -496,6 +623,53 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::TileArgs;
+
+    /// The tile of `R` rows and `V` 8-lane vectors of output channels (see `super::tile`).
+    /// AVX2 has no scatter: each vector's real lanes are stored one by one (eight stores
+    /// against hundreds of FMAs per tile).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile<const R: usize, const V: usize>(
+        (runs, (x, [x_stride, x_step]), (w, w_step), (y, target)): TileArgs,
+    ) {
+        let mut sums = [[_mm256_setzero_ps(); V]; R];
+        for run in runs {
+            // SAFETY: the caller keeps every run inside both operands.
+            unsafe {
+                let (x, w) = (x.add(run.input), w.add(run.weight));
+                for p in 0..run.len {
+                    let row = w.add(p * w_step);
+                    let w: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(row.add(8 * v)));
+                    for (i, sums) in sums.iter_mut().enumerate() {
+                        let a = _mm256_set1_ps(*x.add(i * x_stride + p * x_step));
+                        for (sum, w) in sums.iter_mut().zip(w) {
+                            *sum = _mm256_fmadd_ps(a, w, *sum);
+                        }
+                    }
+                }
+            }
+        }
+        let mut lanes = [0.0; 8];
+        for (i, sums) in sums.iter().enumerate() {
+            for (v, sum) in sums.iter().enumerate() {
+                let left = target.lanes.saturating_sub(8 * v).min(8);
+                // SAFETY: `lanes` holds eight values.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *sum) };
+                let at = i * target.row_stride + 8 * v * target.lane_stride;
+                for (lane, value) in lanes[..left].iter().enumerate() {
+                    // SAFETY: the caller keeps the first `target.lanes` lanes of the R rows
+                    // inside the output.
+                    unsafe { *y.add(at + lane * target.lane_stride) = *value };
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,41 +694,51 @@ mod tests {
         }
     }
 
-    /// Forward pass and gradients against im2col + GEMM, which multiplies every tap.
+    /// Forward pass and gradients against im2col + GEMM, which multiplies every tap, on every
+    /// instruction set this CPU has: full and half panels with real and padding lanes (70 and
+    /// 130 channels), partial image blocks, a non-square kernel with asymmetric padding, a map
+    /// smaller than the kernel.
     #[test]
     fn matches_im2col_on_small_maps_and_odd_shapes() {
-        if !has_avx512() {
-            eprintln!("no AVX-512 on this CPU: the direct convolution is not used here");
+        let sets: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.detected()).collect();
+        if sets.is_empty() {
+            eprintln!("no AVX-512 or AVX2 on this CPU: the direct convolution is not used here");
             return;
         }
-        for s in [
-            shape(32, [16, 70], [10, 10], [5, 5], [2, 2]),
-            shape(7, [24, 64], [4, 4], [3, 3], [1, 1]),
-            shape(13, [5, 130], [6, 3], [3, 2], [2, 0]),
-            shape(6, [3, 8], [2, 2], [3, 3], [1, 1]),
-        ] {
+        for (isa, s) in sets.into_iter().flat_map(|isa| {
+            [
+                shape(32, [16, 70], [10, 10], [5, 5], [2, 2]),
+                shape(7, [24, 64], [4, 4], [3, 3], [1, 1]),
+                shape(13, [5, 130], [6, 3], [3, 2], [2, 0]),
+                shape(6, [3, 8], [2, 2], [3, 3], [1, 1]),
+            ]
+            .map(|s| (isa, s))
+        }) {
             assert!(applies(&s), "{s:?}");
             let x = noise(s.batch * s.channels_in * s.input[0] * s.input[1], 1);
             let w = noise(s.weight_len(), 2);
             let b = noise(s.channels_out, 3);
-            let y = forward(&x, &w, Some(&b), &s);
+            let y = forward_on(isa, &x, &w, Some(&b), &s);
             let expected = im2col::forward(&x, &w, Some(&b), &s);
-            assert!(max_difference(&y, &expected) < 1e-4, "forward {s:?}");
+            assert!(
+                max_difference(&y, &expected) < 1e-4,
+                "{isa:?} forward {s:?}"
+            );
             let dy = noise(expected.len(), 4);
             let expected = im2col::backward(&x, &w, &dy, &s, true);
-            let dx = input_grad(&dy, &w, &s);
+            let dx = input_grad_on(isa, &dy, &w, &s);
             assert!(
                 max_difference(&dx, &expected.x.unwrap()) < 1e-4,
-                "input gradient {s:?}"
+                "{isa:?} input gradient {s:?}"
             );
-            let (dw, db) = weight_grad(&x, &dy, &s);
+            let (dw, db) = weight_grad_on(isa, &x, &dy, &s);
             assert!(
                 max_difference(&dw, &expected.weight) < 1e-3,
-                "weight gradient {s:?}"
+                "{isa:?} weight gradient {s:?}"
             );
             assert!(
                 max_difference(&db, &expected.bias) < 1e-3,
-                "bias gradient {s:?}"
+                "{isa:?} bias gradient {s:?}"
             );
         }
     }
@@ -562,7 +746,7 @@ mod tests {
     #[test]
     fn takes_only_stride_one_full_tiles_and_narrow_padding() {
         let s = shape(32, [16, 70], [10, 10], [5, 5], [2, 2]);
-        assert_eq!(applies(&s), has_avx512());
+        assert_eq!(applies(&s), Isa::best().is_some());
         assert!(!applies(&ConvShape {
             batch: TILE_ROWS - 1,
             ..s

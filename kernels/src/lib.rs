@@ -10,6 +10,7 @@
 //! training step, and its linear layers' products ran at 60% of PyTorch's speed at batch 32.
 
 pub mod conv;
+mod cpu;
 pub mod direct;
 pub mod im2col;
 pub mod linear;

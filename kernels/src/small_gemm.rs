@@ -17,6 +17,8 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::Isa;
 use crate::im2col;
 #[cfg(target_arch = "x86_64")]
 use crate::scratch::Scratch;
@@ -146,37 +148,6 @@ impl Path {
                     )
                 }
             }
-        }
-    }
-}
-
-/// The vector instruction sets this module has register tiles for.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Isa {
-    /// 16-lane vectors and lane masks (Intel Xeon, AMD Zen 4 and 5).
-    Avx512,
-    /// 8-lane vectors with fused multiply-add (AMD Zen 1 to 3, Intel from Haswell without
-    /// AVX-512).
-    Avx2,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Isa {
-    /// Every set, best first.
-    const ALL: [Self; 2] = [Self::Avx512, Self::Avx2];
-
-    /// The best set this CPU has, if any.
-    fn best() -> Option<Self> {
-        Self::ALL.into_iter().find(|isa| isa.detected())
-    }
-
-    /// Whether this CPU has the set (a cached flag after the first call).
-    fn detected(self) -> bool {
-        use std::arch::is_x86_feature_detected as has;
-        match self {
-            Self::Avx512 => has!("avx512f"),
-            Self::Avx2 => has!("avx2") && has!("fma"),
         }
     }
 }

@@ -145,7 +145,7 @@ mod tests {
         // 3x3 and 5x5 layers take the Winograd path: even maps, several images per GEMM group.
         check(conv([16, 24], 3, 1, 1), [6, 16, 12, 12], true);
         check(conv([16, 24], 5, 1, 2), [4, 16, 12, 12], true);
-        // Small maps and six images or more take the direct convolution (on AVX-512 CPUs).
+        // Small maps and six images or more take the direct convolution (on AVX-512 or AVX2 CPUs).
         check(conv([16, 24], 3, 1, 1), [7, 16, 4, 4], true);
         check(conv([8, 40], 5, 1, 2), [6, 8, 10, 10], true);
     }
