@@ -371,8 +371,8 @@ fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run
 }
 
 /// The convolution of `x` with packed weights: tasks of (weight panel, block of up to
-/// `TILE_ROWS` images), each running the tile over every output pixel and scattering its
-/// sums into the `[B, Cout, OH, OW]` output.
+/// `TILE_ROWS` images, up to `PIXELS_PER_TASK` output pixels), each running the tile over its
+/// pixels and scattering the sums into the `[B, Cout, OH, OW]` output.
 fn convolve(
     x: &[f32],
     packed: &[f32],
@@ -388,10 +388,13 @@ fn convolve(
     let mut y = vec![0.0; shape.batch * cout * out_pixels];
     let (out, y_len) = (Output(y.as_mut_ptr()), y.len());
     let blocks = shape.batch.div_ceil(TILE_ROWS);
-    (0..panels.count * blocks)
+    let chunks = out_pixels.div_ceil(PIXELS_PER_TASK);
+    (0..panels.count * blocks * chunks)
         .into_par_iter()
         .for_each_init(Vec::new, |pixel_runs, task| {
-            let (panel, block) = (task / blocks, task % blocks);
+            let (panel, block) = (task / (blocks * chunks), task / chunks % blocks);
+            let chunk = task % chunks;
+            let pixels = chunk * out_pixels / chunks..(chunk + 1) * out_pixels / chunks;
             let (first, images) = image_block(shape.batch, blocks, block);
             let width = panels.width(panel);
             let weights = &packed[panel * panel_len..][..panel_len];
@@ -406,7 +409,7 @@ fn convolve(
                 row_stride: 0,
                 step: width,
             };
-            for pixel in 0..out_pixels {
+            for pixel in pixels {
                 let [oy, ox] = [pixel / shape.output[1], pixel % shape.output[1]];
                 runs(shape, [oy, ox], width, pixel_runs);
                 let offset = (first * cout + panels.start(panel)) * out_pixels + pixel;
@@ -439,6 +442,11 @@ fn convolve(
     }
     y
 }
+
+/// Output pixels per task at most. Tasks of whole maps were too coarse to share evenly between
+/// the cores: conv2's input gradient at 96 px has a 64- and a 32-channel panel, 12 tasks of two
+/// sizes, and ran 5-10% faster in 48.
+const PIXELS_PER_TASK: usize = 25;
 
 /// The first image and the number of images of block `index` of `blocks`: consecutive images
 /// that share the batch evenly (sizes differ by at most one), so that no tile is left with a
