@@ -160,7 +160,7 @@ fn weight_grad_on(isa: Isa, x: &[f32], dy: &[f32], shape: &ConvShape) -> (Vec<f3
     let (cin, cout) = (shape.channels_in, shape.channels_out);
     let taps = shape.kernel[0] * shape.kernel[1];
     let panels = Panels::new(isa, cout);
-    let x_last = channels_last(x, cin, in_pixels, cin);
+    let x_last = channels_last(x, cin, in_pixels);
     let dy_panels = panels_last(dy, out_pixels, panels);
     let panel_len = shape.batch * out_pixels * panels.full;
     let along_rows = shape.output[1] >= ROW_RUNS_FROM;
@@ -351,9 +351,9 @@ struct Side<'a> {
     step: usize,
 }
 
-/// The runs of output pixel `(oy, ox)` in a panel `width` channels wide: one per kernel row
-/// that lies inside the image.
-fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run>) {
+/// The runs of output pixel `(oy, ox)` in a panel `width` channels wide over a block of
+/// `images` (see [`image_blocks_last`]): one per kernel row that lies inside the image.
+fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], [width, images]: [usize; 2], out: &mut Vec<Run>) {
     let ([h, w], [kh, kw], [ph, pw]) = (shape.input, shape.kernel, shape.padding);
     let cin = shape.channels_in;
     let inside =
@@ -364,7 +364,7 @@ fn runs(shape: &ConvShape, [oy, ox]: [usize; 2], width: usize, out: &mut Vec<Run
         return;
     }
     out.extend(rows.map(|di| Run {
-        input: ((oy + di - ph) * w + ox + cols.start - pw) * cin,
+        input: ((oy + di - ph) * w + ox + cols.start - pw) * cin * images,
         weight: (di * kw + cols.start) * cin * width,
         len: cols.len() * cin,
     }));
@@ -383,11 +383,11 @@ fn convolve(
     let [in_pixels, out_pixels] = [shape.input, shape.output].map(|[h, w]| h * w);
     let (cin, cout) = (shape.channels_in, shape.channels_out);
     let image_len = in_pixels * cin;
-    let x_last = channels_last(x, cin, in_pixels, cin);
+    let blocks = shape.batch.div_ceil(TILE_ROWS);
+    let x_blocks = image_blocks_last(x, cin, in_pixels, blocks);
     let panel_len = panel_len(shape, panels);
     let mut y = vec![0.0; shape.batch * cout * out_pixels];
     let (out, y_len) = (Output(y.as_mut_ptr()), y.len());
-    let blocks = shape.batch.div_ceil(TILE_ROWS);
     let chunks = out_pixels.div_ceil(PIXELS_PER_TASK);
     (0..panels.count * blocks * chunks)
         .into_par_iter()
@@ -398,11 +398,10 @@ fn convolve(
             let (first, images) = image_block(shape.batch, blocks, block);
             let width = panels.width(panel);
             let weights = &packed[panel * panel_len..][..panel_len];
-            let x_block = &x_last[first * image_len..][..images * image_len];
             let x_side = Side {
-                values: x_block,
-                row_stride: image_len,
-                step: 1,
+                values: &x_blocks[first * image_len..][..images * image_len],
+                row_stride: 1,
+                step: images,
             };
             let w_side = Side {
                 values: weights,
@@ -411,7 +410,7 @@ fn convolve(
             };
             for pixel in pixels {
                 let [oy, ox] = [pixel / shape.output[1], pixel % shape.output[1]];
-                runs(shape, [oy, ox], width, pixel_runs);
+                runs(shape, [oy, ox], [width, images], pixel_runs);
                 let offset = (first * cout + panels.start(panel)) * out_pixels + pixel;
                 let target = Target {
                     row_stride: cout * out_pixels,
@@ -484,22 +483,45 @@ fn panels_last(values: &[f32], pixels: usize, panels: Panels) -> Scratch {
     last
 }
 
-/// `[B, C, P]` as `[B, P, row_len]`: each pixel's `C` values, then zeros up to `row_len`.
-fn channels_last(x: &[f32], channels: usize, pixels: usize, row_len: usize) -> Scratch {
-    let batch = x.len() / (channels * pixels);
-    let mut last = Scratch::new(batch * pixels * row_len);
-    last[..batch * pixels * row_len]
-        .par_chunks_mut(pixels * row_len)
+/// `[B, C, P]` as `blocks` blocks of images (see [`image_block`]), each `[P][C][images]`: the
+/// block's values of one (pixel, channel) side by side, so that the tile's rows read one cache
+/// line rather than one per image (conv2-5 at 96 px 1-3% faster).
+fn image_blocks_last(x: &[f32], channels: usize, pixels: usize, blocks: usize) -> Scratch {
+    let image_len = channels * pixels;
+    let batch = x.len() / image_len;
+    let mut last = Scratch::new(x.len());
+    let mut parts = Vec::with_capacity(blocks);
+    let mut rest = &mut last[..x.len()];
+    for block in 0..blocks {
+        let (first, images) = image_block(batch, blocks, block);
+        let (part, tail) = rest.split_at_mut(images * image_len);
+        parts.push((first, images, part));
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|(first, images, dst)| {
+        let block = &x[first * image_len..][..images * image_len];
+        for (i, image) in block.chunks(image_len).enumerate() {
+            for (c, plane) in image.chunks(pixels).enumerate() {
+                for (p, value) in plane.iter().enumerate() {
+                    dst[(p * channels + c) * images + i] = *value;
+                }
+            }
+        }
+    });
+    last
+}
+
+/// `[B, C, P]` as `[B, P, C]`: each pixel's channels side by side.
+fn channels_last(x: &[f32], channels: usize, pixels: usize) -> Scratch {
+    let mut last = Scratch::new(x.len());
+    last[..x.len()]
+        .par_chunks_mut(pixels * channels)
         .zip(x.par_chunks(channels * pixels))
         .for_each(|(dst, src)| {
             for (c, plane) in src.chunks(pixels).enumerate() {
                 for (p, value) in plane.iter().enumerate() {
-                    dst[p * row_len + c] = *value;
+                    dst[p * channels + c] = *value;
                 }
-            }
-            if row_len > channels {
-                dst.chunks_mut(row_len)
-                    .for_each(|pixel| pixel[channels..].fill(0.0));
             }
         });
     last
