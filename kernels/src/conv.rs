@@ -54,6 +54,15 @@ pub fn backward(
     let (weight_grad, input_grad_of): (WeightGrad, InputGrad) = match Algorithm::of(shape) {
         Algorithm::Winograd => (winograd::weight_grad, winograd::input_grad),
         Algorithm::Direct => (direct::weight_grad, direct::input_grad),
+        // The first layer needs no input gradient; its weight gradient skips im2col's copies.
+        Algorithm::Im2col if !input_grad && direct::takes_strided_weight_grad(shape) => {
+            let (weight, bias) = direct::strided_weight_grad(x, dy, shape);
+            return Gradients {
+                x: None,
+                weight,
+                bias,
+            };
+        }
         Algorithm::Im2col => return im2col::backward(x, weight, dy, shape, input_grad),
     };
     let (weight_grad, bias) = weight_grad(x, dy, shape);
