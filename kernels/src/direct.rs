@@ -898,20 +898,12 @@ mod tests {
     /// smaller than the kernel.
     #[test]
     fn matches_im2col_on_small_maps_and_odd_shapes() {
-        let sets: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.detected()).collect();
-        if sets.is_empty() {
-            eprintln!("no AVX-512 or AVX2 on this CPU: the direct convolution is not used here");
-            return;
-        }
-        for (isa, s) in sets.into_iter().flat_map(|isa| {
-            [
-                shape(32, [16, 70], [10, 10], [5, 5], [2, 2]),
-                shape(7, [24, 64], [4, 4], [3, 3], [1, 1]),
-                shape(13, [5, 130], [6, 3], [3, 2], [2, 0]),
-                shape(6, [3, 8], [2, 2], [3, 3], [1, 1]),
-            ]
-            .map(|s| (isa, s))
-        }) {
+        for (isa, s) in on_every_isa([
+            shape(32, [16, 70], [10, 10], [5, 5], [2, 2]),
+            shape(7, [24, 64], [4, 4], [3, 3], [1, 1]),
+            shape(13, [5, 130], [6, 3], [3, 2], [2, 0]),
+            shape(6, [3, 8], [2, 2], [3, 3], [1, 1]),
+        ]) {
             assert!(applies(&s), "{s:?}");
             let x = noise(s.batch * s.channels_in * s.input[0] * s.input[1], 1);
             let w = noise(s.weight_len(), 2);
@@ -934,6 +926,17 @@ mod tests {
         }
     }
 
+    /// Every shape on every instruction set this CPU has (none, where it has neither).
+    fn on_every_isa<const N: usize>(shapes: [ConvShape; N]) -> Vec<(Isa, ConvShape)> {
+        let sets: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.detected()).collect();
+        if sets.is_empty() {
+            eprintln!("no AVX-512 or AVX2 on this CPU: the direct convolution is not used here");
+        }
+        sets.into_iter()
+            .flat_map(|isa| shapes.map(|s| (isa, s)))
+            .collect()
+    }
+
     /// The weight and bias gradients within float rounding of `expected`'s.
     fn assert_weight_grads((dw, db): (Vec<f32>, Vec<f32>), expected: &Gradients, label: &str) {
         let weight = max_difference(&dw, &expected.weight);
@@ -947,18 +950,11 @@ mod tests {
     /// from one channel to the next (8 channels, 5 taps: rows of 40 in blocks of 6).
     #[test]
     fn strided_weight_gradient_matches_im2col() {
-        for (isa, s) in Isa::ALL
-            .into_iter()
-            .filter(|isa| isa.detected())
-            .flat_map(|isa| {
-                [
-                    strided(8, [1, 96], [35, 35], [11, 11], [4, 4], [1, 1]),
-                    strided(7, [3, 20], [9, 8], [3, 2], [2, 3], [1, 0]),
-                    strided(3, [8, 70], [11, 11], [5, 5], [2, 2], [2, 2]),
-                ]
-                .map(|s| (isa, s))
-            })
-        {
+        for (isa, s) in on_every_isa([
+            strided(8, [1, 96], [35, 35], [11, 11], [4, 4], [1, 1]),
+            strided(7, [3, 20], [9, 8], [3, 2], [2, 3], [1, 0]),
+            strided(3, [8, 70], [11, 11], [5, 5], [2, 2], [2, 2]),
+        ]) {
             assert!(takes_strided_weight_grad(&s), "{s:?}");
             let x = noise(s.batch * s.channels_in * s.input[0] * s.input[1], 5);
             let w = noise(s.weight_len(), 6);
