@@ -326,32 +326,14 @@ fn every_route_answers_and_predictions_equal_infer() {
 
 /// A PNG that states a 12000x12000 grey image: 144 MB decoded, from about 140 kB of zeros.
 fn png_bomb() -> Vec<u8> {
-    use flate2::{Compression, Crc, write::ZlibEncoder};
+    use flate2::{Compression, write::ZlibEncoder};
     let side = 12_000u32;
     let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
     let row = vec![0u8; side as usize + 1];
     for _ in 0..side {
         z.write_all(&row).unwrap();
     }
-    let data = z.finish().unwrap();
-    let chunk = |kind: &[u8], body: &[u8]| {
-        let mut crc = Crc::new();
-        crc.update(kind);
-        crc.update(body);
-        let mut out = (body.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(body);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-        out
-    };
-    let mut ihdr = side.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &data));
-    png.extend(chunk(b"IEND", &[]));
-    png
+    common::grey_png(side, &z.finish().unwrap())
 }
 
 #[test]
@@ -701,6 +683,40 @@ fn bad_flags_and_a_missing_run_are_one_clear_line() {
             vec!["serve", "--artifact-dir", run_dir, "--max-batch", "0"],
             "at least 1",
         ),
+        (
+            vec![
+                "serve",
+                "--artifact-dir",
+                run_dir,
+                "--max-batch",
+                "100000000",
+            ],
+            "--max-batch is too large",
+        ),
+        (
+            vec![
+                "serve",
+                "--artifact-dir",
+                run_dir,
+                "--max-wait-ms",
+                "99999999999",
+            ],
+            "--max-wait-ms 99999999999 is too long",
+        ),
+        (
+            vec!["serve", "--artifact-dir", run_dir, "--queue", "100000000"],
+            "--queue 100000000 is over",
+        ),
+        (
+            vec![
+                "serve",
+                "--artifact-dir",
+                run_dir,
+                "--max-body-mib",
+                "100000",
+            ],
+            "--max-body-mib must lie in",
+        ),
     ] {
         let output = run(&args);
         assert!(!output.status.success());
@@ -708,4 +724,105 @@ fn bad_flags_and_a_missing_run_are_one_clear_line() {
         assert!(err.contains(message), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// A multipart form with one file field per image.
+fn form(boundary: &str, images: &[&[u8]]) -> Vec<u8> {
+    let mut form = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; \
+                 filename=\"{i}.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        form.extend_from_slice(image);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    form
+}
+
+#[test]
+fn odd_requests_get_json_a_weak_token_is_warned_and_a_reload_of_other_classes_is_refused() {
+    let fixture = fixture();
+    let run_dir = tempfile::tempdir().unwrap();
+    copy_dir(fixture.run.path(), run_dir.path());
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("token");
+    std::fs::write(&token_file, "abc12\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = Server::start(
+        run_dir.path(),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
+    let log = server.log();
+    assert!(
+        log.contains("has 5 characters, which can be guessed"),
+        "{log}"
+    );
+    assert!(log.contains("can be read by other users"), "{log}");
+    let good = std::fs::read(&test_images()[0]).unwrap();
+    // The scheme is case-insensitive (RFC 7235).
+    let lower = request(
+        server.addr,
+        "POST",
+        "/v1/predict",
+        &["authorization: bearer abc12"],
+        &good,
+    );
+    assert_eq!(lower.status, 200, "{}", lower.text());
+    let auth = "Authorization: Bearer abc12";
+    let long_url = format!("/v1/predict?top=3&pad={}", "x".repeat(9000));
+    let many: Vec<String> = (0..150).map(|i| format!("X-Extra-{i}: {i}")).collect();
+    let mut many: Vec<&str> = many.iter().map(String::as_str).collect();
+    many.push(auth);
+    let boundary = "b0undary";
+    let content_type = format!("Content-Type: multipart/form-data; boundary={boundary}");
+    let cases = [
+        (
+            "a long URL",
+            request(server.addr, "POST", &long_url, &[auth], &good),
+            414,
+            "over the server's limit of 8 KiB",
+        ),
+        (
+            "150 headers",
+            request(server.addr, "POST", "/v1/predict", &many, &good),
+            431,
+            "send fewer or smaller headers",
+        ),
+        (
+            "two images in one form",
+            request(
+                server.addr,
+                "POST",
+                "/v1/predict",
+                &[auth, &content_type],
+                &form(boundary, &[&good, &good]),
+            ),
+            400,
+            "more than one file",
+        ),
+    ];
+    for (name, reply, status, message) in cases {
+        assert_eq!(reply.status, status, "{name}: {}", reply.text());
+        assert!(reply.error().contains(message), "{name}: {}", reply.error());
+    }
+
+    // The run's classes renamed under the server: the reload is refused, the old names serve.
+    let config_path = run_dir.path().join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(&config_path, config.replace("Sneaker", "Trainer")).unwrap();
+    let reload = request(server.addr, "POST", "/v1/reload", &[auth], b"");
+    assert_eq!(reload.status, 409, "{}", reload.text());
+    assert!(
+        reload.error().contains("other classes"),
+        "{}",
+        reload.error()
+    );
+    let model = request(server.addr, "GET", "/v1/model", &[auth], b"").json();
+    assert!(model["classes"].to_string().contains("Sneaker"), "{model}");
 }

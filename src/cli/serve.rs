@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::os::unix::fs::PermissionsExt;
+
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -46,18 +48,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn options(&self) -> Result<ServeOptions> {
-        if self.max_batch == 0 || self.queue == 0 {
-            bail!("--max-batch and --queue must be at least 1");
-        }
-        if !(self.request_timeout_s > 0.0 && self.request_timeout_s.is_finite()) {
-            bail!(
-                "--request-timeout-s must be a positive number of seconds, not {}",
-                self.request_timeout_s
-            );
-        }
-        if self.max_body_mib == 0 {
-            bail!("--max-body-mib must be at least 1");
-        }
+        self.check_bounds()?;
         Ok(ServeOptions {
             addr: self.addr,
             run: self.model.run(),
@@ -77,16 +68,86 @@ impl ServeArgs {
     }
 }
 
-/// The token in `path`: its first line, which must not be empty.
+/// The most requests `--queue` may hold: each holds its decoded image (up to 64 MiB).
+const MAX_QUEUE: usize = 65_536;
+/// The largest `--max-body-mib`: an upload is held in memory whole.
+const MAX_BODY_MIB: usize = 1024;
+/// The longest `--request-timeout-s`: an hour.
+const MAX_REQUEST_TIMEOUT_S: f64 = 3600.0;
+/// Tokens shorter than this are guessable: `openssl rand -hex 32` writes 64 characters.
+const MIN_TOKEN_CHARS: usize = 16;
+
+impl ServeArgs {
+    /// Every size and time flag within its bounds, each refusal with its reason.
+    fn check_bounds(&self) -> Result<()> {
+        if self.max_batch == 0 || self.queue == 0 {
+            bail!("--max-batch and --queue must be at least 1");
+        }
+        if self.queue > MAX_QUEUE {
+            bail!(
+                "--queue {} is over {MAX_QUEUE}: each waiting request holds its image in \
+                 memory; a full queue answers 503 with Retry-After instead",
+                self.queue
+            );
+        }
+        if !(self.request_timeout_s > 0.0 && self.request_timeout_s <= MAX_REQUEST_TIMEOUT_S) {
+            bail!(
+                "--request-timeout-s must be a number of seconds above 0 and at most \
+                 {MAX_REQUEST_TIMEOUT_S}, not {}",
+                self.request_timeout_s
+            );
+        }
+        // Every request may wait this long for company; half the time limit leaves the rest
+        // for the upload and the forward pass, so that waiting never times a request out.
+        let most = self.request_timeout_s * 1000.0 / 2.0;
+        if self.max_wait_ms as f64 > most {
+            bail!(
+                "--max-wait-ms {} is too long: every request may wait that long for others to \
+                 share its forward pass, and must have time left within --request-timeout-s \
+                 ({} s); use at most {most} (5 is the default)",
+                self.max_wait_ms,
+                self.request_timeout_s
+            );
+        }
+        if !(1..=MAX_BODY_MIB).contains(&self.max_body_mib) {
+            bail!(
+                "--max-body-mib must lie in 1..={MAX_BODY_MIB}, not {}: an upload is held in \
+                 memory whole",
+                self.max_body_mib
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The token in `path`: its first line, which must not be empty. A short token, or a file
+/// other users may read, is taken with a warning.
 fn read_token(path: &std::path::Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the --token-file {}", path.display()))?;
     let token = text.lines().next().unwrap_or("").trim();
+    let make = format!("e.g. `openssl rand -hex 32 > {}`", path.display());
     if token.is_empty() {
         bail!(
-            "the --token-file {} is empty: write a token on its first line (e.g. `openssl rand \
-             -hex 32 > {}`)",
+            "the --token-file {} is empty: write a token on its first line ({make})",
+            path.display()
+        );
+    }
+    if token.chars().count() < MIN_TOKEN_CHARS {
+        eprintln!(
+            "warning: the token in {} has {} characters, which can be guessed; use at least \
+             {MIN_TOKEN_CHARS} ({make})",
             path.display(),
+            token.chars().count()
+        );
+    }
+    let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "warning: the --token-file {} can be read by other users of this machine (mode \
+             {:o}); `chmod 600 {}` keeps the token yours",
+            path.display(),
+            mode & 0o777,
             path.display()
         );
     }

@@ -62,9 +62,17 @@ impl ModelInfo {
         }
     }
 
-    /// Whether a model described by `other` reads images as this one does, so that it can
-    /// replace it while serving.
+    /// Whether a model described by `other` reads images as this one does and answers the same
+    /// classes, so that it can replace it while serving (clients and the page rely on both).
     pub fn same_input(&self, other: &Self) -> Result<(), String> {
+        if self.classes != other.classes {
+            return Err(format!(
+                "the new record answers other classes ({}) than the served one ({}); restart \
+                 the server to serve it",
+                other.classes.join(", "),
+                self.classes.join(", ")
+            ));
+        }
         if (self.channels, self.image_size, self.reads)
             != (other.channels, other.image_size, other.reads)
         {

@@ -50,7 +50,55 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), check_token))
         .layer(middleware::from_fn_with_state(app.clone(), time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count))
+        .layer(middleware::from_fn(check_head))
         .with_state(app)
+}
+
+/// The longest request target (path and query) the server reads.
+const MAX_URI_BYTES: usize = 8 << 10;
+/// The most header bytes (names and values) the server reads.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+/// The most headers the server reads.
+const MAX_HEADERS: usize = 100;
+/// hyper's own limits, above ours: up to them a request over ours is parsed and answered in
+/// JSON here; beyond them hyper answers 414 or 431 itself, with an empty body.
+pub const HYPER_MAX_HEADERS: usize = 1000;
+
+/// Answers `414` or `431`, in JSON, to a request whose target or headers are over the limits.
+async fn check_head(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the request's URL is {target} bytes long, over the server's limit of {} KiB; \
+                 send the image in the body, not in the URL",
+                MAX_URI_BYTES >> 10
+            ),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request has {} headers of {bytes} bytes, over the server's limit of \
+                 {MAX_HEADERS} headers and {} KiB; send fewer or smaller headers",
+                headers.len(),
+                MAX_HEADER_BYTES >> 10
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// An error answer: a status and one line saying what is wrong and what to do, as JSON
@@ -206,27 +254,35 @@ async fn image_bytes(request: Request, limit: usize) -> Result<Bytes, ApiError> 
     Ok(bytes)
 }
 
-/// The first file field of a multipart form.
+/// The one file field of a multipart form; a second one is refused rather than ignored.
 async fn form_file(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     let bad_form = |status, text: &str| body_error(status, text, "bad multipart form", limit);
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad_form(e.status(), &e.body_text()))?;
+    let mut image = None;
     while let Some(field) = form
         .next_field()
         .await
         .map_err(|e| bad_form(e.status(), &e.body_text()))?
     {
-        if field.file_name().is_some() {
-            return field
-                .bytes()
-                .await
-                .map_err(|e| bad_form(e.status(), &e.body_text()));
+        if field.file_name().is_none() {
+            continue;
         }
+        if image.is_some() {
+            return Err(ApiError::bad_request(
+                "the multipart form has more than one file: send one image per request",
+            ));
+        }
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| bad_form(e.status(), &e.body_text()))?;
+        image = Some(bytes);
     }
-    Err(ApiError::bad_request(
-        "the multipart form has no file: send the image as a file field",
-    ))
+    image.ok_or_else(|| {
+        ApiError::bad_request("the multipart form has no file: send the image as a file field")
+    })
 }
 
 /// A body that could not be read: `413` over the body limit, else `400` with `what` and the
@@ -277,7 +333,7 @@ async fn check_token(State(app): State<Arc<App>>, request: Request, next: Next) 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
             return ApiError::new(
@@ -291,6 +347,14 @@ async fn check_token(State(app): State<Arc<App>>, request: Request, next: Next) 
     next.run(request).await
 }
 
+/// The token of an `Authorization` value: its scheme is `Bearer` in any case (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 /// Answers `408` to a request that takes longer than the limit, reading its body included: a
 /// client that sends a byte a second is dropped.
 async fn time_limit(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -300,8 +364,9 @@ async fn time_limit(State(app): State<Arc<App>>, request: Request, next: Next) -
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
-                "the request took over {} s (a slow upload?); send it faster, or start the \
-                 server with a larger --request-timeout-s",
+                "the request took over {} s (a slow upload, or a server too busy to answer in \
+                 time); send it faster or retry later, or start the server with a larger \
+                 --request-timeout-s",
                 limit.as_secs_f64()
             ),
         )

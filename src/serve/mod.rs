@@ -61,6 +61,10 @@ pub struct ServeOptions {
 /// Serves the chosen record of `options.run` on `device` until SIGTERM or Ctrl-C.
 pub fn serve<B: Backend>(options: ServeOptions, device: B::Device) -> Result<()> {
     let model = load_model::<B>(&options.run, &options.checkpoint, &device)?;
+    model
+        .config
+        .check_batch(options.batching.max_batch, false)
+        .map_err(|err| anyhow::anyhow!("--max-batch is too large: {err}"))?;
     let readers = (
         Reader::of(&model, false)?,
         Reader::of(&model, true).map_err(|e| format!("invert=true: {e:#}")),
@@ -109,6 +113,17 @@ fn reloader<B: Backend>(
     })
 }
 
+/// What to say when the server answers beyond this machine (`ip` is not loopback) to anyone
+/// (no token).
+fn exposure_warning(ip: std::net::IpAddr, has_token: bool) -> Option<String> {
+    (!ip.is_loopback() && !has_token).then(|| {
+        format!(
+            "listening on {ip} without a token: anyone on the networks this machine is on can \
+             use the model and read /metrics; start it with --token-file FILE"
+        )
+    })
+}
+
 /// Accepts connections until SIGTERM or Ctrl-C, reloading on SIGHUP; then finishes the
 /// requests in flight.
 async fn listen(app: Arc<App>, addr: SocketAddr) -> Result<()> {
@@ -123,6 +138,9 @@ async fn listen(app: Arc<App>, addr: SocketAddr) -> Result<()> {
         info.classes.len(),
         info.image_size
     );
+    if let Some(warning) = exposure_warning(bound.ip(), app.token().is_some()) {
+        eprintln!("warning: {warning}");
+    }
     let router = http::router(app.clone());
     let graceful = GracefulShutdown::new();
     let mut hangup = signal(SignalKind::hangup())?;
@@ -134,6 +152,7 @@ async fn listen(app: Arc<App>, addr: SocketAddr) -> Result<()> {
                     let connection = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_TIMEOUT)
+                        .max_headers(http::HYPER_MAX_HEADERS)
                         .serve_connection(
                             TokioIo::new(stream),
                             TowerToHyperService::new(router.clone()),
@@ -168,4 +187,21 @@ async fn listen(app: Arc<App>, addr: SocketAddr) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answering_beyond_this_machine_without_a_token_is_warned() {
+        let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
+        let warning = exposure_warning(any, false).unwrap();
+        assert!(warning.contains("0.0.0.0 without a token"), "{warning}");
+        assert!(exposure_warning(any, true).is_none());
+        for loopback in ["127.0.0.1", "::1"] {
+            assert!(exposure_warning(loopback.parse().unwrap(), false).is_none());
+        }
+        assert!(exposure_warning("192.168.1.5".parse().unwrap(), false).is_some());
+    }
 }
