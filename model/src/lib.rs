@@ -86,6 +86,15 @@ const CONV_LAYERS: [ConvLayer; 5] = [
     pooled(conv(256, 3, 1, 1)),
 ];
 
+/// The most memory the network's weights may take: 1 GiB, 268 M parameters (d2l's network
+/// has 47 M at 224 px). The first linear layer grows with the square of the input side, so an
+/// unbounded input size would ask for tens of gigabytes at once.
+pub const MAX_WEIGHT_BYTES: u64 = 1 << 30;
+
+/// The most memory one batch's activations may take by [`AlexNetConfig::batch_bytes`]: 64 GiB,
+/// what the largest single GPUs hold; d2l's batch of 128 at 224 px takes about 1.4 GB.
+pub const MAX_BATCH_BYTES: u64 = 64 << 30;
+
 /// The max-pools' window and stride.
 const POOL: (usize, usize) = (3, 2);
 
@@ -130,6 +139,26 @@ pub enum AlexNetConfigError {
         /// The requested probability.
         dropout: f64,
     },
+    /// The input is so large that the weights would be over [`MAX_WEIGHT_BYTES`].
+    ImageTooLarge {
+        /// The requested side.
+        image_size: usize,
+        /// The parameters it would take.
+        parameters: u64,
+        /// The largest side within the budget.
+        largest: usize,
+    },
+    /// A batch whose activations would be over [`MAX_BATCH_BYTES`].
+    BatchTooLarge {
+        /// The requested batch.
+        batch: usize,
+        /// The input side.
+        image_size: usize,
+        /// The bytes it would take.
+        bytes: u64,
+        /// The largest batch within the budget.
+        largest: usize,
+    },
 }
 
 impl std::fmt::Display for AlexNetConfigError {
@@ -144,15 +173,62 @@ impl std::fmt::Display for AlexNetConfigError {
             Self::InvalidDropout { dropout } => {
                 write!(f, "dropout {dropout} must lie in [0, 1) (d2l uses 0.5)")
             }
+            Self::ImageTooLarge {
+                image_size,
+                parameters,
+                largest,
+            } => write!(
+                f,
+                "image size {image_size} is too large: the network would have {} parameters \
+                 ({:.1} GB of weights, over the {} GiB budget); the input side must be at most \
+                 {largest} pixels (d2l uses 224)",
+                millions(*parameters),
+                *parameters as f64 * 4.0 / 1e9,
+                MAX_WEIGHT_BYTES >> 30
+            ),
+            Self::BatchTooLarge {
+                batch,
+                image_size,
+                bytes,
+                largest,
+            } => write!(
+                f,
+                "{batch} images of {image_size} px would take about {:.0} GB of activations, \
+                 over the {} GiB budget; use at most {largest} (d2l uses 128)",
+                *bytes as f64 / 1e9,
+                MAX_BATCH_BYTES >> 30
+            ),
         }
     }
 }
 
 impl std::error::Error for AlexNetConfigError {}
 
+/// A parameter count in millions, or thousands of millions when that large.
+fn millions(count: u64) -> String {
+    match count {
+        0..1_000_000_000 => format!("{:.0} M", count as f64 / 1e6),
+        _ => format!("{:.1} G", count as f64 / 1e9),
+    }
+}
+
+/// The largest value in `low..=high` for which `fits` holds, where it holds up to some value
+/// and not beyond (`low` when none does).
+fn largest_fitting(low: usize, high: usize, fits: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (low, high);
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        match fits(middle) {
+            true => low = middle,
+            false => high = middle - 1,
+        }
+    }
+    low
+}
+
 /// Output side of a convolution or pooling window along one axis (floor division).
 fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = input + 2 * padding;
+    let padded = input.checked_add(2 * padding)?;
     (padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }
 
@@ -174,7 +250,86 @@ impl AlexNetConfig {
                 dropout: self.dropout,
             });
         }
-        self.feature_map_side().map(|_| ())
+        self.feature_map_side()?;
+        self.check_weights()
+    }
+
+    /// Refuses an input side whose network would be over [`MAX_WEIGHT_BYTES`], naming the
+    /// largest side that fits.
+    fn check_weights(&self) -> Result<(), AlexNetConfigError> {
+        let parameters = self.parameters()?;
+        if parameters.saturating_mul(4) <= MAX_WEIGHT_BYTES {
+            return Ok(());
+        }
+        let fits = |side| {
+            let config = self.clone().with_image_size(side);
+            config
+                .parameters()
+                .is_ok_and(|p| p.saturating_mul(4) <= MAX_WEIGHT_BYTES)
+        };
+        Err(AlexNetConfigError::ImageTooLarge {
+            image_size: self.image_size,
+            parameters,
+            largest: largest_fitting(MIN_IMAGE_SIZE, self.image_size, fits),
+        })
+    }
+
+    /// Trainable parameters, from the layer table (46,764,746 at 224), before any is made;
+    /// `u64::MAX` when there would be more (counted wide, so no input size overflows it).
+    pub fn parameters(&self) -> Result<u64, AlexNetConfigError> {
+        let mut channels = self.in_channels as u128;
+        let mut count = 0;
+        for layer in &CONV_LAYERS {
+            let (out, k) = (layer.channels as u128, layer.kernel as u128);
+            count += out * (channels * k * k + 1);
+            channels = out;
+        }
+        let side = self.feature_map_side()? as u128;
+        let (hidden, flatten) = (HIDDEN as u128, LAST_CONV_CHANNELS as u128 * side * side);
+        let linear = |inputs: u128, outputs: u128| outputs * (inputs + 1);
+        let count = count
+            + linear(flatten, hidden)
+            + linear(hidden, hidden)
+            + linear(hidden, self.num_classes as u128);
+        Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+
+    /// Values one image's forward pass produces, layer after layer (the input included).
+    fn activation_values(&self) -> Result<u64, AlexNetConfigError> {
+        self.validate()?;
+        let mut values = (self.in_channels * self.image_size * self.image_size) as u64;
+        for (layer, (conv, pooled)) in CONV_LAYERS.iter().zip(self.conv_output_sides()) {
+            // The convolution's output and its ReLU's, and the max-pool's.
+            values += (layer.channels * conv * conv) as u64 * 2;
+            if layer.pool_after {
+                values += (layer.channels * pooled * pooled) as u64;
+            }
+        }
+        // fc1 and fc2 with their ReLU and dropout, fc3.
+        Ok(values + 2 * 3 * HIDDEN as u64 + self.num_classes as u64)
+    }
+
+    /// An estimate of the memory a batch of `batch` images takes in activations: the forward
+    /// pass, and for `training` as much again for what the backward pass keeps and computes.
+    pub fn batch_bytes(&self, batch: usize, training: bool) -> Result<u64, AlexNetConfigError> {
+        let passes = if training { 2 } else { 1 };
+        Ok(self.activation_values()? * 4 * passes * batch as u64)
+    }
+
+    /// Refuses a batch over [`MAX_BATCH_BYTES`] by [`AlexNetConfig::batch_bytes`], naming the
+    /// largest that fits.
+    pub fn check_batch(&self, batch: usize, training: bool) -> Result<(), AlexNetConfigError> {
+        let bytes = self.batch_bytes(batch, training)?;
+        if bytes <= MAX_BATCH_BYTES {
+            return Ok(());
+        }
+        let per_image = self.batch_bytes(1, training)?;
+        Err(AlexNetConfigError::BatchTooLarge {
+            batch,
+            image_size: self.image_size,
+            bytes,
+            largest: (MAX_BATCH_BYTES / per_image) as usize,
+        })
     }
 
     /// Side of the last feature map (5 at 224), after the third max-pool.
@@ -605,6 +760,47 @@ mod tests {
         let convs = 33_872_256 + 415_334_400 + 127_401_984 + 191_102_976 + 127_401_984;
         assert_eq!(macs, convs + 6400 * 4096 + 4096 * 4096 + 4096 * 10);
         assert!((2.0 * macs as f64 / 1e9 - 1.87).abs() < 0.01, "{macs}");
+    }
+
+    #[test]
+    fn sizes_whose_weights_are_over_the_budget_are_refused_with_the_largest_that_fits() {
+        let device = Default::default();
+        let config = AlexNetConfig::new();
+        let net: AlexNet<Flex> = config.init(&device);
+        assert_eq!(config.parameters(), Ok(net.parameter_count() as u64));
+        for huge in [2000, 100_000, usize::MAX / 8] {
+            let err = config.clone().with_image_size(huge).validate().unwrap_err();
+            let AlexNetConfigError::ImageTooLarge { largest, .. } = err else {
+                panic!("{err}");
+            };
+            let fits = |side| config.clone().with_image_size(side).parameters().unwrap() * 4;
+            assert!(fits(largest) <= MAX_WEIGHT_BYTES && fits(largest + 1) > MAX_WEIGHT_BYTES);
+            assert!(
+                err.to_string()
+                    .contains(&format!("at most {largest} pixels")),
+                "{err}"
+            );
+        }
+        assert!(config.clone().with_image_size(512).validate().is_ok());
+    }
+
+    #[test]
+    fn batches_over_the_activation_budget_are_refused() {
+        let config = AlexNetConfig::new();
+        assert!(config.check_batch(128, true).is_ok());
+        let bytes = config.batch_bytes(128, true).unwrap() as f64;
+        assert!((1.0e9..2.0e9).contains(&bytes), "{bytes}");
+        let err = config.check_batch(1_000_000, true).unwrap_err();
+        let AlexNetConfigError::BatchTooLarge { largest, .. } = err else {
+            panic!("{err}");
+        };
+        assert!(config.check_batch(largest, true).is_ok());
+        assert!(config.check_batch(largest + 1, true).is_err());
+        let small = config.clone().with_image_size(96);
+        assert!(
+            small.check_batch(largest * 4, false).is_ok(),
+            "smaller, and no backward pass"
+        );
     }
 
     #[test]

@@ -289,6 +289,14 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
     }
 }
 
+/// Refuses a forward pass of `batch` images whose activations would be over the model crate's
+/// budget, naming the `flag` that set it.
+fn check_batch(config: &alexnet_model::AlexNetConfig, batch: usize, flag: &str) -> Result<()> {
+    config
+        .check_batch(batch, false)
+        .map_err(|err| anyhow::anyhow!("{flag} is too large: {err}"))
+}
+
 /// The network at `--resize`, checked as a training configuration's is (so that a bad size
 /// gets the same message).
 fn model_config(resize: usize) -> Result<alexnet_model::AlexNetConfig> {

@@ -237,6 +237,12 @@ fn weights_prefix(
     if found.contains_key(first) {
         return Ok(None);
     }
+    if is_torchvision_alexnet(found) {
+        bail!(
+            "{file} is torchvision's AlexNet (keys features.*, classifier.*: the ImageNet \
+             network), not d2l's; import reads d2l's nn.Sequential (keys 0.weight, 3.weight, …)"
+        );
+    }
     let nested = found
         .keys()
         .find_map(|k| k.strip_suffix(first.as_str())?.strip_suffix('.'));
@@ -247,6 +253,19 @@ fn weights_prefix(
         );
     }
     Ok(None)
+}
+
+/// Whether `found` is torchvision's `alexnet()` state dict: its layers are `features.N` and
+/// `classifier.N`, whose `.0.weight` would otherwise pass for a nested d2l network.
+fn is_torchvision_alexnet(found: &BTreeMap<String, Found>) -> bool {
+    [
+        "features.0.weight",
+        "features.10.weight",
+        "classifier.1.weight",
+        "classifier.6.weight",
+    ]
+    .iter()
+    .all(|key| found.contains_key(*key))
 }
 
 /// The distinct first components of the keys, for messages.

@@ -153,24 +153,48 @@ impl<R: Read> Read for HashingReader<R> {
 /// The one-line error of a record whose checksum does not match.
 pub const CHECKSUM_MISMATCH: &str = "failed its checksum: the file is damaged";
 
+/// Why a record's file cannot be read, before Burn sees its contents.
+#[derive(Debug)]
+enum ReadFailure {
+    NotFound,
+    Open(std::io::Error),
+    /// The MessagePack does not decode; in plain words.
+    Decode(String),
+    Checksum,
+}
+
+impl ReadFailure {
+    /// The failure as Burn's recorder error, `file` named.
+    fn into_recorder_error(self, file: &Path) -> RecorderError {
+        match self {
+            Self::NotFound => RecorderError::FileNotFound(file.display().to_string()),
+            Self::Open(e) => unknown("cannot open", file, e),
+            Self::Decode(why) => unknown("unreadable record", file, why),
+            Self::Checksum => {
+                RecorderError::Unknown(format!("{} {CHECKSUM_MISMATCH}", file.display()))
+            }
+        }
+    }
+}
+
 /// Decodes the record in `file` and checks its trailer.
-fn read_record<I: DeserializeOwned>(file: &Path) -> Result<(I, Checksum), RecorderError> {
+fn decode_record<I: DeserializeOwned>(file: &Path) -> Result<(I, Checksum), ReadFailure> {
     let opened = File::open(file).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => RecorderError::FileNotFound(file.display().to_string()),
-        _ => unknown("cannot open", file, e),
+        std::io::ErrorKind::NotFound => ReadFailure::NotFound,
+        _ => ReadFailure::Open(e),
     })?;
     let mut reader = HashingReader {
         inner: BufReader::new(opened),
         hasher: Xxh3::new(),
     };
     let item = rmp_serde::decode::from_read(&mut reader)
-        .map_err(|e| unknown("unreadable record", file, e))?;
+        .map_err(|e| ReadFailure::Decode(decode_error(&e)))?;
     let digest = reader.hasher.digest();
     let mut tail = Vec::new();
     reader
         .inner
         .read_to_end(&mut tail)
-        .map_err(|e| unknown("cannot read", file, e))?;
+        .map_err(ReadFailure::Open)?;
     if tail.is_empty() {
         return Ok((item, Checksum::Missing));
     }
@@ -178,10 +202,47 @@ fn read_record<I: DeserializeOwned>(file: &Path) -> Result<(I, Checksum), Record
         .then(|| u64::from_le_bytes(tail[8..].try_into().expect("8 bytes")));
     match expected == Some(digest) {
         true => Ok((item, Checksum::Verified)),
-        false => Err(RecorderError::Unknown(format!(
-            "{} {CHECKSUM_MISMATCH}",
-            file.display()
-        ))),
+        false => Err(ReadFailure::Checksum),
+    }
+}
+
+/// [`decode_record`] with Burn's error type.
+fn read_record<I: DeserializeOwned>(file: &Path) -> Result<(I, Checksum), RecorderError> {
+    decode_record(file).map_err(|failure| failure.into_recorder_error(file))
+}
+
+/// A MessagePack decoding error in plain words.
+fn decode_error(err: &rmp_serde::decode::Error) -> String {
+    use rmp_serde::decode::Error;
+    match err {
+        Error::InvalidMarkerRead(io) | Error::InvalidDataRead(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            "it ends early (cut short while it was written or copied)".into()
+        }
+        Error::InvalidMarkerRead(io) | Error::InvalidDataRead(io) => {
+            format!("cannot read it: {io}")
+        }
+        other => format!("it is not a record of this program ({other})"),
+    }
+}
+
+/// Why `path` does not load, in plain words: what reading it ourselves finds, else the first
+/// line of Burn's error without its wrapping (Burn adds text about old record formats to every
+/// failure, which is rarely the cause).
+fn unreadable_reason(path: &Path, burn_error: &str) -> String {
+    match decode_record::<serde::de::IgnoredAny>(path) {
+        Err(ReadFailure::NotFound) => "there is no such file".into(),
+        Err(ReadFailure::Open(e)) => format!("cannot read it: {e}"),
+        Err(ReadFailure::Decode(why)) => why,
+        Err(ReadFailure::Checksum) => CHECKSUM_MISMATCH.into(),
+        Ok(_) => {
+            let first = burn_error.lines().next().unwrap_or("unknown error");
+            let plain = first
+                .split_once("Unknown(\"")
+                .map_or(first, |(_, inner)| inner.trim_end_matches("\")"));
+            format!("it holds other layers than this network ({plain})")
+        }
     }
 }
 
@@ -247,8 +308,7 @@ pub enum RecordError {
     Damaged(PathBuf),
     /// Not a record of this network at all.
     #[error(
-        "cannot load {}: not a readable AlexNet record ({reason}); the file is truncated, \
-         corrupt or from another program",
+        "cannot load {}: not a readable AlexNet record: {reason}",
         path.display()
     )]
     Unreadable {
@@ -278,11 +338,7 @@ pub fn load_net<B: Backend>(
         .map(|c| c.net)
         .map_err(|_| RecordError::Unreadable {
             path: path.to_path_buf(),
-            reason: bare_err
-                .lines()
-                .next()
-                .unwrap_or("unknown error")
-                .to_string(),
+            reason: unreadable_reason(path, &bare_err),
         })
 }
 
