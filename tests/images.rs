@@ -12,7 +12,7 @@ use alexnet::data::{
     ImageTransform, Sample, Split, export_png_folder,
 };
 use burn::data::dataset::Dataset;
-use common::{run, stderr, stdout, synthetic_data_dir};
+use common::{folder_run_args, png_stating, run, stderr, stdout, synthetic_data_dir};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
 fn s(path: &Path) -> &str {
@@ -45,23 +45,8 @@ fn write_image(path: &Path, class: usize, (w, h): (u32, u32), colour: bool) {
 
 /// `train` on a folder, 65 px, a small quick run; `extra` flags added.
 fn train_folder(folder: &Path, dir: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "train",
-        "--images",
-        s(folder),
-        "--artifact-dir",
-        s(dir),
-        "--resize",
-        "65",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.05",
-    ];
-    args.extend(extra);
-    run(&args)
+    let args = folder_run_args(folder, dir, extra);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn config(dir: &Path) -> serde_json::Value {
@@ -90,7 +75,7 @@ fn a_png_folder_gives_the_idx_files_tensors_bit_for_bit() {
             })
             .collect();
         let transform = ImageTransform { side, channels: 1 };
-        let bad = BadImages::new(false, |e| panic!("{e}"));
+        let bad = BadImages::stop_at_first(|e| panic!("{e}"));
         let batcher = FolderBatcher::new(transform, bad, Augmentation::default());
         let samples = Sample::numbered(files, 1);
         let (from_png, labels) = batcher.pixels(&samples);
@@ -384,46 +369,6 @@ fn tree_with(bad_name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
     (dir, tree)
 }
 
-/// A PNG header that says 60000 x 60000, with no pixels after it.
-fn huge_png() -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let image = GrayImage::from_pixel(1, 1, Luma([0]));
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes[16..20].copy_from_slice(&60_000u32.to_be_bytes());
-    bytes[20..24].copy_from_slice(&60_000u32.to_be_bytes());
-    // The IHDR checksum over type and data.
-    let crc = crc32(&bytes[12..29]);
-    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
-    bytes.truncate(33);
-    // An empty IDAT chunk, then IEND: the header reads, there are no pixels.
-    for kind in [b"IDAT", b"IEND"] {
-        bytes.extend_from_slice(&0u32.to_be_bytes());
-        bytes.extend_from_slice(kind);
-        bytes.extend_from_slice(&crc32(kind).to_be_bytes());
-    }
-    bytes
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 #[test]
 fn unreadable_images_are_refused_or_skipped_and_reported() {
     let mut png = Vec::new();
@@ -443,7 +388,7 @@ fn unreadable_images_are_refused_or_skipped_and_reported() {
         ),
         (
             "huge.png",
-            huge_png(),
+            png_stating(60_000),
             "huge.png is too large to decode (60000x60000",
         ),
     ];

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::data::{
     Augmentation, BadImages, FashionMnist, FashionMnistBatcher, FashionMnistItem, ImageBatch,
-    ImageFiles, ImageFolder, ImageTransform, LoaderOptions, Sample, ScanOptions, Split,
+    ImageFiles, ImageFolder, ImageTransform, LoaderOptions, Purpose, Sample, ScanOptions, Split,
     SplitImages,
 };
 use crate::run::TrainingConfig;
@@ -351,6 +351,7 @@ pub fn loader_throughput<B: Backend>(
         val_fraction: 0.0,
         seed: 0,
         skip_bad: false,
+        purpose: Purpose::Training,
     };
     let scanned = ImageFolder::scan(&folder.dir, options)?;
     let scan_seconds = start.elapsed().as_secs_f64();
@@ -359,7 +360,7 @@ pub fn loader_throughput<B: Backend>(
         .unwrap_or(if scanned.all_grey { 1 } else { 3 });
     let files: Vec<_> = scanned.train.iter().chain(&scanned.val).cloned().collect();
     let images = SplitImages::Files(ImageFiles::new(scanned.root.clone(), files));
-    let bad = BadImages::new(true, |_| {});
+    let bad = BadImages::collect();
     let loader = LoaderOptions {
         batch_size: settings.batch,
         shuffle: None,

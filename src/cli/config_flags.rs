@@ -51,6 +51,11 @@ pub struct ConfigFlags {
     /// the folder.
     #[arg(long, help_heading = "Images")]
     pub skip_bad_images: bool,
+    /// With --skip-bad-images: stop the run when more than this fraction of an epoch's images
+    /// cannot be read while training (the checkpoint of the epoch before is kept)
+    /// [default: 0.01].
+    #[arg(long, value_name = "F", help_heading = "Images")]
+    pub max_bad_fraction: Option<f64>,
     /// SGD momentum, dampening 0 as in PyTorch [default: 0, d2l's plain SGD].
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub momentum: Option<f64>,
@@ -185,6 +190,7 @@ impl ConfigFlags {
             val_split: self.val_split,
             channels: self.channels,
             skip_bad_images: self.skip_bad_images.then_some(true),
+            max_bad_fraction: self.max_bad_fraction,
             optimizer: self.optimizer,
             beta1: self.beta1,
             beta2: self.beta2,
@@ -231,6 +237,7 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::ValSplit => "--val-split",
         Setting::Channels => "--channels",
         Setting::SkipBadImages => "--skip-bad-images",
+        Setting::MaxBadFraction => "--max-bad-fraction",
         Setting::Epochs => "--epochs",
         Setting::NumWorkers => "--num-workers",
         Setting::Optimizer => "--optimizer",

@@ -6,10 +6,10 @@ use anyhow::Result;
 use burn::tensor::backend::Backend;
 use clap::Args;
 
-use super::{BackendArgs, ModelArgs};
+use super::{BackendArgs, ModelArgs, check_batch};
 use crate::backend::{Devices, InferenceTask, count_tuned_keys};
 use crate::data::{
-    FashionMnist, ImageFiles, ImageFolder, ImageTransform, ScanOptions, Split, SplitImages,
+    FashionMnist, ImageFiles, ImageFolder, ImageTransform, Purpose, ScanOptions, Split, SplitImages,
 };
 use crate::evaluation::{self, Evaluation};
 use crate::inference::{self, LoadedModel};
@@ -30,6 +30,10 @@ pub struct EvalArgs {
     /// Evaluate the first N images only.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// With --images: leave images that cannot be read out (counted in the result) instead of
+    /// refusing the folder.
+    #[arg(long, requires = "images")]
+    pub skip_bad_images: bool,
     /// Images per forward pass.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -59,7 +63,8 @@ impl EvalArgs {
             let options = ScanOptions {
                 val_fraction: 0.0,
                 seed: 0,
-                skip_bad: false,
+                skip_bad: self.skip_bad_images,
+                purpose: Purpose::Evaluation,
             };
             let folder = ImageFolder::scan(dir, options)?;
             let files = folder.for_run(&model.data.classes)?;
@@ -108,6 +113,7 @@ impl InferenceTask for EvalTask<'_> {
         }
         let run = args.model.run();
         let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
+        check_batch(&model.config, args.batch_size, "--batch-size")?;
         let (name, images) = args.images(&model, &run)?;
         let transform = ImageTransform {
             side: model.config.image_size,
@@ -116,8 +122,9 @@ impl InferenceTask for EvalTask<'_> {
         let classes = model.data.classes.clone();
         let settings = (transform, args.batch_size, classes.len());
         let images = images.limited(args.limit);
-        let (loss, confusion) = evaluation::evaluate(&model.net, images, settings, &device)?;
-        let report = Evaluation::new(&model.source, (name, classes), loss, confusion);
+        let scored =
+            evaluation::evaluate(&model.net, images, settings, args.skip_bad_images, &device)?;
+        let report = Evaluation::new(&model.source, (name, classes), scored);
         let written = crate::report::save_evaluation(&run, &report, args.png)?;
         match args.json {
             true => println!(

@@ -12,9 +12,9 @@ use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{BackendArgs, ModelArgs};
+use super::{BackendArgs, ModelArgs, check_batch};
 use crate::backend::{Devices, InferenceTask};
-use crate::data::{Encoded, FashionMnist, Split, images_in};
+use crate::data::{Encoded, FashionMnist, Split, images_in, path_text};
 use crate::human::thousands;
 use crate::inference::{self, LoadedModel, Prediction, Reader};
 
@@ -29,7 +29,7 @@ pub struct InferArgs {
     pub test_index: Vec<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// How many classes to show per image.
+    /// How many classes to show per image (at most the model's classes are shown).
     #[arg(long, default_value_t = 3)]
     pub top: usize,
     /// Fashion-MNIST shows light objects on a dark background; pass --invert for photos of
@@ -67,7 +67,8 @@ enum Input {
 impl Input {
     fn name(&self) -> String {
         match self {
-            Self::File(path) => path.display().to_string(),
+            // Escaped where the name is not UTF-8, so that a CSV or JSON row maps back to it.
+            Self::File(path) => path_text::encode(path),
             Self::Test { index, .. } => format!("test[{index}]"),
         }
     }
@@ -123,7 +124,14 @@ impl InferArgs {
                 inputs.push(Input::File(path.clone()));
                 continue;
             }
-            let found = images_in(path, self.recursive)?;
+            let (found, passed_over) = images_in(path, self.recursive)?;
+            if passed_over.total() > 0 {
+                eprintln!(
+                    "note: {}: passed over {}",
+                    path_text::Shown(path),
+                    passed_over.describe()
+                );
+            }
             if found.is_empty() {
                 let hint = if self.recursive {
                     ""
@@ -240,6 +248,13 @@ impl InferenceTask for InferTask<'_> {
             bail!("--batch-size must be at least 1");
         }
         let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
+        check_batch(&model.config, args.batch_size, "--batch-size")?;
+        if args.top == 0 {
+            bail!(
+                "--top 0 shows no class: use 1 to {} (the model's classes)",
+                model.data.classes.len()
+            );
+        }
         let reader = Reader::of(&model, args.invert)?;
         let inputs = args.inputs()?;
         let mut outputs = Outputs::open(args)?;
@@ -247,18 +262,33 @@ impl InferenceTask for InferTask<'_> {
         let mut failed = 0;
         for chunk in inputs.chunks(args.batch_size) {
             let results = classify(&model, &reader, chunk, args.top, &device);
-            failed += results.iter().filter(|r| r.error.is_some()).count();
+            // One input that cannot be read is the command's one error line.
+            if let (
+                [_],
+                [
+                    InputResult {
+                        error: Some(err), ..
+                    },
+                ],
+            ) = (&inputs[..], &results[..])
+            {
+                bail!("{err}");
+            }
+            let failures = results.iter().filter(|r| r.error.is_some()).count();
+            failed += failures;
             for result in results {
                 outputs.write(result)?;
             }
-            progress.after(chunk.len());
+            progress.after(chunk.len(), failures);
         }
         outputs.finish()?;
-        if failed > 0 {
-            bail!(
-                "{failed} of {} inputs could not be read (see above); the others were predicted",
+        match failed {
+            0 => {}
+            n if n == inputs.len() => bail!("none of the {n} inputs could be read (see above)"),
+            n => bail!(
+                "{n} of {} inputs could not be read (see above); the others were predicted",
                 inputs.len()
-            );
+            ),
         }
         Ok(())
     }
@@ -307,6 +337,7 @@ fn classify<B: Backend>(
 struct Progress {
     total: usize,
     done: usize,
+    failed: usize,
     shown: bool,
     last: Instant,
     start: Instant,
@@ -317,23 +348,30 @@ impl Progress {
         Self {
             total,
             done: 0,
+            failed: 0,
             shown: total > batch_size,
             last: Instant::now(),
             start: Instant::now(),
         }
     }
 
-    fn after(&mut self, count: usize) {
+    /// After `count` more inputs, `failed` of which could not be read.
+    fn after(&mut self, count: usize, failed: usize) {
         self.done += count;
+        self.failed += failed;
         let due = self.last.elapsed().as_secs_f64() >= 1.0 || self.done == self.total;
         if !self.shown || !due {
             return;
         }
         self.last = Instant::now();
         let rate = self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        let unread = match self.failed {
+            0 => String::new(),
+            n => format!(" ({} could not be read)", thousands(n)),
+        };
         eprintln!(
-            "classified {}/{} images, {rate:.0} images/s",
-            thousands(self.done),
+            "classified {} of {} images{unread}, {rate:.0} images/s",
+            thousands(self.done - self.failed),
             thousands(self.total)
         );
     }

@@ -7,7 +7,7 @@ use std::error::Error;
 use super::config_flags::{flag, flag_names};
 use crate::data::FolderError;
 use crate::run::{ConfigError, Setting, UnknownField};
-use crate::training::{InputSizeMismatch, Remedy, ResumeConflict, TrainingStopped};
+use crate::training::{InputSizeMismatch, Remedy, ResumeConflict, StopReason, TrainingStopped};
 
 /// The message of `err` and its causes, as `{:#}` prints them, each in the command line's
 /// words where it has its own.
@@ -61,11 +61,26 @@ fn training_stopped(err: &TrainingStopped) -> String {
     );
     let remedy = match err.remedy() {
         Remedy::Resume => format!("Resume with: {resume}"),
-        Remedy::FixThenResume => {
-            format!("Fix the cause (a full disk, a damaged file, …) and resume with: {resume}")
-        }
+        Remedy::FixThenResume => match err.reason {
+            StopReason::TooManyBadImages(_) => format!(
+                "Fix the folder, or allow more with {}, and resume with: {resume}",
+                flag(Setting::MaxBadFraction)
+            ),
+            _ => {
+                format!("Fix the cause (a full disk, a damaged file, …) and resume with: {resume}")
+            }
+        },
         Remedy::SmallerLearningRate => {
             "Start a new run with a smaller --lr (add --overwrite to replace this one)".into()
+        }
+        Remedy::StartAgain => {
+            let fix = match err.reason {
+                StopReason::Fault(_) | StopReason::TooManyBadImages(_) => {
+                    "Fix the cause (a full disk, a damaged file, …), then start"
+                }
+                _ => "Start",
+            };
+            format!("{fix} over from epoch 1 with the run's saved settings: {resume}")
         }
     };
     format!("{}. {remedy}", err.describe(&flag_names))
@@ -75,7 +90,6 @@ fn training_stopped(err: &TrainingStopped) -> String {
 mod tests {
     use super::*;
     use crate::run::TrainingConfig;
-    use crate::training::StopReason;
 
     #[test]
     fn settings_are_named_by_their_flags() {
@@ -129,5 +143,21 @@ mod tests {
             "{message}"
         );
         assert!(message.ends_with("smaller --lr (add --overwrite to replace this one)"));
+    }
+
+    #[test]
+    fn a_run_stopped_before_its_first_epoch_says_it_starts_over() {
+        let err = anyhow::Error::from(TrainingStopped {
+            reason: StopReason::User,
+            epoch: 1,
+            kept: None,
+            dir: "runs/a".into(),
+        });
+        assert_eq!(
+            explain(&err),
+            "training interrupted during epoch 1; no epoch had finished, so there is no \
+             checkpoint yet. Start over from epoch 1 with the run's saved settings: alexnet \
+             train --resume --artifact-dir runs/a"
+        );
     }
 }

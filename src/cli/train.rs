@@ -118,6 +118,9 @@ impl TrainingTask for TrainTask<'_> {
             println!("{}", serde_json::to_string_pretty(&plan.config)?);
             return Ok(());
         }
+        if let (Some(folder), Start::New { .. }) = (&plan.folder, &start) {
+            println!("images: {}", folder.describe());
+        }
         let options = RunOptions {
             artifact_dir: args.artifact_dir.clone(),
             data_dir: args.data_dir.clone(),

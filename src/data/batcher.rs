@@ -183,30 +183,106 @@ impl Dataset<ImageFile> for ImageFiles {
 }
 
 /// What becomes of an image that cannot be decoded while its batch is made (a file deleted or
-/// damaged after the folder was scanned): it is left out of its batch and logged, and, unless
-/// such images are skipped, `stop` is called with the error, so that the run stops after the
-/// batch with the path named.
+/// damaged after the folder was scanned): it is left out of its batch and logged. Unless the
+/// run leaves such images out ([`LeaveOut`]), `stop` is called with the error, so that the run
+/// stops after the batch with the path named; when it does, each one is said on the console
+/// with a running count, and the run stops once an epoch has lost more than its share.
 #[derive(Clone)]
 pub struct BadImages {
-    skip: bool,
-    log: Arc<Mutex<Vec<ImageError>>>,
+    policy: Policy,
+    log: Arc<Mutex<BadLog>>,
     stop: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+/// How a split's unreadable images are handled while a run goes on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Policy {
+    /// Stop at the first.
+    Stop,
+    /// Leave them out, said on the console, up to a share of each epoch.
+    LeaveOut(LeaveOut),
+    /// Leave them out silently; the caller reads [`BadImages::found`] (evaluation, bench).
+    Collect,
+}
+
+/// Leaving unreadable images out of a split while training, up to a share of each epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeaveOut {
+    /// The split's name in messages (`training`, `validation`).
+    pub split: &'static str,
+    /// The images of one epoch of the split.
+    pub images: usize,
+    /// The largest fraction of them an epoch may lose before the run stops.
+    pub max_fraction: f64,
+}
+
+/// An epoch that lost more of a split's images than [`LeaveOut`] allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TooManyBad {
+    /// The split (`training`, `validation`).
+    pub split: &'static str,
+    /// The epoch.
+    pub epoch: usize,
+    /// Its images that could not be read so far.
+    pub count: usize,
+    /// Its images in all.
+    pub images: usize,
+    /// The fraction allowed.
+    pub max_fraction: f64,
+    /// The last one's error.
+    pub last: String,
+}
+
+impl TooManyBad {
+    /// What happened, the limit named by `limit` (its flag or field).
+    pub fn describe(&self, limit: &str) -> String {
+        format!(
+            "{} of the {} {} images of epoch {} could not be read, over {limit} {}, e.g. {}; \
+             the files may be changing under the run",
+            self.count, self.images, self.split, self.epoch, self.max_fraction, self.last
+        )
+    }
+}
+
+/// The images that failed, and how many in each epoch.
+#[derive(Debug, Default)]
+struct BadLog {
+    found: Vec<ImageError>,
+    per_epoch: std::collections::BTreeMap<usize, usize>,
+    /// The epoch that lost too many, once one has.
+    too_many: Option<TooManyBad>,
+    /// When the console last heard of one (at most a line a second).
+    said: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for BadImages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BadImages")
-            .field("skip", &self.skip)
+            .field("policy", &self.policy)
             .field("log", &self.log)
             .finish()
     }
 }
 
 impl BadImages {
-    /// Leaves bad images out (`skip`), or calls `stop` at the first.
-    pub fn new(skip: bool, stop: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    /// Calls `stop` at the first bad image.
+    pub fn stop_at_first(stop: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self::with(Policy::Stop, stop)
+    }
+
+    /// Leaves bad images out as `leave_out` says, calling `stop` when an epoch loses too many.
+    pub fn leave_out(leave_out: LeaveOut, stop: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self::with(Policy::LeaveOut(leave_out), stop)
+    }
+
+    /// Leaves bad images out silently, for the caller to read from [`BadImages::found`].
+    pub fn collect() -> Self {
+        Self::with(Policy::Collect, |_| {})
+    }
+
+    fn with(policy: Policy, stop: impl Fn(&str) + Send + Sync + 'static) -> Self {
         Self {
-            skip,
+            policy,
             log: Arc::default(),
             stop: Arc::new(stop),
         }
@@ -214,14 +290,75 @@ impl BadImages {
 
     /// The bad images met so far.
     pub fn found(&self) -> Vec<ImageError> {
-        self.log.lock().expect("bad-image log poisoned").clone()
+        self.log
+            .lock()
+            .expect("bad-image log poisoned")
+            .found
+            .clone()
     }
 
-    fn record(&self, err: ImageError) {
-        if !self.skip {
-            (self.stop)(&err.to_string());
+    /// The epoch that lost more images than allowed, if one did (the run was then stopped).
+    pub fn too_many(&self) -> Option<TooManyBad> {
+        self.log
+            .lock()
+            .expect("bad-image log poisoned")
+            .too_many
+            .clone()
+    }
+
+    fn record(&self, err: ImageError, epoch: usize) {
+        let mut log = self.log.lock().expect("bad-image log poisoned");
+        let count = {
+            let count = log.per_epoch.entry(epoch).or_default();
+            *count += 1;
+            *count
+        };
+        let message = err.to_string();
+        log.found.push(err);
+        match self.policy {
+            Policy::Stop => (self.stop)(&message),
+            Policy::Collect => {}
+            Policy::LeaveOut(leave_out) => {
+                if leave_out.too_many(count) {
+                    let too_many = TooManyBad {
+                        split: leave_out.split,
+                        epoch,
+                        count,
+                        images: leave_out.images,
+                        max_fraction: leave_out.max_fraction,
+                        last: message,
+                    };
+                    (self.stop)(&too_many.describe("the max bad fraction"));
+                    log.too_many.get_or_insert(too_many);
+                } else if log.said.is_none_or(|t| t.elapsed().as_secs_f64() >= 1.0) {
+                    log.said = Some(std::time::Instant::now());
+                    eprintln!(
+                        "warning: {}",
+                        leave_out.left_out_line(epoch, count, &message)
+                    );
+                }
+            }
         }
-        self.log.lock().expect("bad-image log poisoned").push(err);
+    }
+}
+
+impl LeaveOut {
+    /// Whether `count` bad images are more than an epoch may lose: its fraction of the
+    /// images, rounded up, so that a small folder may lose one.
+    fn too_many(&self, count: usize) -> bool {
+        count as f64 > (self.max_fraction * self.images as f64).ceil()
+    }
+
+    fn share(&self, count: usize) -> String {
+        format!(
+            "{count} of the {} {} images of epoch",
+            self.images, self.split
+        )
+    }
+
+    /// The console line of one left-out image, with the epoch's running count.
+    fn left_out_line(&self, epoch: usize, count: usize, message: &str) -> String {
+        format!("left out {message}; {} {epoch} so far", self.share(count))
     }
 }
 
@@ -257,15 +394,14 @@ impl FolderBatcher {
                 self.transform.read_augmented(image, dst, &self.augment, at)
             })
             .collect();
-        let items: Vec<&ImageFile> = samples.iter().map(|s| &s.item).collect();
         let (mut kept, mut labels) = (Vec::with_capacity(values.len()), Vec::new());
-        for ((item, result), chunk) in items.iter().zip(results).zip(values.chunks_exact(len)) {
+        for ((sample, result), chunk) in samples.iter().zip(results).zip(values.chunks_exact(len)) {
             match result {
                 Ok(()) => {
                     kept.extend_from_slice(chunk);
-                    labels.push(item.label as i64);
+                    labels.push(sample.item.label as i64);
                 }
-                Err(err) => self.bad.record(err),
+                Err(err) => self.bad.record(err, sample.epoch),
             }
         }
         (kept, labels)

@@ -2,17 +2,20 @@
 //! pixels) and the pixels themselves, converted to the model's channels and resized to its
 //! side as [`Resize`] says.
 
+use std::fs::{File, OpenOptions};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use super::augment::Augmentation;
+use super::path_text::Shown;
 
 /// Why an image file cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ImageError {
     /// The file cannot be opened or read.
-    #[error("cannot read {}: {reason}", path.display())]
+    #[error("cannot read {}: {reason}", Shown(path))]
     Unreadable {
         /// The file.
         path: PathBuf,
@@ -20,7 +23,7 @@ pub enum ImageError {
         reason: String,
     },
     /// The bytes are not an image the decoders understand, or are cut short.
-    #[error("{} is not a readable image ({reason})", path.display())]
+    #[error("{} is not a readable image ({reason})", Shown(path))]
     NotAnImage {
         /// The file.
         path: PathBuf,
@@ -30,7 +33,7 @@ pub enum ImageError {
     /// Decoding would take more memory than the limit.
     #[error(
         "{} is too large to decode ({width}x{height}, over {limit_mib} MiB); shrink it",
-        path.display()
+        Shown(path)
     )]
     TooLarge {
         /// The file.
@@ -42,6 +45,17 @@ pub enum ImageError {
         /// The limit it is over, in MiB.
         limit_mib: u64,
     },
+    /// Not a regular file: a FIFO, socket or device could block the reader for ever.
+    #[error(
+        "{} is {kind}, not an image file; remove it or give an image",
+        Shown(path)
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead ("a FIFO", "a folder", …).
+        kind: &'static str,
+    },
 }
 
 impl ImageError {
@@ -49,8 +63,45 @@ impl ImageError {
     pub fn path(&self) -> &Path {
         match self {
             Self::Unreadable { path, .. } | Self::NotAnImage { path, .. } => path,
-            Self::TooLarge { path, .. } => path,
+            Self::TooLarge { path, .. } | Self::NotAFile { path, .. } => path,
         }
+    }
+}
+
+/// What a file that is not a regular one is, in words.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    match () {
+        _ if kind.is_dir() => "a folder",
+        _ if kind.is_fifo() => "a FIFO (named pipe)",
+        _ if kind.is_socket() => "a socket",
+        _ if kind.is_block_device() || kind.is_char_device() => "a device",
+        _ => "not a regular file",
+    }
+}
+
+/// Opens `path` for reading if it is a regular file. It is opened without blocking, so that a
+/// FIFO or a device cannot hold the thread, and judged by the handle itself, so that a file
+/// swapped for one after a scan is still caught.
+pub fn open_regular(path: &Path) -> Result<File, ImageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |e: std::io::Error| ImageError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    match meta.is_file() {
+        true => Ok(file),
+        false => Err(ImageError::NotAFile {
+            path: path.to_path_buf(),
+            kind: file_kind(&meta),
+        }),
     }
 }
 
@@ -149,19 +200,19 @@ pub struct Header {
     pub grey: bool,
 }
 
-/// A reader of `path` that allocates at most `limit` bytes.
-fn reader(
-    path: &Path,
-    limit: Option<u64>,
-) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, ImageError> {
-    let unreadable = |e: std::io::Error| ImageError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut reader = ImageReader::open(path)
-        .map_err(unreadable)?
+/// A reader of the regular file `path` that allocates at most `limit` bytes; the format is
+/// the one its bytes show, else the one its name says.
+fn reader(path: &Path, limit: Option<u64>) -> Result<ImageReader<BufReader<File>>, ImageError> {
+    let mut reader = ImageReader::new(BufReader::new(open_regular(path)?));
+    if let Ok(format) = image::ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let mut reader = reader
         .with_guessed_format()
-        .map_err(unreadable)?;
+        .map_err(|e| ImageError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     reader.limits(limits(limit));
     Ok(reader)
 }
@@ -333,6 +384,24 @@ mod tests {
             read_header(&gone),
             Err(ImageError::Unreadable { .. })
         ));
+    }
+
+    #[test]
+    fn fifos_and_folders_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.png");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        // No writer ever opens the FIFO: a blocking open would hang this test.
+        let err = read_header(&fifo).unwrap_err();
+        assert!(matches!(err, ImageError::NotAFile { .. }), "{err}");
+        assert!(err.to_string().contains("x.png is a FIFO"), "{err}");
+        let transform = ImageTransform {
+            side: 4,
+            channels: 1,
+        };
+        let err = transform.load_into(dir.path(), &mut [0.0; 16]).unwrap_err();
+        assert!(err.to_string().contains("is a folder"), "{err}");
     }
 
     #[test]

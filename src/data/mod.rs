@@ -9,6 +9,7 @@ mod export;
 mod folder;
 pub mod idx;
 mod images;
+pub mod path_text;
 mod prefetch;
 mod resize;
 mod source;
@@ -20,13 +21,14 @@ use burn::data::dataset::Dataset;
 
 pub use augment::{Augmentation, epoch_seed};
 pub use batcher::{
-    BadImages, FashionMnistBatcher, FolderBatcher, ImageBatch, ImageFile, ImageFiles,
+    BadImages, FashionMnistBatcher, FolderBatcher, ImageBatch, ImageFile, ImageFiles, LeaveOut,
+    TooManyBad,
 };
 pub use epochs::{OnEpoch, Sample};
 pub use export::export_png_folder;
 pub use folder::{
-    FolderError, ImageFolder, LabelledFile, Layout, ScanOptions, SkippedFile, class_folder_name,
-    images_in,
+    FolderError, ImageFolder, LabelledFile, Layout, PassedOver, Purpose, ScanOptions, SkippedFile,
+    class_folder_name, images_in,
 };
 pub use idx::{IdxError, NUM_CLASSES, PIXELS, SIDE};
 pub use images::{

@@ -55,6 +55,10 @@ pub struct MacroAverages {
     pub f1: f64,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The result of evaluating one record on one split.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -65,6 +69,9 @@ pub struct Evaluation {
     pub split: String,
     /// Examples evaluated.
     pub examples: u64,
+    /// Images left out because they could not be read (only when asked to skip them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_out: usize,
     /// Mean cross-entropy.
     pub loss: f64,
     /// Overall accuracy.
@@ -81,16 +88,29 @@ pub struct Evaluation {
     pub confusion: ConfusionMatrix,
 }
 
+/// The figures of one pass over a split.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Rows: true class; columns: predicted class.
+    pub confusion: ConfusionMatrix,
+    /// Images that could not be decoded and were left out (only when asked to skip them).
+    pub left_out: usize,
+}
+
 /// Runs `net` over `data` in batches of `batch_size`, read as `transform` says, accumulating
 /// the loss and the confusion matrix over `classes` classes. An image that cannot be decoded is
-/// an error naming it: leaving it out would change the figures silently.
+/// an error naming it, unless `skip_bad` leaves it out, counted: leaving it out unsaid would
+/// change the figures silently.
 pub fn evaluate<B: Backend>(
     net: &AlexNet<B>,
     data: SplitImages,
     (transform, batch_size, classes): (ImageTransform, usize, usize),
+    skip_bad: bool,
     device: &B::Device,
-) -> Result<(f64, ConfusionMatrix)> {
-    let bad = BadImages::new(true, |_| {});
+) -> Result<Scored> {
+    let bad = BadImages::collect();
     let options = LoaderOptions {
         batch_size,
         shuffle: None,
@@ -127,24 +147,28 @@ pub fn evaluate<B: Backend>(
         }
     }
     let failed = bad.found();
-    if let Some(first) = failed.first() {
+    if let (Some(first), false) = (failed.first(), skip_bad) {
         bail!(
             "{} of the images could not be decoded, e.g. {first}; fix or remove them and \
              evaluate again",
             failed.len()
         );
     }
-    Ok((loss_sum / confusion.total().max(1) as f64, confusion))
+    Ok(Scored {
+        loss: loss_sum / confusion.total().max(1) as f64,
+        confusion,
+        left_out: failed.len(),
+    })
 }
 
 impl Evaluation {
     /// Summarises a loss and confusion matrix over `classes` (in label order) of `split`.
-    pub fn new(
-        checkpoint: &Path,
-        (split, classes): (String, Vec<String>),
-        loss: f64,
-        confusion: ConfusionMatrix,
-    ) -> Self {
+    pub fn new(checkpoint: &Path, (split, classes): (String, Vec<String>), scored: Scored) -> Self {
+        let Scored {
+            loss,
+            confusion,
+            left_out,
+        } = scored;
         let (precision, recall, f1) = (
             confusion.precision(),
             confusion.per_class_accuracy(),
@@ -179,6 +203,7 @@ impl Evaluation {
             checkpoint: checkpoint.display().to_string(),
             split,
             examples: confusion.total(),
+            left_out,
             loss,
             accuracy: confusion.accuracy(),
             per_class,
@@ -210,6 +235,12 @@ impl Evaluation {
             "precision",
             "F1"
         );
+        if self.left_out > 0 {
+            out.push_str(&format!(
+                "left out: {} images that could not be read\n",
+                self.left_out
+            ));
+        }
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{a:.3}"));
         for c in &self.per_class {
             out.push_str(&format!(

@@ -1,11 +1,13 @@
 //! `report.json` / `report.md`: what a run did, from its config, logs and epoch journal.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ImageFolder, SkippedFile};
+use crate::data::path_text::{self, Shown};
+use crate::data::{ImageFolder, PassedOver, SkippedFile};
 use crate::run::{EarlyStop, EpochMetrics, RunDir, TrainingConfig};
 
 /// One epoch of the report; metrics come from burn-train's logs.
@@ -133,13 +135,18 @@ pub struct RunReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagesSummary {
     /// The folder.
+    #[serde(with = "path_text")]
     pub folder: PathBuf,
     /// Its classes, in label order.
     pub classes: Vec<String>,
-    /// Training images.
+    /// Training images listed when the run started.
     pub train: usize,
-    /// Validation images.
+    /// Validation images listed when the run started.
     pub val: usize,
+    /// Training and validation images that could not be read while training, and so were
+    /// left out of the epochs from then on (each counted once).
+    #[serde(default)]
+    pub left_out_while_training: [usize; 2],
     /// Images left out because they could not be read (when the scan found them, and while
     /// training).
     pub skipped: usize,
@@ -147,6 +154,9 @@ pub struct ImagesSummary {
     pub skipped_examples: Vec<String>,
     /// Files left out because their names are not those of images.
     pub not_images: usize,
+    /// FIFOs, sockets, devices and links the scan did not follow.
+    #[serde(default)]
+    pub passed_over: PassedOver,
 }
 
 /// How many left-out images the report names.
@@ -159,12 +169,17 @@ impl ImagesSummary {
             return Ok(None);
         }
         let folder: ImageFolder = run.load_json(&run.images_file())?;
-        let during: Vec<String> = std::fs::read_to_string(run.bad_images_file())
+        let during: Vec<SkippedFile> = std::fs::read_to_string(run.bad_images_file())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<SkippedFile>(l).ok())
-            .map(|s| s.reason)
             .collect();
+        let left_out = [&folder.train, &folder.val].map(|split| {
+            let files: HashSet<PathBuf> = split.iter().map(|f| folder.root.join(&f.path)).collect();
+            let failed: HashSet<&PathBuf> = during.iter().map(|s| &s.path).collect();
+            failed.into_iter().filter(|p| files.contains(*p)).count()
+        });
+        let during = during.into_iter().map(|s| s.reason);
         let all: Vec<String> = folder
             .skipped
             .iter()
@@ -175,9 +190,11 @@ impl ImagesSummary {
             classes: folder.classes,
             train: folder.train.len(),
             val: folder.val.len(),
+            left_out_while_training: left_out,
             skipped: all.len(),
             skipped_examples: all.into_iter().take(SKIPPED_SHOWN).collect(),
             not_images: folder.not_images,
+            passed_over: folder.passed_over,
             folder: folder.root,
         }))
     }
@@ -185,17 +202,29 @@ impl ImagesSummary {
     fn to_markdown(&self) -> String {
         let mut md = format!(
             "- images: {}, {} classes ({}), {} training and {} validation images\n",
-            self.folder.display(),
+            Shown(&self.folder),
             self.classes.len(),
             self.classes.join(", "),
             self.train,
             self.val
         );
+        let [train, val] = self.left_out_while_training;
+        if train + val > 0 {
+            md += &format!(
+                "- read {} training and {} validation images in every epoch: {train} and {val} \
+                 could not be read in some epochs while training and were left out of those\n",
+                self.train - train,
+                self.val - val
+            );
+        }
         if self.not_images > 0 {
             md += &format!(
                 "- left out: {} files that are not images\n",
                 self.not_images
             );
+        }
+        if self.passed_over.total() > 0 {
+            md += &format!("- passed over: {}\n", self.passed_over.describe());
         }
         if self.skipped > 0 {
             md += &format!(

@@ -114,6 +114,10 @@ pub struct DataConfig {
     /// the folder.
     #[config(default = false)]
     pub skip_bad_images: bool,
+    /// With `skip_bad_images`, the largest fraction of an epoch's images that may fail to read
+    /// while training (files vanishing or changing under the run) before the run stops.
+    #[config(default = 0.01)]
+    pub max_bad_fraction: f64,
     /// Random changes to the training images (none by default, as d2l).
     #[config(default = "AugmentConfig::new()")]
     pub augment: AugmentConfig,
@@ -291,6 +295,7 @@ impl ConfigError {
     /// The setting to change.
     pub fn setting(&self) -> Setting {
         match self {
+            Self::Model(AlexNetConfigError::BatchTooLarge { .. }) => Setting::BatchSize,
             Self::Model(_) => Setting::ImageSize,
             Self::Zero(s) | Self::EmptySplit(s) => *s,
             Self::LearningRate(_) => Setting::Lr,
@@ -304,6 +309,12 @@ impl ConfigError {
         match self {
             Self::Model(err @ AlexNetConfigError::ImageTooSmall { .. }) => {
                 format!("{err}; choose a larger {}", name(Setting::ImageSize))
+            }
+            Self::Model(err @ AlexNetConfigError::ImageTooLarge { .. }) => {
+                format!("{err}; choose a smaller {}", name(Setting::ImageSize))
+            }
+            Self::Model(err @ AlexNetConfigError::BatchTooLarge { .. }) => {
+                format!("{} is too large: {err}", name(Setting::BatchSize))
             }
             Self::Model(err) => err.to_string(),
             Self::Zero(setting) => format!("{} must be at least 1", name(*setting)),
@@ -452,6 +463,9 @@ impl TrainingConfig {
                 return Err(ConfigError::Zero(setting));
             }
         }
+        self.model
+            .check_batch(self.batch_size, true)
+            .map_err(ConfigError::Model)?;
         for (setting, limit) in [
             (Setting::LimitTrain, self.limit_train),
             (Setting::LimitTest, self.limit_test),
@@ -524,6 +538,7 @@ impl TrainingConfig {
     /// the images.
     fn validate_data(&self) -> Result<(), ConfigError> {
         let d = &self.data;
+        let value = |s: Setting| s.value_in(self);
         let out = |setting, value: &dyn std::fmt::Display, fix, needs| {
             Err(ConfigError::OutOfRange {
                 setting,
@@ -535,6 +550,27 @@ impl TrainingConfig {
         if !(d.val_split > 0.0 && d.val_split < 1.0) {
             let fix = "must lie in (0, 1) (0.1 is usual)";
             return out(Setting::ValSplit, &d.val_split, fix, None);
+        }
+        // config.json is JSON text: a path in it must be UTF-8 (the files inside a folder may
+        // have any name; images.json escapes them).
+        for (setting, path) in [
+            (Setting::Images, &d.images),
+            (Setting::InitFrom, &self.init.from),
+        ] {
+            if path.as_ref().is_some_and(|p| p.to_str().is_none()) {
+                let fix = "is not UTF-8, which config.json cannot hold; rename it, or give it \
+                           through a link whose name is UTF-8";
+                return out(setting, &value(setting), fix, None);
+            }
+        }
+        if !(0.0..=1.0).contains(&d.max_bad_fraction) {
+            let fix = "must lie in [0, 1] (0.01 is the default)";
+            return out(Setting::MaxBadFraction, &d.max_bad_fraction, fix, None);
+        }
+        if !d.skip_bad_images && d.max_bad_fraction != DataConfig::new().max_bad_fraction {
+            let fix = "applies with {}";
+            let needs = Some(Setting::SkipBadImages);
+            return out(Setting::MaxBadFraction, &d.max_bad_fraction, fix, needs);
         }
         let channels = self.model.in_channels;
         match &d.images {

@@ -52,6 +52,8 @@ pub enum Setting {
     Channels,
     /// `data.skip_bad_images`.
     SkipBadImages,
+    /// `data.max_bad_fraction`: the share of an epoch's images that may fail to read.
+    MaxBadFraction,
     /// `epochs`.
     Epochs,
     /// `num_workers`: data-loading threads.
@@ -84,11 +86,12 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in the order their conflicts with a saved run are reported.
-    pub const ALL: [Setting; 33] = [
+    pub const ALL: [Setting; 34] = [
         Self::Images,
         Self::ValSplit,
         Self::Channels,
         Self::SkipBadImages,
+        Self::MaxBadFraction,
         Self::InitFrom,
         Self::InitCheckpoint,
         Self::FreezeFeatures,
@@ -142,6 +145,7 @@ impl Setting {
             Self::ValSplit => "data.val_split",
             Self::Channels => "model.in_channels",
             Self::SkipBadImages => "data.skip_bad_images",
+            Self::MaxBadFraction => "data.max_bad_fraction",
             Self::Epochs => "epochs",
             Self::NumWorkers => "num_workers",
             Self::Optimizer => "optimizer.kind",
@@ -188,6 +192,7 @@ impl Setting {
             Self::ValSplit => c.data.val_split.to_string(),
             Self::Channels => c.model.in_channels.to_string(),
             Self::SkipBadImages => c.data.skip_bad_images.to_string(),
+            Self::MaxBadFraction => c.data.max_bad_fraction.to_string(),
             Self::Epochs => c.epochs.to_string(),
             Self::NumWorkers => c.num_workers.to_string(),
             Self::Optimizer => o.kind.to_string(),
@@ -275,6 +280,8 @@ pub struct Overrides {
     pub channels: Option<usize>,
     /// [`Setting::SkipBadImages`].
     pub skip_bad_images: Option<bool>,
+    /// [`Setting::MaxBadFraction`].
+    pub max_bad_fraction: Option<f64>,
     /// [`Setting::Optimizer`].
     pub optimizer: Option<OptimizerKind>,
     /// [`Setting::Beta1`].
@@ -336,6 +343,7 @@ impl Overrides {
             images: self.images.clone().or(d.images),
             val_split: self.val_split.unwrap_or(d.val_split),
             skip_bad_images: self.skip_bad_images.unwrap_or(d.skip_bad_images),
+            max_bad_fraction: self.max_bad_fraction.unwrap_or(d.max_bad_fraction),
             augment,
             ..d
         };
@@ -429,6 +437,7 @@ mod tests {
             val_split: Some(0.3),
             channels: Some(3),
             skip_bad_images: Some(true),
+            max_bad_fraction: Some(0.3),
             optimizer: Some(OptimizerKind::Adam),
             beta1: Some(0.3),
             beta2: Some(0.3),

@@ -12,6 +12,7 @@ use burn::train::renderer::{
 };
 use burn::train::{Interrupter, LearnerSummary};
 
+use crate::data::TooManyBad;
 use crate::run::{self, Setting, SettingNames};
 
 /// The message Ctrl-C leaves in the interrupter.
@@ -37,12 +38,15 @@ pub enum StopReason {
     },
     /// A write failed (disk full, directory removed, …); the message says which.
     Fault(String),
+    /// An epoch could not read more of its images than `data.max_bad_fraction` allows.
+    TooManyBadImages(TooManyBad),
 }
 
 impl StopReason {
-    /// Reads why `interrupter` was stopped; `loss_fault` is the guard's finding, if any.
-    pub fn from_interrupter(interrupter: &Interrupter, loss_fault: Option<StopReason>) -> Self {
-        if let Some(reason) = loss_fault {
+    /// Reads why `interrupter` was stopped; `finding` is the loss guard's or the image
+    /// loaders', if any, which names its cause better than the interrupter's message.
+    pub fn from_interrupter(interrupter: &Interrupter, finding: Option<StopReason>) -> Self {
+        if let Some(reason) = finding {
             return reason;
         }
         match interrupter.get_message() {
@@ -88,6 +92,8 @@ pub enum Remedy {
     FixThenResume,
     /// Start a new run with a smaller learning rate.
     SmallerLearningRate,
+    /// No epoch was kept, so nothing can be resumed: start the run again.
+    StartAgain,
 }
 
 impl Remedy {
@@ -97,6 +103,7 @@ impl Remedy {
             Self::Resume => "resume the run to continue",
             Self::FixThenResume => "fix the cause (free disk space, …), then resume the run",
             Self::SmallerLearningRate => "start a new run with a smaller learning rate",
+            Self::StartAgain => "start the run over from epoch 1 (its settings are saved)",
         }
     }
 }
@@ -109,10 +116,13 @@ impl TrainingStopped {
 
     /// What the user can do now.
     pub fn remedy(&self) -> Remedy {
-        match self.reason {
-            StopReason::User => Remedy::Resume,
-            StopReason::LossNotFinite { .. } => Remedy::SmallerLearningRate,
-            StopReason::Fault(_) => Remedy::FixThenResume,
+        match (&self.reason, self.kept) {
+            (StopReason::LossNotFinite { .. }, _) => Remedy::SmallerLearningRate,
+            (_, None) => Remedy::StartAgain,
+            (StopReason::User, Some(_)) => Remedy::Resume,
+            (StopReason::Fault(_) | StopReason::TooManyBadImages(_), Some(_)) => {
+                Remedy::FixThenResume
+            }
         }
     }
 
@@ -140,6 +150,10 @@ impl TrainingStopped {
             StopReason::Fault(message) => format!(
                 "training stopped during epoch {}: {message}; {kept}",
                 self.epoch
+            ),
+            StopReason::TooManyBadImages(too_many) => format!(
+                "training stopped: {}; {kept}",
+                too_many.describe(&name(Setting::MaxBadFraction))
             ),
         }
     }

@@ -72,10 +72,14 @@ pub use throughput::ExamplesPerSecond;
 use crate::backend;
 use crate::data::{
     Augmentation, BadImages, FashionMnist, ImageBatch, ImageFiles, ImageFolder, ImageTransform,
-    LoaderOptions, ScanOptions, Split, SplitImages, epoch_seed,
+    Layout, LeaveOut, LoaderOptions, Purpose, ScanOptions, SkippedFile, Split, SplitImages,
+    epoch_seed,
 };
 use crate::report::RunReport;
-use crate::run::{self, EarlyStop, OptimizerKind, Overrides, RunDir, RunLock, TrainingConfig};
+use crate::run::{
+    self, ConfigError, EarlyStop, OptimizerKind, Overrides, RunDir, RunLock, Setting,
+    TrainingConfig,
+};
 use best::KeepBest;
 use early_stop::EarlyStopping;
 use epochs::{EpochAccounting, RunFiles};
@@ -174,7 +178,7 @@ pub fn resolve_config(run: &RunDir, start: &Start, overrides: &Overrides) -> Res
                 Some(file) => TrainingConfig::from_file_strict(file)?,
                 None => TrainingConfig::d2l(224),
             };
-            with_folder(overrides.applied_to(base), overrides.channels.is_some())?
+            with_folder(overrides.applied_to(base), overrides)?
         }
     };
     plan.config.validate()?;
@@ -182,8 +186,9 @@ pub fn resolve_config(run: &RunDir, start: &Start, overrides: &Overrides) -> Res
 }
 
 /// Scans the config's image folder, if it names one, and takes its classes, and its channels
-/// unless they were `given`: one when every image is grey, else three.
-fn with_folder(mut config: TrainingConfig, given: bool) -> Result<Plan> {
+/// unless `given`: one when every image is grey, else three. A held-out fraction `given` for a
+/// folder that has its own `val/` is refused rather than ignored.
+fn with_folder(mut config: TrainingConfig, given: &Overrides) -> Result<Plan> {
     let Some(root) = config.data.images.clone() else {
         return Ok(Plan {
             config,
@@ -194,11 +199,22 @@ fn with_folder(mut config: TrainingConfig, given: bool) -> Result<Plan> {
         val_fraction: config.data.val_split,
         seed: config.seed,
         skip_bad: config.data.skip_bad_images,
+        purpose: Purpose::Training,
     };
     let folder = ImageFolder::scan(&root, options)?;
+    if let (Some(_), Layout::TrainVal) = (given.val_split, folder.layout) {
+        return Err(ConfigError::OutOfRange {
+            setting: Setting::ValSplit,
+            value: config.data.val_split.to_string(),
+            fix: "applies to a folder without train/ and val/; this one has both, and val/ is \
+                  what is held out",
+            needs: None,
+        }
+        .into());
+    }
     config.data.classes = folder.classes.clone();
     config.model.num_classes = folder.classes.len();
-    if !given {
+    if given.channels.is_none() {
         config.model.in_channels = if folder.all_grey { 1 } else { 3 };
     }
     Ok(Plan {
@@ -353,8 +369,8 @@ struct Launched<B: AutodiffBackend> {
     log: EpochLog,
     guard: LossGuard,
     interrupter: Interrupter,
-    /// Images that failed to decode while training.
-    bad: BadImages,
+    /// Training and validation images that failed to decode while training.
+    bad: [BadImages; 2],
     /// The early-stopping strategy, when the run has one.
     early_stop: Option<EarlyStopping>,
 }
@@ -381,10 +397,8 @@ fn launch<B: AutodiffBackend, X: Algorithm<B>>(
     } = prepared;
     let sizes = (train_set.len(), test_set.len());
     let interrupter = Interrupter::new();
-    let stopper = interrupter.clone();
-    let bad = BadImages::new(config.data.skip_bad_images, move |why| {
-        stopper.stop(Some(why))
-    });
+    let bad = [("training", sizes.0), ("validation", sizes.1)]
+        .map(|(split, images)| bad_images(&config, &interrupter, split, images));
     let loaders = loaders::<B>(&config, done, (train_set, test_set), (&devices[0], &bad));
     let log = EpochLog::default();
     let earlier = journalled_losses(&run, done);
@@ -437,6 +451,29 @@ fn launch<B: AutodiffBackend, X: Algorithm<B>>(
     }
 }
 
+/// What becomes of a split's images that fail to decode while training: the run stops at the
+/// first, or with `--skip-bad-images` once an epoch loses more than its share.
+fn bad_images(
+    config: &TrainingConfig,
+    interrupter: &Interrupter,
+    split: &'static str,
+    images: usize,
+) -> BadImages {
+    let stopper = interrupter.clone();
+    let stop = move |why: &str| stopper.stop(Some(why));
+    match config.data.skip_bad_images {
+        false => BadImages::stop_at_first(stop),
+        true => {
+            let leave_out = LeaveOut {
+                split,
+                images,
+                max_fraction: config.data.max_bad_fraction,
+            };
+            BadImages::leave_out(leave_out, stop)
+        }
+    }
+}
+
 /// The validation losses of the journalled epochs up to `done`, which the strategies that judge
 /// epochs must know when a run resumes.
 fn journalled_losses(run: &RunDir, done: usize) -> Vec<(usize, f64)> {
@@ -467,7 +504,7 @@ fn loaders<B: AutodiffBackend>(
     config: &TrainingConfig,
     done: usize,
     (train_set, test_set): (SplitImages, SplitImages),
-    (device, bad): (&B::Device, &BadImages),
+    (device, [bad_train, bad_test]): (&B::Device, &[BadImages; 2]),
 ) -> Loaders<B> {
     let seed = config.seed;
     B::seed(device, seed);
@@ -481,7 +518,7 @@ fn loaders<B: AutodiffBackend>(
             side: config.model.image_size,
             channels: config.model.in_channels,
         },
-        bad: bad.clone(),
+        bad: bad_train.clone(),
         first_epoch: done + 1,
         on_epoch: Some(Arc::new(move |epoch| {
             B::seed(&reseed, epoch_seed(seed, epoch))
@@ -494,6 +531,7 @@ fn loaders<B: AutodiffBackend>(
         },
     };
     let test = LoaderOptions {
+        bad: bad_test.clone(),
         shuffle: None,
         on_epoch: None,
         augment: Augmentation::default(),
@@ -598,13 +636,17 @@ fn learner<B: AutodiffBackend, X: Algorithm<B>>(
 
 /// Appends the images that failed to decode to the run's `bad-images.jsonl`, for the report; a
 /// failed write is a warning (the stop message or the report names them too).
-fn record_bad_images(run: &RunDir, bad: &BadImages) {
+fn record_bad_images(run: &RunDir, bad: &[BadImages]) {
     let lines: String = bad
-        .found()
         .iter()
+        .flat_map(BadImages::found)
         .map(|e| {
-            let entry = serde_json::json!({"path": e.path(), "reason": e.to_string()});
-            format!("{entry}\n")
+            let entry = SkippedFile {
+                path: e.path().to_path_buf(),
+                reason: e.to_string(),
+            };
+            let line = serde_json::to_string(&entry).expect("a left-out file serialises");
+            format!("{line}\n")
         })
         .collect();
     if lines.is_empty() {
@@ -703,7 +745,9 @@ fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome> {
             loss: f.loss,
             lr: config.lr,
         });
-        let reason = StopReason::from_interrupter(&interrupter, loss_fault);
+        let too_many = bad.iter().find_map(BadImages::too_many);
+        let finding = loss_fault.or(too_many.map(StopReason::TooManyBadImages));
+        let reason = StopReason::from_interrupter(&interrupter, finding);
         let last_done = log.epochs().last().map_or(done, |e| e.epoch);
         return Err(TrainingStopped {
             reason,

@@ -16,7 +16,11 @@ use crate::run::{
 };
 
 /// The settings a resumed run may change; every other one keeps its saved value.
-pub const MAY_CHANGE: [Setting; 2] = [Setting::Epochs, Setting::NumWorkers];
+pub const MAY_CHANGE: [Setting; 3] = [
+    Setting::Epochs,
+    Setting::NumWorkers,
+    Setting::MaxBadFraction,
+];
 
 /// A setting given to a resumed run with another value than its saved one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -148,3 +148,52 @@ pub fn tiny_run_args(artifact_dir: &Path, extra: &[&str]) -> Vec<String> {
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
+
+/// `train` on the image folder `folder` into `artifact_dir`: 65 px, one epoch of batches of 8,
+/// lr 0.05, a small quick run; `extra` flags added.
+pub fn folder_run_args(folder: &Path, artifact_dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "--images"].map(String::from).to_vec();
+    args.push(folder.display().to_string());
+    args.push("--artifact-dir".into());
+    args.push(artifact_dir.display().to_string());
+    let quick = [
+        "--resize",
+        "65",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.05",
+    ];
+    args.extend(quick.iter().chain(extra).map(|a| a.to_string()));
+    args
+}
+
+/// A PNG whose header states a `side` x `side` grey image, with no pixels after it: a
+/// decompression bomb's header, refused from it before anything is decoded.
+pub fn png_stating(side: u32) -> Vec<u8> {
+    grey_png(side, &[])
+}
+
+/// A PNG of a `side` x `side` grey image whose compressed pixels are `idat`.
+pub fn grey_png(side: u32, idat: &[u8]) -> Vec<u8> {
+    let chunk = |kind: &[u8], body: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(body);
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out
+    };
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", idat));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
