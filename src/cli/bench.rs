@@ -26,6 +26,21 @@ pub struct ShapeArgs {
     pub resize: usize,
 }
 
+impl ShapeArgs {
+    /// Checks the sizes: batches of at least one image, within the activation budget of the
+    /// network at `--resize`, which itself must fit.
+    pub fn check(&self) -> Result<()> {
+        if self.batch == 0 || self.infer_batch == 0 {
+            bail!("--batch and --infer-batch must be at least 1");
+        }
+        let config = super::model_config(self.resize)?;
+        config
+            .check_batch(self.batch, true)
+            .map_err(|err| anyhow::anyhow!("--batch is too large: {err}"))?;
+        super::check_batch(&config, self.infer_batch, "--infer-batch")
+    }
+}
+
 /// How many steps to time.
 #[derive(Debug, Clone, Args)]
 pub struct StepArgs {
@@ -43,10 +58,10 @@ impl StepArgs {
     /// The plain settings, checked.
     fn settings(&self) -> Result<BenchSettings> {
         let s = &self.shapes;
-        if s.batch == 0 || s.infer_batch == 0 || self.iters == 0 {
-            bail!("--batch, --infer-batch and --iters must be at least 1");
+        if self.iters == 0 {
+            bail!("--iters must be at least 1");
         }
-        super::model_config(s.resize)?;
+        s.check()?;
         Ok(BenchSettings {
             batch: s.batch,
             infer_batch: s.infer_batch,
@@ -135,6 +150,14 @@ impl TrainingTask for BenchTask<'_> {
             ..args.steps.settings()?
         };
         if let Some(dir) = &args.images {
+            if args.num_workers > crate::run::MAX_WORKERS {
+                bail!(
+                    "--num-workers {} is too many: each is a thread holding a batch ahead; use \
+                     at most {}",
+                    args.num_workers,
+                    crate::run::MAX_WORKERS
+                );
+            }
             let folder = bench::FolderBench {
                 dir: dir.clone(),
                 channels: args.channels,

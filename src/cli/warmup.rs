@@ -68,10 +68,10 @@ impl TrainingTask for WarmupTask<'_> {
 
     fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
         let args = self.0;
-        if args.shapes.batch == 0 || args.shapes.infer_batch == 0 || args.limit_train == Some(0) {
-            bail!("--batch, --infer-batch and --limit-train must be at least 1");
+        if args.limit_train == Some(0) {
+            bail!("--limit-train must be at least 1");
         }
-        super::model_config(args.shapes.resize)?;
+        args.shapes.check()?;
         // The steps of d2l's protocol at these sizes: its optimizer and learning rate.
         let config = TrainingConfig::d2l(args.shapes.resize).with_batch_size(args.shapes.batch);
         let cache = devices.kernel_cache.clone();

@@ -7,6 +7,9 @@ use burn::config::Config;
 
 use super::settings::{Setting, SettingNames, field_names};
 
+/// The most data-loading threads a run may ask for (each holds a batch in memory).
+pub const MAX_WORKERS: usize = 64;
+
 /// Hyper-parameters of one training run; the defaults are d2l's AlexNet protocol.
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainingConfig {
@@ -477,6 +480,15 @@ impl TrainingConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(ConfigError::LearningRate(self.lr));
         }
+        if self.num_workers > MAX_WORKERS {
+            return Err(ConfigError::OutOfRange {
+                setting: Setting::NumWorkers,
+                value: self.num_workers.to_string(),
+                // The literal is MAX_WORKERS (a test keeps them equal).
+                fix: "is too many: each is a thread holding a batch ahead; use at most 64",
+                needs: None,
+            });
+        }
         self.validate_data()?;
         self.validate_optimizer()?;
         self.validate_fine_tuning()
@@ -745,6 +757,23 @@ mod tests {
         assert_eq!(
             err(c.clone().with_limit_test(Some(0))),
             "the test split is empty after limit_test 0; use a limit of at least 1"
+        );
+        assert!(c.clone().with_num_workers(MAX_WORKERS).validate().is_ok());
+        let workers = err(c.clone().with_num_workers(MAX_WORKERS + 1));
+        assert!(
+            workers.ends_with(&format!("use at most {MAX_WORKERS}")),
+            "{workers}"
+        );
+        let huge = err(c.clone().with_batch_size(1 << 40));
+        assert!(huge.starts_with("batch_size is too large: "), "{huge}");
+        let big = err(TrainingConfig::d2l(2000));
+        assert!(big.ends_with("choose a smaller model.image_size"), "{big}");
+        let fraction = c
+            .clone()
+            .with_data(DataConfig::new().with_max_bad_fraction(0.5));
+        assert_eq!(
+            err(fraction),
+            "data.max_bad_fraction 0.5 applies with data.skip_bad_images"
         );
     }
 

@@ -20,8 +20,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 
 pub use config::{
-    AugmentConfig, ConfigError, DataConfig, InitConfig, LrSchedule, OptimizerConfig, OptimizerKind,
-    TrainingConfig, UnknownField, fashion_mnist_classes,
+    AugmentConfig, ConfigError, DataConfig, InitConfig, LrSchedule, MAX_WORKERS, OptimizerConfig,
+    OptimizerKind, TrainingConfig, UnknownField, fashion_mnist_classes,
 };
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};
