@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// How the convolutions on CUDA run (`--cudnn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CudnnMode {
     /// Through cuDNN, TF32 tensor cores allowed (PyTorch's default for convolutions).
     #[default]

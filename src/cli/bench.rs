@@ -7,10 +7,11 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
-use super::config_flags::Augment;
+use super::config_flags::{Loader, SettingFlags};
 use crate::backend::{Devices, TrainingTask};
 use crate::bench::{self, BenchSettings};
-use crate::data::Augmentation;
+use crate::run::TrainingConfig;
+use crate::training;
 
 /// The sizes a benchmark or a warm-up runs at.
 #[derive(Debug, Clone, Args)]
@@ -89,19 +90,9 @@ pub struct BenchArgs {
     /// With --images: channels to read [default: 1 when every image is grey, else 3].
     #[arg(long, value_name = "1|3", requires = "images")]
     pub channels: Option<usize>,
-    /// With --images: threads making batches, as `train --num-workers`.
-    #[arg(long, default_value_t = 1, value_name = "N", requires = "images")]
-    pub num_workers: usize,
-    /// Time the data pipeline (or --images' loader) with these random changes to each image,
-    /// as `train --augment`.
-    #[arg(long, value_enum, value_delimiter = ',', value_name = "hflip,crop")]
-    pub augment: Vec<Augment>,
-    /// The area fraction range of --augment crop [default: 0.08,1].
-    #[arg(long, value_name = "A,B", value_delimiter = ',')]
-    pub crop_scale: Vec<f64>,
-    /// Pad each image by P black pixels and crop it back at random, as `train --pad-crop`.
-    #[arg(long, value_name = "P", default_value_t = 0)]
-    pub pad_crop: usize,
+    /// The loader's settings, as `train` takes them.
+    #[command(flatten)]
+    pub loader: SettingFlags<Loader>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -113,25 +104,12 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    /// The augmentation the flags ask for, checked as `train` checks it.
-    fn augmentation(&self) -> Result<Augmentation> {
-        let crop = self.augment.contains(&Augment::Crop);
-        let scale = match self.crop_scale[..] {
-            [a, b] if crop && a > 0.0 && a <= b && b <= 1.0 => [a, b],
-            [] => [0.08, 1.0],
-            _ => bail!(
-                "--crop-scale needs --augment crop and two fractions A,B with 0 < A <= B <= 1"
-            ),
-        };
-        if self.pad_crop * 2 > self.steps.shapes.resize {
-            bail!("--pad-crop must be at most half of --resize");
-        }
-        Ok(Augmentation {
-            hflip: self.augment.contains(&Augment::Hflip),
-            crop: crop.then_some(scale),
-            pad_crop: self.pad_crop,
-            seed: 0,
-        })
+    /// The loader's settings over d2l's at `--resize`, checked as `train` checks them.
+    fn loader_config(&self) -> Result<TrainingConfig> {
+        let d2l = TrainingConfig::d2l(self.steps.shapes.resize);
+        let config = self.loader.overrides().applied_to(d2l);
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -145,23 +123,16 @@ impl TrainingTask for BenchTask<'_> {
         let gpu = devices.kind.is_gpu();
         let (device, label) = (devices.main, devices.label);
         let args = self.0;
+        let loader = args.loader_config()?;
         let settings = &BenchSettings {
-            augment: args.augmentation()?,
+            augment: training::augmentation(&loader),
             ..args.steps.settings()?
         };
         if let Some(dir) = &args.images {
-            if args.num_workers > crate::run::MAX_WORKERS {
-                bail!(
-                    "--num-workers {} is too many: each is a thread holding a batch ahead; use \
-                     at most {}",
-                    args.num_workers,
-                    crate::run::MAX_WORKERS
-                );
-            }
             let folder = bench::FolderBench {
                 dir: dir.clone(),
                 channels: args.channels,
-                num_workers: args.num_workers,
+                num_workers: loader.num_workers,
             };
             let report = bench::loader_throughput::<B>(&device, settings, &folder)?;
             match args.json {

@@ -4,9 +4,8 @@
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use crate::backend::{BackendKind, TuneLevel};
+use crate::backend::{BackendKind, CudnnMode, TuneLevel};
 use crate::data::Split;
-use crate::run::{LrSchedule, OptimizerKind};
 
 impl ValueEnum for BackendKind {
     fn value_variants<'a>() -> &'a [Self] {
@@ -40,34 +39,19 @@ impl ValueEnum for TuneLevel {
     }
 }
 
-impl ValueEnum for LrSchedule {
+impl ValueEnum for CudnnMode {
     fn value_variants<'a>() -> &'a [Self] {
-        &Self::ALL
+        &[Self::Tf32, Self::Fp32, Self::Off]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         let (name, help) = match self {
-            Self::Constant => ("constant", "`lr` throughout (d2l)"),
-            Self::Step => (
-                "step",
-                "`lr` times `lr_gamma` every `lr_step_epochs` epochs",
+            Self::Tf32 => (
+                "tf32",
+                "Through cuDNN, TF32 tensor cores allowed (PyTorch's default for convolutions)",
             ),
-            Self::Cosine => ("cosine", "Cosine annealing from `lr` to 0 over the run"),
-        };
-        Some(PossibleValue::new(name).help(help))
-    }
-}
-
-impl ValueEnum for OptimizerKind {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Self::Sgd, Self::Adam, Self::Adamw]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        let (name, help) = match self {
-            Self::Sgd => ("sgd", "SGD, with --momentum if given (d2l)"),
-            Self::Adam => ("adam", "Adam (--weight-decay: L2 added to the gradient)"),
-            Self::Adamw => ("adamw", "AdamW (--weight-decay: decoupled)"),
+            Self::Fp32 => ("fp32", "Through cuDNN in strict float32"),
+            Self::Off => ("off", "Through Burn's own kernels"),
         };
         Some(PossibleValue::new(name).help(help))
     }
@@ -104,8 +88,7 @@ mod tests {
         }
         check::<BackendKind>(|b| b.name().to_string());
         check::<TuneLevel>(|t| t.name().to_string());
-        check::<LrSchedule>(|s| s.to_string());
-        check::<OptimizerKind>(|k| k.to_string());
+        check::<CudnnMode>(|m| format!("{m:?}").to_lowercase());
         check::<Split>(|s| s.to_string());
     }
 }

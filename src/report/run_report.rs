@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::path_text::{self, Shown};
 use crate::data::{ImageFolder, PassedOver, SkippedFile};
-use crate::run::{EarlyStop, EpochMetrics, RunDir, TrainingConfig};
+use crate::run::{EarlyStop, EpochMetrics, RunDir, TrainingConfig, not_d2l};
 
 /// One epoch of the report; metrics come from burn-train's logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,62 +41,15 @@ pub struct FinalMetrics {
     pub test_acc: Option<f64>,
 }
 
-/// The optimizer and schedule, when they are not d2l's plain SGD at a constant rate.
-fn optimizer_line(c: &TrainingConfig) -> String {
-    let o = &c.optimizer;
-    if *o == crate::run::OptimizerConfig::new() && c.label_smoothing == 0.0 {
-        return String::new();
-    }
-    let mut parts = vec![o.kind.to_string()];
-    match o.kind {
-        crate::run::OptimizerKind::Sgd => parts.push(format!("momentum {}", o.momentum)),
-        _ => parts.push(format!("betas {}, {}, eps {}", o.beta1, o.beta2, o.eps)),
-    }
-    if o.head_lr_mult != 1.0 {
-        parts.push(format!("output layer lr x{}", o.head_lr_mult));
-    }
-    if o.nesterov {
-        parts.push("nesterov".into());
-    }
-    parts.push(format!("weight decay {}", o.weight_decay));
-    parts.push(format!("lr schedule {}", o.lr_schedule));
-    if let Some(n) = o.lr_step_epochs {
-        parts.push(format!("every {n} epochs x{}", o.lr_gamma));
-    }
-    if o.warmup_epochs > 0 {
-        parts.push(format!("warm-up {} epochs", o.warmup_epochs));
-    }
-    if let Some(x) = o.clip_grad_norm {
-        parts.push(format!("gradient norm clipped at {x}"));
-    }
-    if c.label_smoothing > 0.0 {
-        parts.push(format!("label smoothing {}", c.label_smoothing));
-    }
-    format!("- optimizer: {}\n", parts.join(", "))
-}
-
-/// The start, frozen layers, early stopping and augmentation, when any is set.
-fn fine_tuning_lines(c: &TrainingConfig, early_stop: Option<&EarlyStop>) -> String {
-    let mut md = String::new();
+/// The settings that are not d2l's, a line per `--help` section (as their declarations phrase
+/// them), then where the weights started and why the run stopped early.
+fn settings_lines(c: &TrainingConfig, early_stop: Option<&EarlyStop>) -> String {
+    let mut md: String = not_d2l(c)
+        .into_iter()
+        .map(|(heading, phrases)| format!("- {}: {}\n", heading.to_lowercase(), phrases.join(", ")))
+        .collect();
     if let Some(loaded) = &c.init.loaded {
         md += &format!("- start: {loaded}\n");
-    }
-    if c.init.freeze_features {
-        md += "- the five convolutions frozen (not trained)\n";
-    }
-    if c.data.augment.any() {
-        let a = &c.data.augment;
-        let mut parts = vec![format!("augment {}", a.names())];
-        if a.crop {
-            parts.push(format!(
-                "crop scale {}-{}",
-                a.crop_scale[0], a.crop_scale[1]
-            ));
-        }
-        if a.pad_crop > 0 {
-            parts.push(format!("pad-crop {}", a.pad_crop));
-        }
-        md += &format!("- {}\n", parts.join(", "));
     }
     if let Some(stop) = early_stop {
         md += &format!("- {}\n", stop.describe());
@@ -337,8 +290,7 @@ impl RunReport {
                 self.wall_seconds
             );
         }
-        md += &optimizer_line(c);
-        md += &fine_tuning_lines(c, self.early_stop.as_ref());
+        md += &settings_lines(c, self.early_stop.as_ref());
         if let Some(images) = &self.images {
             md += &images.to_markdown();
         }

@@ -20,8 +20,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 
 pub use config::{
-    AugmentConfig, ConfigError, DataConfig, InitConfig, LrSchedule, MAX_WORKERS, OptimizerConfig,
-    OptimizerKind, TrainingConfig, UnknownField, fashion_mnist_classes,
+    AugmentConfig, DataConfig, InitConfig, LrSchedule, MAX_WORKERS, OptimizerConfig, OptimizerKind,
+    TrainingConfig, UnknownField, fashion_mnist_classes,
 };
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};
@@ -30,7 +30,9 @@ pub use logs::LogSplit;
 pub use records::{
     AtomicMpkRecorder, CHECKPOINT_PARTS, RecordError, describe, load_net, partial_path, recorder,
 };
-pub use settings::{Overrides, Setting, SettingNames, field_names};
+pub use settings::{
+    ConfigError, Declaration, Kind, Overrides, Setting, SettingNames, Value, field_names, not_d2l,
+};
 
 /// Entries a training run writes; a directory holding any of them holds a run.
 const RUN_ENTRIES: [&str; 17] = [

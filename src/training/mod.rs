@@ -162,7 +162,7 @@ pub struct Plan {
 /// The run's plan: for a new run, d2l's protocol or the `base` file with `overrides` applied,
 /// and the image folder it names scanned (its classes, and unless given its channels, go into
 /// the config); for a resumed one, the saved configuration, which `overrides` may only extend
-/// (see [`resume::MAY_CHANGE`]), and the saved folder split.
+/// (the settings declared `may_resume`), and the saved folder split.
 pub fn resolve_config(run: &RunDir, start: &Start, overrides: &Overrides) -> Result<Plan> {
     let plan = match start {
         Start::Resume => {
@@ -202,19 +202,18 @@ fn with_folder(mut config: TrainingConfig, given: &Overrides) -> Result<Plan> {
         purpose: Purpose::Training,
     };
     let folder = ImageFolder::scan(&root, options)?;
-    if let (Some(_), Layout::TrainVal) = (given.val_split, folder.layout) {
-        return Err(ConfigError::OutOfRange {
-            setting: Setting::ValSplit,
-            value: config.data.val_split.to_string(),
-            fix: "applies to a folder without train/ and val/; this one has both, and val/ is \
-                  what is held out",
-            needs: None,
-        }
+    if given.given(Setting::ValSplit) && folder.layout == Layout::TrainVal {
+        return Err(ConfigError::refused(
+            Setting::ValSplit,
+            config.data.val_split.to_string(),
+            "{flag} {value} applies to a folder without train/ and val/; this one has both, \
+             and val/ is what is held out",
+        )
         .into());
     }
     config.data.classes = folder.classes.clone();
     config.model.num_classes = folder.classes.len();
-    if given.channels.is_none() {
+    if !given.given(Setting::Channels) {
         config.model.in_channels = if folder.all_grey { 1 } else { 3 };
     }
     Ok(Plan {
@@ -509,10 +508,9 @@ fn loaders<B: AutodiffBackend>(
     let seed = config.seed;
     B::seed(device, seed);
     let reseed = device.clone();
-    let a = &config.data.augment;
     let options = LoaderOptions {
         batch_size: config.batch_size,
-        shuffle: Some(seed),
+        shuffle: Some(config.data_seed()),
         num_workers: config.num_workers,
         transform: ImageTransform {
             side: config.model.image_size,
@@ -523,12 +521,7 @@ fn loaders<B: AutodiffBackend>(
         on_epoch: Some(Arc::new(move |epoch| {
             B::seed(&reseed, epoch_seed(seed, epoch))
         })),
-        augment: Augmentation {
-            hflip: a.hflip,
-            crop: a.crop.then_some(a.crop_scale),
-            pad_crop: a.pad_crop,
-            seed,
-        },
+        augment: augmentation(config),
     };
     let test = LoaderOptions {
         bad: bad_test.clone(),
@@ -541,6 +534,17 @@ fn loaders<B: AutodiffBackend>(
         train_set.loader::<B>(&options, device),
         test_set.loader::<B::InnerBackend>(&test, device),
     )
+}
+
+/// The random changes `config` makes to the training images, drawn from its data seed.
+pub fn augmentation(config: &TrainingConfig) -> Augmentation {
+    let a = &config.data.augment;
+    Augmentation {
+        hflip: a.hflip,
+        crop: a.crop.then_some(a.crop_scale),
+        pad_crop: a.pad_crop,
+        seed: config.data_seed(),
+    }
 }
 
 /// burn-train's runner: the metrics, checkpoints into the run directory, the number of epochs,

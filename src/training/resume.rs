@@ -15,13 +15,6 @@ use crate::run::{
     self, CHECKPOINT_PARTS, Overrides, RunDir, Setting, SettingNames, TrainingConfig,
 };
 
-/// The settings a resumed run may change; every other one keeps its saved value.
-pub const MAY_CHANGE: [Setting; 3] = [
-    Setting::Epochs,
-    Setting::NumWorkers,
-    Setting::MaxBadFraction,
-];
-
 /// A setting given to a resumed run with another value than its saved one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}", self.describe(&run::field_names))]
@@ -47,7 +40,8 @@ impl ResumeConflict {
     }
 }
 
-/// The saved configuration of `run` with `overrides` applied; only [`MAY_CHANGE`] may differ.
+/// The saved configuration of `run` with `overrides` applied; only the settings declared
+/// `may_resume` may differ.
 pub fn saved_config(run: &RunDir, overrides: &Overrides) -> Result<TrainingConfig> {
     let saved = run.load_config().with_context(|| {
         format!(
@@ -59,7 +53,7 @@ pub fn saved_config(run: &RunDir, overrides: &Overrides) -> Result<TrainingConfi
     if let Some(setting) = overrides
         .changes(&saved)
         .into_iter()
-        .find(|s| !MAY_CHANGE.contains(s))
+        .find(|s| !s.declaration().may_resume)
     {
         return Err(ResumeConflict {
             setting,
@@ -185,6 +179,7 @@ fn finish_completed<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Value;
 
     #[test]
     fn resuming_allows_more_epochs_and_refuses_conflicts() {
@@ -194,12 +189,10 @@ mod tests {
             .with_epochs(2)
             .with_limit_train(Some(100));
         run.save_config(&saved).unwrap();
-        let more = Overrides {
-            epochs: Some(5),
-            num_workers: Some(2),
-            image_size: Some(65),
-            ..Default::default()
-        };
+        let more = Overrides::default()
+            .with(Setting::Epochs, Value::Count(5))
+            .with(Setting::NumWorkers, Value::Count(2))
+            .with(Setting::ImageSize, Value::Count(65));
         let resumed = saved_config(&run, &more).unwrap();
         assert_eq!(resumed, saved.clone().with_epochs(5).with_num_workers(2));
 
@@ -207,26 +200,20 @@ mod tests {
             let err = saved_config(&run, &overrides).unwrap_err();
             err.downcast::<ResumeConflict>().unwrap()
         };
-        let c = conflict(Overrides {
-            limit_train: Some(7),
-            ..Default::default()
-        });
+        let c = conflict(Overrides::default().with(Setting::LimitTrain, Value::Count(7)));
         assert_eq!((c.setting, c.given.as_str()), (Setting::LimitTrain, "7"));
         assert_eq!(
             c.to_string(),
             "limit_train 7 conflicts with the run being resumed (limit_train 100 in its \
              config.json)"
         );
-        let c = conflict(Overrides {
-            nesterov: Some(true),
-            momentum: Some(0.9),
-            ..Default::default()
-        });
+        let c = conflict(
+            Overrides::default()
+                .with(Setting::Nesterov, Value::On)
+                .with(Setting::Momentum, Value::Number(0.9)),
+        );
         assert_eq!(c.setting, Setting::Momentum, "the first in Setting::ALL");
-        let c = conflict(Overrides {
-            clip_grad_norm: Some(1.0),
-            ..Default::default()
-        });
+        let c = conflict(Overrides::default().with(Setting::ClipGradNorm, Value::Number(1.0)));
         assert_eq!((c.given.as_str(), c.saved.as_str()), ("1", "off"));
     }
 
