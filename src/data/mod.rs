@@ -13,6 +13,7 @@ pub mod path_text;
 mod prefetch;
 mod resize;
 mod source;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,8 +28,8 @@ pub use batcher::{
 pub use epochs::{OnEpoch, Sample};
 pub use export::export_png_folder;
 pub use folder::{
-    FolderError, ImageFolder, LabelledFile, Layout, PassedOver, Purpose, ScanOptions, SkippedFile,
-    class_folder_name, images_in,
+    FolderError, ImageFolder, LabelledFile, Layout, Purpose, ScanOptions, SkippedFile,
+    class_folder_name,
 };
 pub use idx::{IdxError, NUM_CLASSES, PIXELS, SIDE};
 pub use images::{
@@ -37,6 +38,7 @@ pub use images::{
 };
 pub use resize::Resize;
 pub use source::{LoaderOptions, SplitImages};
+pub use walk::{PassedOver, Unlistable, images_in};
 
 /// Where the Debian package `dataset-fashion-mnist` installs the IDX files.
 pub const DEBIAN_DATA_DIR: &str = "/usr/share/datasets/fashion-mnist";
