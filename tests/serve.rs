@@ -6,11 +6,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{alexnet, run, stderr, stdout, synthetic_data_dir, tiny_run_args};
+use common::serve::Server;
+use common::{run, stderr, stdout, synthetic_data_dir, tiny_run_args};
 use serde_json::Value;
 
 /// A run trained for two epochs on the synthetic set (65 px), and PNG files of its test images.
@@ -69,87 +69,19 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+/// The requests the tests send a server.
+trait Requests {
+    fn get(&self, path: &str) -> Reply;
+    fn predict(&self, query: &str, body: &[u8]) -> Reply;
 }
 
-impl Server {
-    /// `alexnet serve` on a free port of 127.0.0.1 for `run_dir`, plus `extra`.
-    fn start(run_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = alexnet()
-            .args(["serve", "--addr", "127.0.0.1:0", "--artifact-dir"])
-            .arg(run_dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (found, addr) = std::sync::mpsc::channel();
-        let mut err = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut sent = false;
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let mut text = sink.lock().unwrap();
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if !sent && let Some(at) = text.find("http://") {
-                    let rest = &text[at + 7..];
-                    if let Some(end) = rest.find('/') {
-                        let _ = found.send(rest[..end].parse::<SocketAddr>().unwrap());
-                        sent = true;
-                    }
-                }
-            }
-        });
-        let addr = addr
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
-        Self { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
-    }
-
+impl Requests for Server {
     fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"")
     }
 
     fn predict(&self, query: &str, body: &[u8]) -> Reply {
         request(self.addr, "POST", &format!("/v1/predict{query}"), &[], body)
-    }
-
-    /// Waits up to `secs` for the log to contain `text`.
-    fn wait_for_log(&self, text: &str, secs: u64) {
-        let start = Instant::now();
-        while !self.log().contains(text) {
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "no `{text}` in the log: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,13 +9,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{alexnet, run, stderr, stdout, tiny_run_args};
+use common::serve::Server;
+use common::{run, stderr, stdout, tiny_run_args};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -49,31 +49,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `alexnet serve` on `run_dir`, and the address it listens on.
-fn start_server(run_dir: &Path) -> (Killed, String) {
-    let mut child = alexnet()
-        .args(["serve", "--addr", "127.0.0.1:0", "--artifact-dir"])
-        .arg(run_dir)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server prints its address")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            let rest = &line[at..];
-            break rest[..rest[7..].find('/').unwrap() + 8].to_string();
-        }
-    };
-    // Keep reading its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (Killed(child), address)
 }
 
 /// ChromeDriver on a free port, once it answers.
@@ -175,7 +150,8 @@ async fn the_page_classifies_an_uploaded_image_as_infer_does() {
     let images = tempfile::tempdir().unwrap();
     let (image, expected) = image_and_expected(&run_dir, &data_dir, images.path());
 
-    let (_server, address) = start_server(&run_dir);
+    let server = Server::start(&run_dir, &[]);
+    let address = format!("http://{}", server.addr);
     let (_driver, driver_url) = start_chromedriver();
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(

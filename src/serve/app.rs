@@ -1,5 +1,6 @@
-//! What the routes share: the queue to the model worker, how uploads are read, what the model
-//! is, the token, the limits and the metrics.
+//! The server's core, which knows nothing of HTTP: the queue to the model worker, how uploads
+//! are read, what the model is, reloads, the token, the limits and the metrics; and why a
+//! prediction or a reload has no answer (`http` words each as a status).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use burn::module::Module;
@@ -18,9 +18,8 @@ use tokio::sync::oneshot;
 use crate::data::Encoded;
 use crate::inference::{LoadedModel, Prediction, Reader};
 
-use super::http::ApiError;
 use super::metrics::Metrics;
-use super::worker::{Answer, Arriving, Job, Queue, Refused};
+use super::worker::{Answer, Arriving, Job, ModelFailed, Queue, Refused};
 
 /// What `GET /v1/model` answers.
 #[derive(Debug, Clone, Serialize)]
@@ -64,28 +63,19 @@ impl ModelInfo {
 
     /// Whether a model described by `other` reads images as this one does and answers the same
     /// classes, so that it can replace it while serving (clients and the page rely on both).
-    pub fn same_input(&self, other: &Self) -> Result<(), String> {
+    pub fn same_input(&self, other: &Self) -> Result<(), ReloadRefused> {
         if self.classes != other.classes {
-            return Err(format!(
-                "the new record answers other classes ({}) than the served one ({}); restart \
-                 the server to serve it",
-                other.classes.join(", "),
-                self.classes.join(", ")
-            ));
+            return Err(ReloadRefused::OtherClasses {
+                new: other.classes.clone(),
+                served: self.classes.clone(),
+            });
         }
-        if (self.channels, self.image_size, self.reads)
-            != (other.channels, other.image_size, other.reads)
-        {
-            return Err(format!(
-                "the new record reads {} {}-channel {}-px images, the served one {} {}-channel \
-                 {}-px ones; restart the server to serve it",
-                other.reads,
-                other.channels,
-                other.image_size,
-                self.reads,
-                self.channels,
-                self.image_size
-            ));
+        let reads = |info: &Self| (info.reads, info.channels, info.image_size);
+        if reads(self) != reads(other) {
+            return Err(ReloadRefused::OtherImages {
+                new: reads(other),
+                served: reads(self),
+            });
         }
         Ok(())
     }
@@ -120,15 +110,83 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// Loads the run's record again: the new model's description, or why it was refused.
-pub type Reloader = Box<dyn Fn() -> Result<ModelInfo, String> + Send + Sync>;
+/// Loads the run's record again: the new model's description, or why it cannot.
+pub type Reloader = Box<dyn Fn() -> anyhow::Result<ModelInfo> + Send + Sync>;
+
+/// Why a reload was refused; the old model keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadRefused {
+    /// The record cannot be loaded.
+    #[error("{0:#}")]
+    Unloadable(anyhow::Error),
+    /// It answers other classes.
+    #[error(
+        "the new record answers other classes ({}) than the served one ({}); restart the \
+         server to serve it", new.join(", "), served.join(", ")
+    )]
+    OtherClasses {
+        /// The new record's classes.
+        new: Vec<String>,
+        /// The served model's.
+        served: Vec<String>,
+    },
+    /// It reads other images: (what it reads, channels, side).
+    #[error(
+        "the new record reads {} {}-channel {}-px images, the served one {} {}-channel {}-px \
+         ones; restart the server to serve it", new.0, new.1, new.2, served.0, served.1, served.2
+    )]
+    OtherImages {
+        /// The new record's input.
+        new: (&'static str, usize, usize),
+        /// The served model's.
+        served: (&'static str, usize, usize),
+    },
+    /// Loading crashed.
+    #[error("loading the record failed")]
+    Crashed,
+}
+
+/// Why a prediction has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// `top` is not a class count of the model.
+    #[error("top={top} is out of range: the model has {classes} classes (use 1 to {classes})")]
+    TopOutOfRange {
+        /// Asked for.
+        top: usize,
+        /// The model's classes.
+        classes: usize,
+    },
+    /// This run has no inverted reading (`?invert=true`).
+    #[error("invert=true: {0}")]
+    NoInvert(String),
+    /// The upload is not an image the network can read.
+    #[error("{0:#}")]
+    Unreadable(anyhow::Error),
+    /// Reading the upload crashed.
+    #[error("reading the image failed")]
+    ReaderCrashed,
+    /// The queue is full.
+    #[error("the server is busy (its queue is full); retry after the time in Retry-After")]
+    Busy,
+    /// The server is stopping.
+    #[error("the server is stopping")]
+    Stopping,
+    /// The model failed on the batch.
+    #[error(transparent)]
+    ModelFailed(#[from] ModelFailed),
+}
+
+/// Why a run has no inverted reading of uploads (`?invert=true`): it reads a folder's images.
+#[derive(Debug, Clone)]
+pub struct NoInvert(pub String);
 
 /// The state the routes share.
 pub struct App {
     queue: Queue,
     plain: Reader,
     /// The reader of `?invert=true`, or why the run has none.
-    inverted: Result<Reader, String>,
+    inverted: Result<Reader, NoInvert>,
     info: RwLock<ModelInfo>,
     reloader: Arc<Reloader>,
     /// One reload at a time.
@@ -149,7 +207,7 @@ pub struct Parts {
     /// The queue to the model worker.
     pub queue: Queue,
     /// The reader of uploads, and of `?invert=true` ones.
-    pub readers: (Reader, Result<Reader, String>),
+    pub readers: (Reader, Result<Reader, NoInvert>),
     /// The loaded model.
     pub info: ModelInfo,
     /// Loads the record again.
@@ -208,13 +266,11 @@ impl App {
         invert: bool,
         preview: bool,
         arrived: Instant,
-    ) -> Result<Predicted, ApiError> {
+    ) -> Result<Predicted, PredictError> {
         let info = self.info();
         let classes = info.classes.len();
         if top == 0 || top > classes {
-            return Err(ApiError::bad_request(format!(
-                "top={top} is out of range: the model has {classes} classes (use 1 to {classes})"
-            )));
+            return Err(PredictError::TopOutOfRange { top, classes });
         }
         let arriving = self.queue.arriving();
         let input = self.read_upload(body, invert).await?;
@@ -232,10 +288,13 @@ impl App {
     }
 
     /// The network's input for an uploaded image, decoded off the async threads.
-    async fn read_upload(&self, body: Bytes, invert: bool) -> Result<Vec<f32>, ApiError> {
+    async fn read_upload(&self, body: Bytes, invert: bool) -> Result<Vec<f32>, PredictError> {
         let reader = match invert {
             false => self.plain.clone(),
-            true => self.inverted.clone().map_err(ApiError::bad_request)?,
+            true => self
+                .inverted
+                .clone()
+                .map_err(|NoInvert(why)| PredictError::NoInvert(why))?,
         };
         let _permit = self.decoding.acquire().await.expect("never closed");
         let read = tokio::task::spawn_blocking(move || {
@@ -246,11 +305,8 @@ impl App {
         })
         .await;
         match read {
-            Ok(input) => input.map_err(|e| ApiError::bad_request(format!("{e:#}"))),
-            Err(_) => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "reading the image failed",
-            )),
+            Ok(input) => input.map_err(PredictError::Unreadable),
+            Err(_) => Err(PredictError::ReaderCrashed),
         }
     }
 
@@ -260,33 +316,28 @@ impl App {
         input: Vec<f32>,
         top: usize,
         arriving: Arriving,
-    ) -> Result<Answer, ApiError> {
+    ) -> Result<Answer, PredictError> {
         let (reply, answer) = oneshot::channel();
         let queued = self.queue.submit(Job { input, top, reply });
         drop(arriving);
         queued.map_err(|refused| match refused {
-            Refused::Busy => ApiError::busy(
-                "the server is busy (its queue is full); retry after the time in Retry-After",
-                1,
-            ),
-            Refused::Stopped => ApiError::busy("the server is stopping", 1),
+            Refused::Busy => PredictError::Busy,
+            Refused::Stopped => PredictError::Stopping,
         })?;
-        answer
-            .await
-            .map_err(|_| ApiError::busy("the server is stopping", 1))?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+        Ok(answer.await.map_err(|_| PredictError::Stopping)??)
     }
 
     /// Loads the run's record again and hands it to the worker, which takes it before its next
     /// batch; requests in flight finish on the old model. A record that cannot be loaded, or
     /// reads other images, is refused and the old model keeps serving. `why` names the trigger
     /// in the log line.
-    pub async fn reload(&self, why: &str) -> Result<ModelInfo, String> {
+    pub async fn reload(&self, why: &str) -> Result<ModelInfo, ReloadRefused> {
         let _one = self.reloading.lock().await;
         let reloader = self.reloader.clone();
-        let loaded = tokio::task::spawn_blocking(move || reloader())
-            .await
-            .unwrap_or_else(|_| Err("loading the record failed".into()));
+        let loaded = match tokio::task::spawn_blocking(move || reloader()).await {
+            Ok(loaded) => loaded.map_err(ReloadRefused::Unloadable),
+            Err(_) => Err(ReloadRefused::Crashed),
+        };
         let outcome = loaded.and_then(|new| {
             self.info().same_input(&new)?;
             Ok(new)

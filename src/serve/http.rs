@@ -1,5 +1,6 @@
-//! The routes, their JSON answers and errors, and the layers every request passes: the
-//! request count, the time limit, the token check and the body limit.
+//! HTTP over the server's core (`app`): the one list of routes, their JSON answers, each of the
+//! core's refusals as a status, and the layers every request passes: the size of its head,
+//! the request count, the time limit, the token check and the body limit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,97 +9,77 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Multipart, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::app::{App, Predicted};
+use super::app::{App, PredictError, Predicted, ReloadRefused};
 use super::metrics::RequestLabels;
 
 /// The web page: plain HTML, CSS and JavaScript in one file, served from the binary.
 const PAGE: &str = include_str!("page.html");
 
-/// The routes the request count names; any other path is counted as `other`.
-const ROUTES: [&str; 7] = [
-    "/",
-    "/v1/predict",
-    "/v1/model",
-    "/v1/reload",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-];
+/// One route: its path, its method, whether it answers without the token, and its handler.
+struct Route {
+    path: &'static str,
+    method: Method,
+    open: bool,
+    handler: MethodRouter<Arc<App>>,
+}
+
+/// Every route the server has. The router, the token check, the 404 and 405 answers and the
+/// request count's labels all come from this list.
+fn routes() -> Vec<Route> {
+    let route = |path, method: Method, open, handler| Route {
+        path,
+        method,
+        open,
+        handler,
+    };
+    vec![
+        // The page asks for the token and sends it with its own requests; probes need none.
+        route("/", Method::GET, true, get(page)),
+        route("/v1/predict", Method::POST, false, post(predict)),
+        route("/v1/model", Method::GET, false, get(model)),
+        route("/v1/reload", Method::POST, false, post(reload)),
+        route("/healthz", Method::GET, true, get(healthz)),
+        route("/readyz", Method::GET, false, get(readyz)),
+        route("/metrics", Method::GET, false, get(metrics)),
+    ]
+}
+
+/// What the layers and fallbacks know of the routes: (method, path, open) of each.
+type RouteList = Arc<Vec<(Method, &'static str, bool)>>;
 
 /// The server's routes and layers.
 pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.limits.body_bytes;
-    Router::new()
-        .route("/", get(page))
-        .route("/v1/predict", post(predict))
-        .route("/v1/model", get(model))
-        .route("/v1/reload", post(reload))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+    let mut router = Router::new();
+    let mut list = Vec::new();
+    for route in routes() {
+        list.push((route.method.clone(), route.path, route.open));
+        router = router.route(route.path, route.handler);
+    }
+    let list: RouteList = Arc::new(list);
+    let (missing, wrong) = (list.clone(), list.clone());
+    router
+        .fallback(move |request: Request| not_found(request, missing.clone()))
+        .method_not_allowed_fallback(move |method: Method, request: Request| {
+            method_not_allowed(method, request, wrong.clone())
+        })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(app.clone(), check_token))
+        .layer(middleware::from_fn_with_state(
+            (app.clone(), list),
+            check_token,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count))
         .layer(middleware::from_fn(check_head))
         .with_state(app)
-}
-
-/// The longest request target (path and query) the server reads.
-const MAX_URI_BYTES: usize = 8 << 10;
-/// The most header bytes (names and values) the server reads.
-const MAX_HEADER_BYTES: usize = 64 << 10;
-/// The most headers the server reads.
-const MAX_HEADERS: usize = 100;
-/// hyper's own limits, above ours: up to them a request over ours is parsed and answered in
-/// JSON here; beyond them hyper answers 414 or 431 itself, with an empty body.
-pub const HYPER_MAX_HEADERS: usize = 1000;
-
-/// Answers `414` or `431`, in JSON, to a request whose target or headers are over the limits.
-async fn check_head(request: Request, next: Next) -> Response {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
-    if target > MAX_URI_BYTES {
-        return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            format!(
-                "the request's URL is {target} bytes long, over the server's limit of {} KiB; \
-                 send the image in the body, not in the URL",
-                MAX_URI_BYTES >> 10
-            ),
-        )
-        .into_response();
-    }
-    let headers = request.headers();
-    let bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "the request has {} headers of {bytes} bytes, over the server's limit of \
-                 {MAX_HEADERS} headers and {} KiB; send fewer or smaller headers",
-                headers.len(),
-                MAX_HEADER_BYTES >> 10
-            ),
-        )
-        .into_response();
-    }
-    next.run(request).await
 }
 
 /// An error answer: a status and one line saying what is wrong and what to do, as JSON
@@ -131,6 +112,29 @@ impl ApiError {
             retry_after_s: Some(retry_after_s),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
+    }
+}
+
+/// Each reason the core gives for not answering, as the status that says it.
+impl From<PredictError> for ApiError {
+    fn from(err: PredictError) -> Self {
+        let message = err.to_string();
+        match err {
+            PredictError::TopOutOfRange { .. }
+            | PredictError::NoInvert(_)
+            | PredictError::Unreadable(_) => Self::bad_request(message),
+            PredictError::Busy | PredictError::Stopping => Self::busy(message, 1),
+            PredictError::ReaderCrashed | PredictError::ModelFailed(_) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+        }
+    }
+}
+
+/// A refused reload: the record in the run directory conflicts with the served one.
+impl From<ReloadRefused> for ApiError {
+    fn from(err: ReloadRefused) -> Self {
+        Self::new(StatusCode::CONFLICT, err.to_string())
     }
 }
 
@@ -191,10 +195,55 @@ async fn reload(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
              or send the server SIGHUP",
         ));
     }
-    match app.reload("POST /v1/reload").await {
-        Ok(info) => Ok(Json(info).into_response()),
-        Err(message) => Err(ApiError::new(StatusCode::CONFLICT, message)),
+    let info = app.reload("POST /v1/reload").await?;
+    Ok(Json(info).into_response())
+}
+
+/// The longest request target (path and query) the server reads.
+const MAX_URI_BYTES: usize = 8 << 10;
+/// The most header bytes (names and values) the server reads.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+/// The most headers the server reads.
+const MAX_HEADERS: usize = 100;
+/// hyper's own limits, above ours: up to them a request over ours is parsed and answered in
+/// JSON here; beyond them hyper answers 414 or 431 itself, with an empty body.
+pub const HYPER_MAX_HEADERS: usize = 1000;
+
+/// Answers `414` or `431`, in JSON, to a request whose target or headers are over the limits.
+async fn check_head(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the request's URL is {target} bytes long, over the server's limit of {} KiB; \
+                 send the image in the body, not in the URL",
+                MAX_URI_BYTES >> 10
+            ),
+        )
+        .into_response();
     }
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request has {} headers of {bytes} bytes, over the server's limit of \
+                 {MAX_HEADERS} headers and {} KiB; send fewer or smaller headers",
+                headers.len(),
+                MAX_HEADER_BYTES >> 10
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The query of `POST /v1/predict`.
@@ -226,7 +275,8 @@ async fn predict(
     let top = query.top.unwrap_or(3);
     let answer = app
         .predict(body, top, query.invert, query.preview, arrived)
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
     app.metrics.latency.observe(arrived.elapsed().as_secs_f64());
     Ok(Json(answer))
 }
@@ -301,33 +351,46 @@ fn body_error(status: StatusCode, reason: &str, what: &str, limit: usize) -> Api
     ApiError::bad_request(format!("{what}: {reason}"))
 }
 
-async fn not_found(request: Request) -> ApiError {
+async fn not_found(request: Request, routes: RouteList) -> ApiError {
+    let listed: Vec<String> = routes
+        .iter()
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no such path: {}; the server has POST /v1/predict, GET /v1/model, /healthz, \
-             /readyz, /metrics and the page at /",
-            request.uri().path()
+            "no such path: {}; the server has {}",
+            request.uri().path(),
+            listed.join(", ")
         ),
     )
 }
 
-async fn method_not_allowed(method: Method, request: Request) -> ApiError {
+async fn method_not_allowed(method: Method, request: Request, routes: RouteList) -> ApiError {
     let path = request.uri().path();
-    let allowed = match path {
-        "/v1/predict" | "/v1/reload" => "POST",
-        _ => "GET",
-    };
+    let allowed: Vec<String> = routes
+        .iter()
+        .filter(|(_, p, _)| *p == path)
+        .map(|(m, _, _)| m.to_string())
+        .collect();
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{path} does not take {method}; use {allowed}"),
+        format!(
+            "{path} does not take {method}; use {}",
+            allowed.join(" or ")
+        ),
     )
 }
 
-/// Refuses requests without the token, when the server has one. `/healthz` (for probes) and
-/// the page (which asks for the token and sends it with its requests) need none.
-async fn check_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let open = matches!(request.uri().path(), "/healthz" | "/");
+/// Refuses requests without the token, when the server has one, but on the routes listed as
+/// open.
+async fn check_token(
+    State((app, routes)): State<(Arc<App>, RouteList)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let open = routes.iter().any(|(_, p, open)| *open && *p == path);
     if let Some(token) = app.token().filter(|_| !open) {
         let given = request
             .headers()
@@ -374,19 +437,17 @@ async fn time_limit(State(app): State<Arc<App>>, request: Request, next: Next) -
     }
 }
 
-/// Counts every request by route and status.
+/// Counts every request by route (the one the router matched; `other` when none) and status.
 async fn count(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let path = ROUTES
-        .iter()
-        .find(|&&r| r == path)
-        .copied()
-        .unwrap_or("other");
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
     app.metrics
         .requests
         .get_or_create(&RequestLabels {
-            path: path.into(),
+            path,
             status: response.status().as_u16(),
         })
         .inc();

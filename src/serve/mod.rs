@@ -31,7 +31,7 @@ pub use worker::Batching;
 
 use crate::inference::{CheckpointChoice, LoadedModel, Reader, load_model};
 use crate::run::RunDir;
-use app::{App, Parts};
+use app::{App, NoInvert, Parts};
 use metrics::Metrics;
 
 /// How long a client may take to send a request's headers.
@@ -67,7 +67,7 @@ pub fn serve<B: Backend>(options: ServeOptions, device: B::Device) -> Result<()>
         .map_err(|err| anyhow::anyhow!("--max-batch is too large: {err}"))?;
     let readers = (
         Reader::of(&model, false)?,
-        Reader::of(&model, true).map_err(|e| format!("invert=true: {e:#}")),
+        Reader::of(&model, true).map_err(|e| NoInvert(format!("{e:#}"))),
     );
     let info = ModelInfo::of(&model, &options.backend, options.run.path().to_path_buf());
     let metrics = Arc::new(Metrics::new(options.batching.max_batch));
@@ -105,8 +105,7 @@ fn reloader<B: Backend>(
         options.backend.clone(),
     );
     Box::new(move || {
-        let model: LoadedModel<B> =
-            load_model(&run, &choice, &device).map_err(|e| format!("{e:#}"))?;
+        let model: LoadedModel<B> = load_model(&run, &choice, &device)?;
         let info = ModelInfo::of(&model, &backend, run.path().to_path_buf());
         *next.lock().expect("not poisoned") = Some(model);
         Ok(info)

@@ -27,8 +27,13 @@ pub struct Job {
     /// How many classes to answer.
     pub top: usize,
     /// Where the answer goes.
-    pub reply: oneshot::Sender<Result<Answer, String>>,
+    pub reply: oneshot::Sender<Result<Answer, ModelFailed>>,
 }
+
+/// The model failed on a batch (a panic inside the backend); the worker goes on.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the model failed on this batch")]
+pub struct ModelFailed;
 
 /// The worker's answer to one job.
 #[derive(Debug)]
@@ -225,7 +230,7 @@ impl<B: Backend> Worker<B> {
             }
             Err(_) => {
                 for (_, reply) in replies {
-                    let _ = reply.send(Err("the model failed on this batch".into()));
+                    let _ = reply.send(Err(ModelFailed));
                 }
             }
         }

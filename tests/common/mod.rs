@@ -4,6 +4,7 @@
 
 #[cfg(feature = "flex")]
 pub mod same_weights;
+pub mod serve;
 pub mod state_dict;
 
 use std::path::{Path, PathBuf};
