@@ -19,8 +19,9 @@ use crate::data::{
     SplitImages,
 };
 use crate::run::TrainingConfig;
+use crate::training::Classifier;
+use crate::training::optimizer::{Algorithm, Sgd};
 use crate::training::warmup::random_batch;
-use crate::training::{Classifier, optimizer};
 
 pub mod layers;
 
@@ -229,7 +230,7 @@ pub fn run<B: AutodiffBackend>(
 
     B::seed(device, config.seed);
     let mut model = Classifier::new(config.model.try_init::<B>(device)?);
-    let mut optimizer = optimizer::sgd::<B>(&config.optimizer);
+    let mut optimizer = <Sgd<B> as Algorithm<B>>::adaptor(&config.optimizer);
     let train_batch = random_batch::<B>(settings.batch, &config.model, device);
     let train_flop = Some(3.0 * forward_gflop);
     let train_step = measure(

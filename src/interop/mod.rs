@@ -125,10 +125,10 @@ impl Store {
     }
 
     /// Every tensor of the file by key, or why the file cannot be read as a state dict.
-    fn tensors(&mut self) -> Result<BTreeMap<String, Found>, String> {
+    fn tensors(&mut self) -> Result<BTreeMap<String, Found>> {
         let snapshots = match self {
-            Self::Pytorch(s) => s.get_all_snapshots().map_err(|e| e.to_string())?,
-            Self::Safetensors(s) => s.get_all_snapshots().map_err(|e| e.to_string())?,
+            Self::Pytorch(s) => s.get_all_snapshots()?,
+            Self::Safetensors(s) => s.get_all_snapshots()?,
         };
         Ok(snapshots
             .iter()
@@ -142,11 +142,11 @@ impl Store {
             .collect())
     }
 
-    fn load_into<B: Backend>(&mut self, net: &mut AlexNet<B>) -> Result<ApplyResult, String> {
-        match self {
-            Self::Pytorch(s) => net.load_from(s).map_err(|e| e.to_string()),
-            Self::Safetensors(s) => net.load_from(s).map_err(|e| e.to_string()),
-        }
+    fn load_into<B: Backend>(&mut self, net: &mut AlexNet<B>) -> Result<ApplyResult> {
+        Ok(match self {
+            Self::Pytorch(s) => net.load_from(s)?,
+            Self::Safetensors(s) => net.load_from(s)?,
+        })
     }
 }
 
@@ -171,7 +171,7 @@ pub fn import_net<B: Backend>(
             "{} is a {format} file but not a state dict ({}); save the weights with \
              torch.save(net.state_dict(), …)",
             file.display(),
-            first_line(&reason)
+            first_line(&reason.to_string())
         )
     })?;
     let mut net = config.try_init::<B>(device)?;
@@ -181,7 +181,13 @@ pub fn import_net<B: Backend>(
     check_tensors(file, &under_prefix, &expected, config)?;
     let result = Store::for_loading(file, format, prefix.as_deref())
         .load_into(&mut net)
-        .map_err(|e| anyhow!("cannot load {}: {}", file.display(), first_line(&e)))?;
+        .map_err(|e| {
+            anyhow!(
+                "cannot load {}: {}",
+                file.display(),
+                first_line(&e.to_string())
+            )
+        })?;
     // The checks above cover what burn-store reports; this guards against them drifting apart.
     if let Some(err) = result.errors.first() {
         bail!("cannot load {}: {err}", file.display());

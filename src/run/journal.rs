@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::RunDir;
 
 /// The metrics of one finished epoch, weighted by examples as d2l's `Accumulator` does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,

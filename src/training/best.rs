@@ -6,8 +6,7 @@
 use burn::train::checkpoint::{CheckpointingAction, CheckpointingStrategy};
 use burn::train::metric::store::EventStoreClient;
 
-use super::EpochLog;
-use super::early_stop::WAIT;
+use super::epochs::{EpochLog, WAIT_FOR_TEST_LOSS};
 
 /// The epoch with the lowest validation loss so far: the first to reach it, as
 /// `RunDir::best_epoch` chooses among ties.
@@ -50,7 +49,7 @@ impl KeepBest {
 
 impl CheckpointingStrategy for KeepBest {
     fn checkpointing(&mut self, epoch: usize, _: &EventStoreClient) -> Vec<CheckpointingAction> {
-        let Some(loss) = self.log.test_loss(epoch, WAIT) else {
+        let Some(loss) = self.log.test_loss(epoch, WAIT_FOR_TEST_LOSS) else {
             return vec![CheckpointingAction::Save];
         };
         let previous = self.best.epoch();

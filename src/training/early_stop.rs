@@ -6,16 +6,12 @@
 //! loss was seen to "improve".
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use burn::train::EarlyStoppingStrategy;
 use burn::train::metric::store::EventStoreClient;
 
-use super::EpochLog;
 use super::best::Best;
-
-/// How long the strategies wait for an epoch's test metrics before letting the run go on.
-pub const WAIT: Duration = Duration::from_secs(120);
+use super::epochs::{EpochLog, WAIT_FOR_TEST_LOSS};
 
 /// The strategy of one run.
 #[derive(Clone)]
@@ -58,7 +54,7 @@ impl EarlyStopping {
 
 impl EarlyStoppingStrategy for EarlyStopping {
     fn should_stop(&mut self, epoch: usize, _: &EventStoreClient) -> bool {
-        let Some(loss) = self.log.test_loss(epoch, WAIT) else {
+        let Some(loss) = self.log.test_loss(epoch, WAIT_FOR_TEST_LOSS) else {
             eprintln!("warning: no validation loss for epoch {epoch}; early stopping skips it");
             return false;
         };

@@ -11,6 +11,10 @@ use super::progress::ProgressLines;
 use crate::report;
 use crate::run::{Batch, EpochHistory, EpochMetrics, JournalEntry, LogSplit, RunDir};
 
+/// How long the strategies that judge an epoch (checkpointing, early stopping) wait for its
+/// test metrics before letting the run go on ([`EpochLog::test_loss`]).
+pub const WAIT_FOR_TEST_LOSS: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Receives every finished epoch.
 pub trait EpochSink: Send {
     /// Called once per epoch whose training and test passes both completed.

@@ -195,6 +195,7 @@ impl MetricLogger for RunLogger {
         account(&mut self.accounting, (epoch, split), numbers);
     }
 
+    // burn-train's `MetricLogger` trait spells this error as a String.
     fn read_numeric(
         &mut self,
         name: &str,

@@ -9,7 +9,7 @@ use burn::record::Recorder;
 use burn::tensor::backend::Backend;
 use serde::de::IgnoredAny;
 
-use super::Classifier;
+use super::classifier::Classifier;
 use crate::report::{self, RunReport};
 use crate::run::{
     self, CHECKPOINT_PARTS, Overrides, RunDir, Setting, SettingNames, TrainingConfig,

@@ -15,7 +15,8 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use serde::Serialize;
 
-use super::{Classifier, optimizer};
+use super::classifier::Classifier;
+use super::optimizer::{Algorithm, Sgd};
 use crate::backend;
 use crate::data::ImageBatch;
 use crate::run::TrainingConfig;
@@ -81,7 +82,7 @@ pub fn warm_up<B: AutodiffBackend>(
 ) -> Result<Vec<PhaseTiming>> {
     let model_config = &config.model;
     let mut model = Classifier::new(config.model.try_init::<B>(device)?);
-    let mut optimizer = optimizer::sgd::<B>(&config.optimizer);
+    let mut optimizer = <Sgd<B> as Algorithm<B>>::adaptor(&config.optimizer);
     let keys = || kernel_cache.map_or(0, backend::count_tuned_keys);
     let mut timings = Vec::new();
     for phase in phases {

@@ -594,7 +594,7 @@ settings! {
             c.data.augment.hflip = has("hflip");
             c.data.augment.crop = has("crop");
         },
-        report: Some("augment {}"),
+        report: Some("{}"),
     }
     /// `data.augment.crop_scale`.
     CropScale {
