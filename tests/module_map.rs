@@ -1,5 +1,6 @@
 //! The README's module map is true: every module of the crate is on it, and each imports only
-//! the modules its row names, all of which stand below it, so imports have no cycle.
+//! the modules its row names, all of which stand below it, so imports have no cycle; and inside
+//! each module, no two files import each other, however many files lie between.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -107,4 +108,203 @@ fn imports_go_down_the_module_map() {
             );
         }
     }
+}
+
+/// A file of `src/`, as its module path (`training::best`, `training` for its `mod.rs`).
+type FileModule = Vec<String>;
+
+/// Every file of `src/` as its module path, with its text (`lib.rs` and `main.rs` left out).
+fn source_files() -> BTreeMap<FileModule, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = BTreeMap::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let relative = path.strip_prefix(&src).unwrap().with_extension("");
+            let mut module: FileModule = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if module.last().is_some_and(|m| m == "mod") {
+                module.pop();
+            }
+            if module == ["lib"] || module == ["main"] {
+                continue;
+            }
+            files.insert(module, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    files
+}
+
+/// The paths a file names from `super::…`, `self::…` and `crate::…`, as absolute segment
+/// lists (a `{a, b::c}` group gives one path per member); in its `mod tests`, one level deeper.
+fn named_paths(module: &[String], text: &str) -> Vec<Vec<String>> {
+    match text.split_once("\nmod tests {") {
+        Some((body, tests)) => {
+            let mut paths = paths_from(module, body);
+            let inner = [module.to_vec(), vec!["tests".to_string()]].concat();
+            paths.extend(paths_from(&inner, tests));
+            paths
+        }
+        None => paths_from(module, text),
+    }
+}
+
+/// [`named_paths`] for code in module `module`.
+fn paths_from(module: &[String], text: &str) -> Vec<Vec<String>> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let here: Vec<String> = module.to_vec();
+    let mut paths = Vec::new();
+    for start in ["crate::", "super::", "self::"] {
+        for (at, _) in text.match_indices(start) {
+            // Not the tail of a longer path (`super::super::`, `a::self::`).
+            if at > 0 && text[..at].ends_with("::") {
+                continue;
+            }
+            let mut base: Vec<String> = match start {
+                "crate::" => vec![],
+                "self::" => here.clone(),
+                _ => here[..here.len().saturating_sub(1)].to_vec(),
+            };
+            let mut rest = &text[at + start.len()..];
+            while let Some(next) = rest.strip_prefix("super::") {
+                base.pop();
+                rest = next;
+            }
+            let mut prefix = base.clone();
+            loop {
+                if let Some(group) = rest.strip_prefix('{') {
+                    let end = group.find('}').unwrap_or(group.len());
+                    for member in group[..end].split(',') {
+                        let segments: Vec<String> = member
+                            .trim()
+                            .split("::")
+                            .map(ident)
+                            .filter(|s| !s.is_empty())
+                            .collect();
+                        if !segments.is_empty() && segments[0] != "self" {
+                            paths.push([prefix.clone(), segments].concat());
+                        }
+                    }
+                    break;
+                }
+                let name = ident(rest);
+                if name.is_empty() {
+                    paths.push(prefix);
+                    break;
+                }
+                prefix.push(name.clone());
+                rest = &rest[name.len()..];
+                match rest.strip_prefix("::") {
+                    Some(next) => rest = next,
+                    None => {
+                        paths.push(prefix);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    paths
+}
+
+/// The file a path's item lives in: the longest file module the path starts with; an item
+/// that a `mod.rs` re-exports from a child (`pub use child::Item`) lives in the child.
+fn file_of(path: &[String], files: &BTreeMap<FileModule, String>) -> Option<FileModule> {
+    let module = (1..=path.len())
+        .rev()
+        .map(|n| path[..n].to_vec())
+        .find(|m| files.contains_key(m))?;
+    let Some(item) = path.get(module.len()) else {
+        return Some(module);
+    };
+    let text = &files[&module];
+    let child = text.match_indices("pub use ").find_map(|(at, _)| {
+        let statement = &text[at + "pub use ".len()..];
+        let statement = &statement[..statement.find(';')?];
+        let (child, names) = statement.split_once("::")?;
+        let names_item = names
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|n| n == item);
+        let child_module = [module.clone(), vec![child.trim().to_string()]].concat();
+        (names_item && files.contains_key(&child_module)).then_some(child_module)
+    });
+    Some(child.unwrap_or(module))
+}
+
+/// Within each top-level module, no file imports a file that imports it back, however many
+/// files lie between: `super::` and `crate::` paths and a `mod.rs`'s uses of its children
+/// (`child::item`) are the edges, except a file's uses of its own ancestors.
+#[test]
+fn files_import_each_other_in_one_direction() {
+    let files = source_files();
+    let mut edges: BTreeMap<FileModule, BTreeSet<FileModule>> = BTreeMap::new();
+    for (module, text) in &files {
+        let mut targets = BTreeSet::new();
+        for path in named_paths(module, text) {
+            if let Some(file) = file_of(&path, &files) {
+                targets.insert(file);
+            }
+        }
+        // A mod.rs names its children without a prefix: `child::item`.
+        for (child, _) in files.iter().filter(|(m, _)| m.len() == module.len() + 1) {
+            if !child.starts_with(module) {
+                continue;
+            }
+            let name = child.last().unwrap();
+            let uses = text.match_indices(&format!("{name}::")).any(|(at, _)| {
+                let before = text[..at].chars().last();
+                before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            });
+            if uses {
+                targets.insert(child.clone());
+            }
+        }
+        // Only files of the same top-level module (the module map orders the rest), and not a
+        // file's own ancestors: a `mod.rs` declares its children, so a child's use of what its
+        // parent defines is the one direction Rust's module tree has anyway.
+        targets.retain(|t| t.first() == module.first() && !module.starts_with(t));
+        edges.insert(module.clone(), targets);
+    }
+    // A depth-first search for a path back to each file.
+    let mut circles: BTreeSet<String> = BTreeSet::new();
+    for start in edges.keys() {
+        let mut stack: Vec<Vec<FileModule>> = edges[start]
+            .iter()
+            .map(|t| vec![start.clone(), t.clone()])
+            .collect();
+        let mut seen = BTreeSet::new();
+        while let Some(path) = stack.pop() {
+            let last = path.last().unwrap();
+            if last == start {
+                let shown: Vec<String> = path.iter().map(|m| m.join("::")).collect();
+                circles.insert(shown.join(" -> "));
+                break;
+            }
+            if !seen.insert(last.clone()) {
+                continue;
+            }
+            for next in edges.get(last).into_iter().flatten() {
+                stack.push([path.clone(), vec![next.clone()]].concat());
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "files import each other in a circle:\n{}",
+        circles.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
