@@ -25,7 +25,10 @@
 # KERNELS (kernel cache, /tmp/alexnet-kernels: cold on a fresh machine), LEVEL (autotune
 # level, balanced), PY (python3 with torch), REF (the PyTorch reference: reference/pytorch, or
 # the copy scripts/gpu-bundle.sh makes), REF_DEVICE (cuda), NOFUSION_BIN (a build without fusion,
-# for an optional last step), CUDNN_TESTS (the cuDNN comparison test executable).
+# for an optional last step), CUDNN_TESTS (the cuDNN comparison test executable), ONLY (the
+# steps to run, by the names summary.txt gives them; default all). A short lease with cuDNN:
+# ONLY="backends cudnn-tests bench pytorch layers layers-burn-conv bench-burn-conv autotune"
+# (no cold warm-up, and Burn's own convolution kernels, the slowest to tune, last).
 #
 # OUT receives summary.txt (one line per step: exit status and seconds), log.txt (everything,
 # as it comes), warmup-cold.json, warmup-warm.json, bench.json, pytorch.txt, and with cuDNN
@@ -95,14 +98,14 @@ step bench 120 bench.json "$bin" bench "${gpu[@]}" "${sizes[@]}" --iters "$iters
 step pytorch 120 pytorch.txt "$py" "$ref/bench_ref.py" --device "$ref_device" --synthetic \
   --batch "$batch" --infer-batch "$infer_batch" --resize "$size" --iters "$iters" --warmup 5
 
-# 5b. cuDNN's convolutions against Burn's: the same benchmark with `--cudnn off` (its conv
-#     kernels tune cold here), then the per-layer table both ways, and the kernels autotune
-#     picked for what Burn still runs.
+# 5b. cuDNN's convolutions against Burn's: the per-layer table with cuDNN, then the same
+#     benchmark and table with `--cudnn off` (Burn's conv kernels tune cold here, so they come
+#     last), and the kernels autotune picked for what Burn runs.
 if [ "$cudnn" = 1 ]; then
-  step bench-burn-conv 300 bench-burn-conv.json "$bin" bench "${gpu[@]}" "${sizes[@]}" \
-    --cudnn off --iters "$iters" --warmup 3 --data-dir "$data" --json
   layers=(--layers --resize "$size" --batch "$batch" --iters "$iters" --warmup 3)
   step layers 120 layers.txt "$bin" bench "${gpu[@]}" "${layers[@]}"
+  step bench-burn-conv 300 bench-burn-conv.json "$bin" bench "${gpu[@]}" "${sizes[@]}" \
+    --cudnn off --iters "$iters" --warmup 3 --data-dir "$data" --json
   step layers-burn-conv 120 layers-burn-conv.txt "$bin" bench "${gpu[@]}" "${layers[@]}" \
     --cudnn off
   step autotune 10 autotune.txt find "$kernels" -name '*.json.log' -exec sh -c \

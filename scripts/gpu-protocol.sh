@@ -90,10 +90,7 @@ pin() {
 # then publishes.
 once() {
   local name=$1
-  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
-    echo "== $name: not in ONLY" | tee -a "$out/log.txt"
-    return
-  fi
+  wanted "$name" || return
   if [ -e "$out/done/$name" ]; then
     echo "== $name: done in an earlier run of this script" | tee -a "$out/log.txt"
     return

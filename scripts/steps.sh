@@ -6,16 +6,27 @@
 # runs one step within its time limit, its output going to OUTPUT_FILE under $out (or only to
 # the log when it is -) and to $out/log.txt, and its exit status and seconds to
 # $out/summary.txt; it returns the command's exit status. LIMIT_SCALE multiplies every limit
-# (runs on Mesa's software Vulkan driver are slower than the GPU they stand for).
+# (runs on Mesa's software Vulkan driver are slower than the GPU they stand for). ONLY, when
+# set, names the steps to run (e.g. ONLY="bench pytorch"): the others are passed over, so that a
+# short GPU lease goes to the steps that matter.
 # `describe_host` prints the CPU and GPU for a summary's header.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   sed -n '1,/^[^#]/s/^# \{0,1\}//p' "$0"
   exit 0
 fi
 
+# Whether ONLY leaves step NAME in (saying so when it does not).
+wanted() {
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $1 "* ]]; then
+    echo "== $1: not in ONLY" | tee -a "$out/log.txt"
+    return 1
+  fi
+}
+
 step() {
   local name=$1 limit=$(( $2 * ${LIMIT_SCALE:-1} )) file=$3
   shift 3
+  wanted "$name" || return 0
   echo "== $name: $*" | tee -a "$out/log.txt"
   local start end status
   start=$(date +%s.%N)
