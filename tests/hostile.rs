@@ -541,7 +541,9 @@ fn hostile_tree(dir: &Path, seed: u64) -> Hostile {
                     }
                 }
                 6 => {
-                    let name = [b"x\xff".as_slice(), &n.to_le_bytes(), b".png"].concat();
+                    // High bytes only: never NUL or '/', which no file name can hold.
+                    let high = n.to_le_bytes().map(|b| b | 0x80);
+                    let name = [b"x\xff".as_slice(), &high, b".png"].concat();
                     image(&folder.join(OsStr::from_bytes(&name)), label);
                     *hostile.images.get_mut(*class).unwrap() += 1;
                 }
