@@ -1,5 +1,6 @@
 //! The AlexNet of the d2l.ai chapter "Deep Convolutional Neural Networks (AlexNet)",
-//! adapted to Fashion-MNIST (one input channel, ten classes), generic over any Burn backend.
+//! adapted to Fashion-MNIST (one input channel, ten classes), and torchvision's ImageNet
+//! AlexNet ([`Arch`]), generic over any Burn backend.
 //!
 //! This crate depends on `burn` alone (plus, with its `flex` feature, the `alexnet-kernels`
 //! crate's faster CPU kernels: [`has_fast_cpu_kernels`]), so inference-only users can build the
@@ -40,7 +41,7 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -48,8 +49,62 @@ use burn::tensor::backend::Backend;
 mod transfer;
 pub use transfer::{Transfer, TransferError, adapt_channels};
 
-/// The smallest input side for which every pooling window still fits (65 pixels).
+/// The smallest input side for which every pooling window of d2l's network still fits (65
+/// pixels); [`Arch::min_image_size`] gives it for either network.
 pub const MIN_IMAGE_SIZE: usize = 65;
+
+/// Which AlexNet: the layer table, and the names its weights have in PyTorch.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, burn::serde::Serialize, burn::serde::Deserialize,
+)]
+#[serde(crate = "burn::serde", rename_all = "lowercase")]
+pub enum Arch {
+    /// d2l's chapter network (`nn.Sequential`): 96, 256, 384, 384 and 256 channels, the
+    /// classifier on the last feature map as it is (5x5 at 224 px).
+    #[default]
+    D2l,
+    /// torchvision's `alexnet()`, the ImageNet network: 64, 192, 384, 256 and 256 channels,
+    /// an adaptive average pool to 6x6, dropout before each hidden linear layer.
+    Imagenet,
+}
+
+impl Arch {
+    /// Every architecture, in `--help` order.
+    pub const ALL: [Arch; 2] = [Self::D2l, Self::Imagenet];
+
+    /// The five convolutions of this network.
+    fn convs(self) -> &'static [ConvLayer; 5] {
+        match self {
+            Self::D2l => &D2L_CONVS,
+            Self::Imagenet => &IMAGENET_CONVS,
+        }
+    }
+
+    /// The side of the adaptive average pool before the classifier, if the network has one.
+    const fn adaptive_side(self) -> Option<usize> {
+        match self {
+            Self::D2l => None,
+            Self::Imagenet => Some(6),
+        }
+    }
+
+    /// The smallest input side for which every window of this network fits: 65 for d2l's, 63
+    /// for torchvision's.
+    pub fn min_image_size(self) -> usize {
+        (1..=MIN_IMAGE_SIZE)
+            .find(|&side| conv_output_sides(self, side).len() == self.convs().len())
+            .expect("d2l's minimum fits both networks")
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::D2l => "d2l",
+            Self::Imagenet => "imagenet",
+        })
+    }
+}
 
 /// One convolution of the network and whether a max-pool follows it.
 struct ConvLayer {
@@ -77,12 +132,74 @@ const fn pooled(layer: ConvLayer) -> ConvLayer {
     }
 }
 
-/// d2l's five convolutions; everything that depends on the feature-map sizes reads this table.
-const CONV_LAYERS: [ConvLayer; 5] = [
+/// How an image becomes the network's input: what a network's weights were trained with, so
+/// that a run records it and every reader of images (training, `infer`, `eval`, `serve`)
+/// applies the same.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, burn::serde::Serialize, burn::serde::Deserialize,
+)]
+#[serde(crate = "burn::serde", rename_all = "lowercase")]
+pub enum Preprocess {
+    /// d2l's: resized to the input side (a non-square image's shorter side, then a centre
+    /// crop), pixels in [0, 1].
+    #[default]
+    D2l,
+    /// torchvision's ImageNet evaluation transform: the shorter side resized to 256/224 of the
+    /// input side (256 for 224), the centre kept, then each of red, green and blue normalised
+    /// by ImageNet's mean and standard deviation.
+    Imagenet,
+}
+
+impl Preprocess {
+    /// Every way, in `--help` order.
+    pub const ALL: [Preprocess; 2] = [Self::D2l, Self::Imagenet];
+
+    /// ImageNet's per-channel mean and standard deviation (red, green, blue), as torchvision's
+    /// `ImageClassification` preset normalises.
+    pub const IMAGENET_MEAN_STD: [(f32, f32); 3] = [(0.485, 0.229), (0.456, 0.224), (0.406, 0.225)];
+
+    /// The side the shorter side is resized to before the centre `side x side` is kept.
+    pub fn resize_to(self, side: usize) -> usize {
+        match self {
+            Self::D2l => side,
+            Self::Imagenet => side * 256 / 224,
+        }
+    }
+
+    /// The mean and standard deviation channel `channel` of `channels` is normalised by, if any.
+    pub fn mean_std(self, channel: usize, channels: usize) -> Option<(f32, f32)> {
+        match self {
+            Self::D2l => None,
+            Self::Imagenet => (channels == 3).then(|| Self::IMAGENET_MEAN_STD[channel]),
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::D2l => "d2l",
+            Self::Imagenet => "imagenet",
+        })
+    }
+}
+
+/// d2l's five convolutions; everything that depends on the feature-map sizes reads this table
+/// (through [`Arch::convs`]).
+const D2L_CONVS: [ConvLayer; 5] = [
     pooled(conv(96, 11, 4, 1)),
     pooled(conv(256, 5, 1, 2)),
     conv(384, 3, 1, 1),
     conv(384, 3, 1, 1),
+    pooled(conv(256, 3, 1, 1)),
+];
+
+/// torchvision's `alexnet().features`.
+const IMAGENET_CONVS: [ConvLayer; 5] = [
+    pooled(conv(64, 11, 4, 2)),
+    pooled(conv(192, 5, 1, 2)),
+    conv(384, 3, 1, 1),
+    conv(256, 3, 1, 1),
     pooled(conv(256, 3, 1, 1)),
 ];
 
@@ -98,8 +215,10 @@ pub const MAX_BATCH_BYTES: u64 = 64 << 30;
 /// The max-pools' window and stride.
 const POOL: (usize, usize) = (3, 2);
 
-/// Channels of the last convolution, the width of the flattened feature map per pixel.
-const LAST_CONV_CHANNELS: usize = CONV_LAYERS[4].channels;
+/// Channels of the last convolution in both networks, the width of the flattened feature map
+/// per pixel.
+const LAST_CONV_CHANNELS: usize = D2L_CONVS[4].channels;
+const _: () = assert!(IMAGENET_CONVS[4].channels == LAST_CONV_CHANNELS);
 
 /// Width of the two hidden fully connected layers.
 const HIDDEN: usize = 4096;
@@ -107,6 +226,9 @@ const HIDDEN: usize = 4096;
 /// The hyper-parameters of [`AlexNet`]; the defaults are the d2l chapter's.
 #[derive(Config, Debug, PartialEq)]
 pub struct AlexNetConfig {
+    /// Which network: d2l's (the default) or torchvision's ImageNet one.
+    #[config(default = "Arch::D2l")]
+    pub arch: Arch,
     /// Number of output classes (logits).
     #[config(default = 10)]
     pub num_classes: usize,
@@ -128,6 +250,8 @@ pub enum AlexNetConfigError {
     ImageTooSmall {
         /// The requested side.
         image_size: usize,
+        /// The smallest side the network takes.
+        smallest: usize,
     },
     /// Zero classes or zero input channels.
     ZeroDimension {
@@ -164,10 +288,13 @@ pub enum AlexNetConfigError {
 impl std::fmt::Display for AlexNetConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::ImageTooSmall { image_size } => write!(
+            Self::ImageTooSmall {
+                image_size,
+                smallest,
+            } => write!(
                 f,
                 "image size {image_size} is too small for AlexNet: the input side must be at \
-                 least {MIN_IMAGE_SIZE} pixels (d2l uses 224)"
+                 least {smallest} pixels (d2l uses 224)"
             ),
             Self::ZeroDimension { field } => write!(f, "{field} must be at least 1"),
             Self::InvalidDropout { dropout } => {
@@ -226,6 +353,24 @@ fn largest_fitting(low: usize, high: usize, fits: impl Fn(usize) -> bool) -> usi
     low
 }
 
+/// Each convolution's output side and the side after its max-pool (if any) for `arch` at input
+/// side `side`, while the windows fit; fewer than five entries mean the image is too small.
+fn conv_output_sides(arch: Arch, side: usize) -> Vec<(usize, usize)> {
+    let mut side = Some(side);
+    arch.convs()
+        .iter()
+        .map_while(|layer| {
+            let conv = window_out(side?, layer.kernel, layer.stride, layer.padding)?;
+            let pooled = match layer.pool_after {
+                true => window_out(conv, POOL.0, POOL.1, 0)?,
+                false => conv,
+            };
+            side = Some(pooled);
+            Some((conv, pooled))
+        })
+        .collect()
+}
+
 /// Output side of a convolution or pooling window along one axis (floor division).
 fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
     let padded = input.checked_add(2 * padding)?;
@@ -270,16 +415,17 @@ impl AlexNetConfig {
         Err(AlexNetConfigError::ImageTooLarge {
             image_size: self.image_size,
             parameters,
-            largest: largest_fitting(MIN_IMAGE_SIZE, self.image_size, fits),
+            largest: largest_fitting(self.arch.min_image_size(), self.image_size, fits),
         })
     }
 
-    /// Trainable parameters, from the layer table (46,764,746 at 224), before any is made;
-    /// `u64::MAX` when there would be more (counted wide, so no input size overflows it).
+    /// Trainable parameters, from the layer table (d2l's: 46,764,746 at 224; torchvision's:
+    /// 61,100,840 at any size), before any is made; `u64::MAX` when there would be more
+    /// (counted wide, so no input size overflows it).
     pub fn parameters(&self) -> Result<u64, AlexNetConfigError> {
         let mut channels = self.in_channels as u128;
         let mut count = 0;
-        for layer in &CONV_LAYERS {
+        for layer in self.arch.convs() {
             let (out, k) = (layer.channels as u128, layer.kernel as u128);
             count += out * (channels * k * k + 1);
             channels = out;
@@ -298,12 +444,16 @@ impl AlexNetConfig {
     fn activation_values(&self) -> Result<u64, AlexNetConfigError> {
         self.validate()?;
         let mut values = (self.in_channels * self.image_size * self.image_size) as u64;
-        for (layer, (conv, pooled)) in CONV_LAYERS.iter().zip(self.conv_output_sides()) {
+        for (layer, (conv, pooled)) in self.arch.convs().iter().zip(self.conv_output_sides()) {
             // The convolution's output and its ReLU's, and the max-pool's.
             values += (layer.channels * conv * conv) as u64 * 2;
             if layer.pool_after {
                 values += (layer.channels * pooled * pooled) as u64;
             }
+        }
+        if self.arch.adaptive_side().is_some() {
+            // The adaptive pool's output, and the dropout torchvision applies to it.
+            values += 2 * self.flatten_width()? as u64;
         }
         // fc1 and fc2 with their ReLU and dropout, fc3.
         Ok(values + 2 * 3 * HIDDEN as u64 + self.num_classes as u64)
@@ -332,36 +482,27 @@ impl AlexNetConfig {
         })
     }
 
-    /// Side of the last feature map (5 at 224), after the third max-pool.
+    /// Side of the feature map the classifier flattens: after the third max-pool (5 at 224)
+    /// in d2l's network, after the adaptive pool (6 at any size) in torchvision's.
     pub fn feature_map_side(&self) -> Result<usize, AlexNetConfigError> {
         let sides = self.conv_output_sides();
-        match sides.len() == CONV_LAYERS.len() {
-            true => Ok(sides[CONV_LAYERS.len() - 1].1),
-            false => Err(AlexNetConfigError::ImageTooSmall {
+        let convs = self.arch.convs().len();
+        if sides.len() < convs {
+            return Err(AlexNetConfigError::ImageTooSmall {
                 image_size: self.image_size,
-            }),
+                smallest: self.arch.min_image_size(),
+            });
         }
+        Ok(self.arch.adaptive_side().unwrap_or(sides[convs - 1].1))
     }
 
-    /// Each convolution's output side and the side after its max-pool (if any), while the
-    /// windows fit; fewer than five entries mean the image is too small.
+    /// Each convolution's output side and the side after its max-pool (if any).
     fn conv_output_sides(&self) -> Vec<(usize, usize)> {
-        let mut side = Some(self.image_size);
-        CONV_LAYERS
-            .iter()
-            .map_while(|layer| {
-                let conv = window_out(side?, layer.kernel, layer.stride, layer.padding)?;
-                let pooled = match layer.pool_after {
-                    true => window_out(conv, POOL.0, POOL.1, 0)?,
-                    false => conv,
-                };
-                side = Some(pooled);
-                Some((conv, pooled))
-            })
-            .collect()
+        conv_output_sides(self.arch, self.image_size)
     }
 
-    /// Width of the flattened features fed to the first linear layer (6400 at 224).
+    /// Width of the flattened features fed to the first linear layer (d2l's: 6400 at 224;
+    /// torchvision's: 9216).
     pub fn flatten_width(&self) -> Result<usize, AlexNetConfigError> {
         let side = self.feature_map_side()?;
         Ok(LAST_CONV_CHANNELS * side * side)
@@ -373,13 +514,25 @@ impl AlexNetConfig {
         self.validate()?;
         let mut channels = self.in_channels;
         let mut macs = 0u64;
-        for (layer, (side, _)) in CONV_LAYERS.iter().zip(self.conv_output_sides()) {
+        for (layer, (side, _)) in self.arch.convs().iter().zip(self.conv_output_sides()) {
             macs += (layer.channels * side * side * channels * layer.kernel * layer.kernel) as u64;
             channels = layer.channels;
         }
         let flatten = self.flatten_width()?;
         macs += (flatten * HIDDEN + HIDDEN * HIDDEN + HIDDEN * self.num_classes) as u64;
         Ok(macs)
+    }
+
+    /// The network as its source defines it: d2l's for Fashion-MNIST (1 channel, 10 classes),
+    /// or torchvision's for ImageNet (3 channels, 1,000 classes), at 224 px.
+    pub fn for_arch(arch: Arch) -> Self {
+        match arch {
+            Arch::D2l => Self::new(),
+            Arch::Imagenet => Self::new()
+                .with_arch(arch)
+                .with_in_channels(3)
+                .with_num_classes(1000),
+        }
     }
 
     /// Builds the network, or says why this configuration cannot.
@@ -393,7 +546,7 @@ impl AlexNetConfig {
         self.validate()?;
         let flatten = self.flatten_width()?;
         let mut channels_in = self.in_channels;
-        let [conv1, conv2, conv3, conv4, conv5] = CONV_LAYERS.each_ref().map(|layer| {
+        let [conv1, conv2, conv3, conv4, conv5] = self.arch.convs().each_ref().map(|layer| {
             let (k, s, p) = (layer.kernel, layer.stride, layer.padding);
             let config = Conv2dConfig::new([channels_in, layer.channels], [k, k])
                 .with_stride([s, s])
@@ -416,6 +569,10 @@ impl AlexNetConfig {
             conv4,
             conv5,
             pool3: pool(),
+            avgpool: self
+                .arch
+                .adaptive_side()
+                .map(|side| AdaptiveAvgPool2dConfig::new([side, side]).init()),
             fc1: xavier_linear(LinearConfig::new(flatten, HIDDEN), device),
             dropout1: dropout(),
             fc2: xavier_linear(LinearConfig::new(HIDDEN, HIDDEN), device),
@@ -451,7 +608,9 @@ fn xavier_linear<B: Backend>(config: LinearConfig, device: &B::Device) -> Linear
     linear
 }
 
-/// AlexNet for `[batch, in_channels, image_size, image_size]` inputs, returning logits.
+/// AlexNet for `[batch, in_channels, image_size, image_size]` inputs, returning logits. Both
+/// architectures have the same parameters by name (`conv1` … `fc3`); their shapes, and the
+/// adaptive pool that only torchvision's network has, tell them apart ([`AlexNet::arch`]).
 #[derive(Module, Debug)]
 pub struct AlexNet<B: Backend> {
     conv1: Conv2d<B>,
@@ -462,6 +621,9 @@ pub struct AlexNet<B: Backend> {
     conv4: Conv2d<B>,
     conv5: Conv2d<B>,
     pool3: MaxPool2d,
+    /// torchvision's `avgpool` (none in d2l's network). A record written before it existed
+    /// reads as none, so d2l's records load unchanged.
+    avgpool: Option<AdaptiveAvgPool2d>,
     fc1: Linear<B>,
     dropout1: Dropout,
     fc2: Linear<B>,
@@ -511,6 +673,8 @@ pub enum Layer<'a, B: Backend> {
     ReLU(&'a Relu),
     /// 3x3 max-pooling with stride 2.
     MaxPool2d(&'a MaxPool2d),
+    /// Average pooling to a fixed side (torchvision's network only).
+    AdaptiveAvgPool2d(&'a AdaptiveAvgPool2d),
     /// Feature maps `[batch, c, h, w]` to vectors `[batch, c*h*w]`.
     Flatten,
     /// A fully connected layer.
@@ -568,6 +732,7 @@ impl<B: Backend> Layer<'_, B> {
             Self::Conv2d(_) => "Conv2d",
             Self::ReLU(_) => "ReLU",
             Self::MaxPool2d(_) => "MaxPool2d",
+            Self::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
             Self::Flatten => "Flatten",
             Self::Linear(_) => "Linear",
             Self::Dropout(_) => "Dropout",
@@ -586,6 +751,7 @@ impl<B: Backend> Layer<'_, B> {
             (Self::ReLU(layer), Activation::Maps(x)) => Activation::Maps(relu(layer, x)),
             (Self::ReLU(layer), Activation::Vectors(x)) => Activation::Vectors(relu(layer, x)),
             (Self::MaxPool2d(pool), x) => Activation::Maps(max_pool2d(pool, x.maps(name))),
+            (Self::AdaptiveAvgPool2d(pool), x) => Activation::Maps(pool.forward(x.maps(name))),
             (Self::Flatten, x) => Activation::Vectors(x.maps(name).flatten(1, 3)),
             (Self::Linear(fc), x) => Activation::Vectors(linear(fc, x.vectors(name))),
             (Self::Dropout(dropout), Activation::Maps(x)) => Activation::Maps(dropout.forward(x)),
@@ -660,11 +826,20 @@ impl<B: Backend> AlexNet<B> {
         logits.vectors("the output")
     }
 
-    /// The 21 layers in order, as d2l's `nn.Sequential` lists them.
-    pub fn layers(&self) -> [Layer<'_, B>; 21] {
+    /// Which network this is.
+    pub fn arch(&self) -> Arch {
+        match self.avgpool {
+            Some(_) => Arch::Imagenet,
+            None => Arch::D2l,
+        }
+    }
+
+    /// The layers in order: d2l's 21 as its `nn.Sequential` lists them, or torchvision's 22
+    /// (`features`, `avgpool`, the flatten of its `forward`, `classifier`).
+    pub fn layers(&self) -> Vec<Layer<'_, B>> {
         use Layer::{Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU};
         let relu = ReLU(&self.relu);
-        [
+        let features = [
             Conv2d(&self.conv1),
             relu,
             MaxPool2d(&self.pool1),
@@ -678,19 +853,28 @@ impl<B: Backend> AlexNet<B> {
             Conv2d(&self.conv5),
             relu,
             MaxPool2d(&self.pool3),
-            Flatten,
-            Linear(&self.fc1),
-            relu,
-            Dropout(&self.dropout1),
-            Linear(&self.fc2),
-            relu,
-            Dropout(&self.dropout2),
-            Linear(&self.fc3),
-        ]
+        ];
+        let (fc1, fc2, fc3) = (Linear(&self.fc1), Linear(&self.fc2), Linear(&self.fc3));
+        let (dropout1, dropout2) = (Dropout(&self.dropout1), Dropout(&self.dropout2));
+        let rest = match &self.avgpool {
+            None => vec![Flatten, fc1, relu, dropout1, fc2, relu, dropout2, fc3],
+            Some(pool) => vec![
+                Layer::AdaptiveAvgPool2d(pool),
+                Flatten,
+                dropout1,
+                fc1,
+                relu,
+                dropout2,
+                fc2,
+                relu,
+                fc3,
+            ],
+        };
+        features.into_iter().chain(rest).collect()
     }
 
     /// Runs `images` through the network and lists every layer's output shape, in the form of
-    /// d2l's layer table (21 rows).
+    /// d2l's layer table (a row per layer of [`AlexNet::layers`]).
     pub fn layer_shapes(&self, images: Tensor<B, 4>) -> Vec<LayerShape> {
         let mut x = Activation::Maps(images);
         self.layers()
@@ -705,7 +889,7 @@ impl<B: Backend> AlexNet<B> {
             .collect()
     }
 
-    /// Total number of trainable scalars (46,764,746 at 224).
+    /// Total number of trainable scalars (d2l's: 46,764,746 at 224; torchvision's: 61,100,840).
     pub fn parameter_count(&self) -> usize {
         self.num_params()
     }
@@ -810,9 +994,87 @@ mod tests {
                 .with_image_size(n)
                 .validate()
                 .unwrap_err();
-            assert_eq!(err, AlexNetConfigError::ImageTooSmall { image_size: n });
+            let smallest = 65;
+            assert_eq!(
+                err,
+                AlexNetConfigError::ImageTooSmall {
+                    image_size: n,
+                    smallest
+                }
+            );
             assert!(err.to_string().contains("at least 65"), "{err}");
         }
+        let imagenet = AlexNetConfig::new().with_arch(Arch::Imagenet);
+        assert_eq!(Arch::Imagenet.min_image_size(), 63);
+        assert!(imagenet.clone().with_image_size(63).validate().is_ok());
+        let err = imagenet.with_image_size(62).validate().unwrap_err();
+        assert!(err.to_string().contains("at least 63"), "{err}");
+    }
+
+    /// torchvision's figures: 61,100,840 parameters, 9216 features into the classifier at any
+    /// input side, and its module's output shapes at 224.
+    #[test]
+    fn the_imagenet_network_is_torchvisions() {
+        let config = AlexNetConfig::new()
+            .with_arch(Arch::Imagenet)
+            .with_in_channels(3)
+            .with_num_classes(1000);
+        assert_eq!(config.parameters(), Ok(61_100_840));
+        for side in [63, 96, 224, 300] {
+            let config = config.clone().with_image_size(side);
+            assert_eq!(config.flatten_width(), Ok(9216), "{side}");
+        }
+        let device = Default::default();
+        let net: AlexNet<Flex> = config.init(&device);
+        assert_eq!(net.arch(), Arch::Imagenet);
+        assert_eq!(net.parameter_count(), 61_100_840);
+        let rows = net.layer_shapes(Tensor::zeros([1, 3, 224, 224], &device));
+        let table: Vec<(&str, Vec<usize>)> =
+            rows.iter().map(|r| (r.layer, r.shape.clone())).collect();
+        let maps = |c, s| vec![1, c, s, s];
+        let expected = [
+            ("Conv2d", maps(64, 55)),
+            ("ReLU", maps(64, 55)),
+            ("MaxPool2d", maps(64, 27)),
+            ("Conv2d", maps(192, 27)),
+            ("ReLU", maps(192, 27)),
+            ("MaxPool2d", maps(192, 13)),
+            ("Conv2d", maps(384, 13)),
+            ("ReLU", maps(384, 13)),
+            ("Conv2d", maps(256, 13)),
+            ("ReLU", maps(256, 13)),
+            ("Conv2d", maps(256, 13)),
+            ("ReLU", maps(256, 13)),
+            ("MaxPool2d", maps(256, 6)),
+            ("AdaptiveAvgPool2d", maps(256, 6)),
+            ("Flatten", vec![1, 9216]),
+            ("Dropout", vec![1, 9216]),
+            ("Linear", vec![1, 4096]),
+            ("ReLU", vec![1, 4096]),
+            ("Dropout", vec![1, 4096]),
+            ("Linear", vec![1, 4096]),
+            ("ReLU", vec![1, 4096]),
+            ("Linear", vec![1, 1000]),
+        ];
+        assert_eq!(table, expected.to_vec());
+        let d2l: AlexNet<Flex> = AlexNetConfig::new().with_image_size(65).init(&device);
+        assert_eq!((d2l.arch(), d2l.layers().len()), (Arch::D2l, 21));
+    }
+
+    #[test]
+    fn the_imagenet_network_pools_small_maps_up_to_six() {
+        let device = Default::default();
+        let config = AlexNetConfig::new()
+            .with_arch(Arch::Imagenet)
+            .with_image_size(96)
+            .with_num_classes(5);
+        let net: AlexNet<Flex> = config.init(&device);
+        // At 96 px the last max-pool leaves 2x2 maps; the adaptive pool repeats them to 6x6.
+        let rows = net.layer_shapes(Tensor::ones([2, 1, 96, 96], &device));
+        assert_eq!(rows[12].shape, vec![2, 256, 2, 2]);
+        assert_eq!(rows[13].shape, vec![2, 256, 6, 6]);
+        let logits = net.forward(Tensor::ones([2, 1, 96, 96], &device));
+        assert_eq!(logits.dims(), [2, 5]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use super::AlexNet;
+use super::{AlexNet, Arch};
 
 /// What [`AlexNet::take_weights_from`] did with each layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +23,14 @@ pub struct Transfer {
 /// Why one network's weights cannot start another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferError {
+    /// The networks are of different architectures: no layer but the input's has the same
+    /// shape in both.
+    Arch {
+        /// The source network's.
+        source: Arch,
+        /// This network's.
+        target: Arch,
+    },
     /// The flattened feature maps differ in width (the input sizes differ), so the linear
     /// layers cannot be reused.
     FlattenWidth {
@@ -43,6 +51,11 @@ pub enum TransferError {
 impl std::fmt::Display for TransferError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Arch { source, target } => write!(
+                f,
+                "the source is {source}'s AlexNet but this network is {target}'s (--arch \
+                 {source} would take its weights)"
+            ),
             Self::FlattenWidth {
                 source_width,
                 target_width,
@@ -68,11 +81,17 @@ impl<B: Backend> AlexNet<B> {
     /// This network (freshly initialised) with `source`'s weights wherever they fit: every
     /// layer when the shapes agree; the output layer kept as initialised when the class counts
     /// differ; `conv1` adapted when the channel counts differ (see [`adapt_channels`]). The
-    /// flatten widths must agree.
+    /// architectures and the flatten widths must agree.
     pub fn take_weights_from(
         mut self,
         source: AlexNet<B>,
     ) -> Result<(Self, Transfer), TransferError> {
+        if source.arch() != self.arch() {
+            return Err(TransferError::Arch {
+                source: source.arch(),
+                target: self.arch(),
+            });
+        }
         let width = |net: &AlexNet<B>| net.fc1.weight.shape().dims::<2>()[0];
         let (source_width, target_width) = (width(&source), width(&self));
         if source_width != target_width {
@@ -240,6 +259,24 @@ mod tests {
         back.forward(grey)
             .into_data()
             .assert_approx_eq::<f32>(&got.into_data(), burn::tensor::Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn another_architecture_is_refused_even_where_the_widths_agree() {
+        // d2l's network at 227 px flattens 256x6x6 = 9216 values, as torchvision's does.
+        let imagenet: AlexNet<Flex> = AlexNetConfig::new()
+            .with_arch(Arch::Imagenet)
+            .with_image_size(227)
+            .init(&Default::default());
+        let err = imagenet.take_weights_from(net(10, 1, 227)).unwrap_err();
+        assert_eq!(
+            err,
+            TransferError::Arch {
+                source: Arch::D2l,
+                target: Arch::Imagenet
+            }
+        );
+        assert!(err.to_string().contains("--arch d2l"), "{err}");
     }
 
     #[test]
