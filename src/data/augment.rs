@@ -70,17 +70,19 @@ impl Augmentation {
     }
 
     /// Writes image `index`'s input in `epoch`: its planes (each `width x height` bytes) changed
-    /// and resized to `side x side` values each, into `out`.
+    /// and resized to `side x side` values each, into `out`. Without a random crop, the shorter
+    /// side is resized to `resize_to` and the centre kept (`resize_to` is `side` but for
+    /// ImageNet's transform).
     pub fn write(
         &self,
         at: (usize, usize),
         planes: &[&[u8]],
         (width, height): (usize, usize),
-        side: usize,
+        (resize_to, side): (usize, usize),
         out: &mut [f32],
     ) {
         if !self.any() {
-            let resize = Resize::new(width, height, side);
+            let resize = Resize::cropped(width, height, resize_to, side);
             for (plane, dst) in planes.iter().zip(out.chunks_exact_mut(side * side)) {
                 resize.resize_into(plane, dst);
             }
@@ -90,7 +92,7 @@ impl Augmentation {
         let (x, y, w, h) = draw.crop.unwrap_or((0, 0, width, height));
         let resize = match draw.crop {
             Some(_) => Resize::stretch(w, h, side),
-            None => Resize::new(width, height, side),
+            None => Resize::cropped(width, height, resize_to, side),
         };
         let mut part = vec![0u8; w * h];
         for (plane, dst) in planes.iter().zip(out.chunks_exact_mut(side * side)) {
@@ -180,7 +182,7 @@ mod tests {
         size: (usize, usize),
     ) -> Vec<f32> {
         let mut out = vec![0.0; 32 * 32];
-        augment.write(at, &[pixels], size, 32, &mut out);
+        augment.write(at, &[pixels], size, (32, 32), &mut out);
         out
     }
 

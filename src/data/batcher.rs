@@ -76,7 +76,7 @@ impl FashionMnistBatcher {
             .for_each(|(s, dst)| {
                 let at = (s.epoch, s.index);
                 self.augment
-                    .write(at, &[&s.item.pixels], (SIDE, SIDE), side, dst)
+                    .write(at, &[&s.item.pixels], (SIDE, SIDE), (side, side), dst)
             });
         out
     }

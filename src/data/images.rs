@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, Limits};
 
+use alexnet_model::Preprocess;
+
 use super::augment::Augmentation;
 use super::path_text::Shown;
 
@@ -287,17 +289,33 @@ fn planes(image: &DynamicImage, channels: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Reads image files into the network's input: `channels` planes of `side x side` values in
-/// `[0, 1]`, channel after channel.
+/// Reads image files into the network's input: `channels` planes of `side x side` values,
+/// channel after channel, in `[0, 1]` or normalised as `preprocess` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageTransform {
     /// The side of the square input.
     pub side: usize,
     /// 1 (grey) or 3 (red, green, blue).
     pub channels: usize,
+    /// d2l's resize, or ImageNet's resize, crop and normalisation.
+    pub preprocess: Preprocess,
 }
 
 impl ImageTransform {
+    /// d2l's transform to `channels` planes of `side x side`.
+    pub fn new(side: usize, channels: usize) -> Self {
+        Self {
+            side,
+            channels,
+            preprocess: Preprocess::D2l,
+        }
+    }
+
+    /// The same, preprocessed as `preprocess` says.
+    pub fn with_preprocess(self, preprocess: Preprocess) -> Self {
+        Self { preprocess, ..self }
+    }
+
     /// Values per image.
     pub fn values(&self) -> usize {
         self.channels * self.side * self.side
@@ -326,8 +344,21 @@ impl ImageTransform {
         let size = (image.width() as usize, image.height() as usize);
         let planes = planes(&image, self.channels);
         let planes: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
-        augment.write(at, &planes, size, self.side, out);
+        let sides = (self.preprocess.resize_to(self.side), self.side);
+        augment.write(at, &planes, size, sides, out);
+        self.normalise(out);
         Ok(())
+    }
+
+    /// Each channel of `out` normalised by its mean and standard deviation, as torchvision's
+    /// `Normalize` does in float32 (`(x - mean) / std`), where the preprocessing has them.
+    fn normalise(&self, out: &mut [f32]) {
+        let plane = self.side * self.side;
+        for (channel, values) in out.chunks_exact_mut(plane).enumerate() {
+            if let Some((mean, std)) = self.preprocess.mean_std(channel, self.channels) {
+                values.iter_mut().for_each(|v| *v = (*v - mean) / std);
+            }
+        }
     }
 }
 
@@ -360,10 +391,7 @@ mod tests {
         let bytes = std::fs::read(&grey).unwrap();
         std::fs::write(&grey, &bytes[..bytes.len() - 20]).unwrap();
         assert!(read_header(&grey).is_ok());
-        let transform = ImageTransform {
-            side: 8,
-            channels: 1,
-        };
+        let transform = ImageTransform::new(8, 1);
         let err = transform
             .load_into(&grey, &mut [0.0; 64])
             .unwrap_err()
@@ -396,10 +424,7 @@ mod tests {
         let err = read_header(&fifo).unwrap_err();
         assert!(matches!(err, ImageError::NotAFile { .. }), "{err}");
         assert!(err.to_string().contains("x.png is a FIFO"), "{err}");
-        let transform = ImageTransform {
-            side: 4,
-            channels: 1,
-        };
+        let transform = ImageTransform::new(4, 1);
         let err = transform.load_into(dir.path(), &mut [0.0; 16]).unwrap_err();
         assert!(err.to_string().contains("is a folder"), "{err}");
     }
@@ -414,7 +439,7 @@ mod tests {
         let grey = dir.path().join("g.png");
         GrayImage::from_pixel(4, 4, Luma([77])).save(&grey).unwrap();
         let load = |path: &Path, channels| {
-            let t = ImageTransform { side: 4, channels };
+            let t = ImageTransform::new(4, channels);
             let mut out = vec![0.0; t.values()];
             t.load_into(path, &mut out).unwrap();
             out

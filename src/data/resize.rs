@@ -1,32 +1,48 @@
 //! Resizing 8-bit image planes as torchvision's `Resize` does on a PIL image, which d2l uses:
 //! PIL's bilinear filter (a triangle over pixel centres, widened when shrinking), separable,
-//! each pass rounded to 8 bits. A square image is resized to `side x side`; any other is
+//! each pass in Pillow's own fixed-point arithmetic (`Resample.c`: coefficients with 22
+//! fractional bits, sums rounded by adding half, clipped to a byte), so that every byte is
+//! Pillow's. A square image is resized to `side x side`; any other is
 //! resized so that its shorter side is `side` and centre-cropped to `side x side`
 //! (torchvision's `Resize(side)` then `CenterCrop(side)`, the usual evaluation transform).
+//! ImageNet's evaluation transform resizes the shorter side to more than it keeps
+//! (`Resize(256)`, `CenterCrop(224)`): [`Resize::cropped`].
+
+/// Fractional bits of Pillow's fixed-point coefficients for 8-bit images (`PRECISION_BITS`).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// The filter taps of one axis: for each output coordinate, the first input index and the
-/// weights from there on.
+/// weights from there on, in Pillow's fixed point.
 #[derive(Debug, Clone, PartialEq)]
-struct Taps(Vec<(usize, Vec<f32>)>);
+struct Taps(Vec<(usize, Vec<i32>)>);
 
 impl Taps {
-    /// PIL's bilinear taps from `input` to `output` samples, keeping outputs `keep`.
+    /// PIL's bilinear taps from `input` to `output` samples, keeping outputs `keep`, computed
+    /// in the order and precision of Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc`.
     fn new(input: usize, output: usize, keep: std::ops::Range<usize>) -> Self {
         let scale = input as f64 / output as f64;
         let support = scale.max(1.0);
+        let inverse = 1.0 / support;
         let taps = keep
             .map(|i| {
                 let center = (i as f64 + 0.5) * scale;
-                let first = ((center - support + 0.5).floor().max(0.0)) as usize;
-                let end = ((center + support + 0.5).floor() as usize).min(input);
+                let first = ((center - support + 0.5) as i64).max(0) as usize;
+                let end = ((center + support + 0.5) as usize).min(input);
                 let raw: Vec<f64> = (first..end)
                     .map(|j| {
-                        let distance = (j as f64 + 0.5 - center) / support;
-                        (1.0 - distance.abs()).max(0.0)
+                        let x = ((j as f64 - center + 0.5) * inverse).abs();
+                        if x < 1.0 { 1.0 - x } else { 0.0 }
                     })
                     .collect();
                 let total: f64 = raw.iter().sum();
-                (first, raw.iter().map(|w| (w / total) as f32).collect())
+                let fixed = raw
+                    .iter()
+                    .map(|w| {
+                        let w = if total != 0.0 { w / total } else { *w };
+                        (0.5 + w * (1 << PRECISION_BITS) as f64) as i32
+                    })
+                    .collect();
+                (first, fixed)
             })
             .collect();
         Self(taps)
@@ -40,11 +56,12 @@ impl Taps {
     }
 }
 
-/// The resized size of the longer side and the offset of the centred crop, as torchvision
-/// computes them: `int(side * long / short)`, and `int(round((long - side) / 2))` with Python's
+/// The resized length of a side `this` when the shorter side `short` becomes `resize_to`, and
+/// the offset of a centred crop of `side` in it, as torchvision computes them:
+/// `int(resize_to * this / short)`, and `int(round((resized - side) / 2))` with Python's
 /// rounding of halves to even.
-fn resized_long_side(short: usize, long: usize, side: usize) -> (usize, usize) {
-    let resized = side * long / short;
+fn resized_and_offset(short: usize, this: usize, resize_to: usize, side: usize) -> (usize, usize) {
+    let resized = resize_to * this / short;
     let excess = resized - side;
     let half = excess / 2;
     let offset = match excess % 2 == 1 && half % 2 == 1 {
@@ -67,19 +84,23 @@ pub struct Resize {
 impl Resize {
     /// The resize of `width x height` planes to `side x side` (shorter side, then centre crop).
     pub fn new(width: usize, height: usize, side: usize) -> Self {
-        let axis = |this: usize, other: usize| {
-            if this <= other {
-                return Taps::new(this, side, 0..side);
-            }
-            let (resized, offset) = resized_long_side(other, this, side);
+        Self::cropped(width, height, side, side)
+    }
+
+    /// The shorter side resized to `resize_to`, then the centred `side x side` kept
+    /// (torchvision's `Resize(resize_to)` then `CenterCrop(side)`; `resize_to >= side`).
+    pub fn cropped(width: usize, height: usize, resize_to: usize, side: usize) -> Self {
+        let short = width.min(height);
+        let axis = |this: usize| {
+            let (resized, offset) = resized_and_offset(short, this, resize_to, side);
             Taps::new(this, resized, offset..offset + side)
         };
         Self {
             width,
             height,
             side,
-            horizontal: axis(width, height),
-            vertical: axis(height, width),
+            horizontal: axis(width),
+            vertical: axis(height),
         }
     }
 
@@ -112,39 +133,42 @@ impl Resize {
         // Horizontal pass over the input rows the vertical taps read, rounded to 8 bits as PIL
         // does between its passes.
         let rows_read = self.vertical.span();
-        let mut rows = vec![0f32; rows_read.len() * side];
+        let mut rows = vec![0i32; rows_read.len() * side];
         for (r, row) in rows.chunks_exact_mut(side).enumerate() {
             let y = rows_read.start + r;
             let src = &pixels[y * self.width..(y + 1) * self.width];
             for (o, (first, weights)) in row.iter_mut().zip(&self.horizontal.0) {
-                let v: f32 = weights
+                let sum: i32 = weights
                     .iter()
                     .zip(&src[*first..])
-                    .map(|(w, &p)| w * p as f32)
+                    .map(|(w, &p)| w * p as i32)
                     .sum();
-                *o = round_to_byte(v);
+                *o = clip8(HALF + sum);
             }
         }
-        // Vertical pass, then scale to [0, 1].
+        // Vertical pass, then scale to [0, 1] as `ToTensor` does.
+        let mut sums = vec![0i32; side];
         for (r, (first, weights)) in self.vertical.0.iter().enumerate() {
-            let dst = &mut out[r * side..(r + 1) * side];
-            dst.fill(0.0);
+            sums.fill(HALF);
             for (k, w) in weights.iter().enumerate() {
                 let y = first + k - rows_read.start;
                 let src = &rows[y * side..(y + 1) * side];
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += w * s);
+                sums.iter_mut().zip(src).for_each(|(d, s)| *d += w * s);
             }
-            dst.iter_mut().for_each(|d| *d = round_to_byte(*d) / 255.0);
+            let dst = &mut out[r * side..(r + 1) * side];
+            dst.iter_mut()
+                .zip(&sums)
+                .for_each(|(d, &s)| *d = clip8(s) as f32 / 255.0);
         }
     }
 }
 
-/// `v.round().clamp(0.0, 255.0)`, computed so that the compiler vectorizes it: `f32::round`
-/// (halves away from zero) is a libm call in every lane, which made it half the resize's time.
-/// `v + 0.5` is exact in f64, so truncating it rounds exactly as `round` does for `v >= 0`, and
-/// the clamp maps every negative `v` to 0 either way.
-fn round_to_byte(v: f32) -> f32 {
-    ((v as f64 + 0.5) as i32).clamp(0, 255) as f32
+/// Half of one in Pillow's fixed point: every sum starts from it, so the shift rounds.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// Pillow's `clip8`: a fixed-point sum as a byte, clipped to 0..=255.
+fn clip8(sum: i32) -> i32 {
+    (sum >> PRECISION_BITS).clamp(0, 255)
 }
 
 #[cfg(test)]
@@ -157,30 +181,6 @@ mod tests {
         let mut out = vec![0.0; side * side];
         Resize::new(width, height, side).resize_into(pixels, &mut out);
         out
-    }
-
-    #[test]
-    fn byte_rounding_matches_rounding_halves_away_from_zero() {
-        let edges = [
-            -1e9,
-            -0.7,
-            -0.5,
-            -0.3,
-            0.0,
-            0.499_999_97, // the f32 sum 0.49999997 + 0.5 rounds up to 1.0
-            0.5,
-            1.5,
-            2.5,
-            127.499_99,
-            254.5,
-            255.0,
-            255.5,
-            1e9,
-        ];
-        let sweep = (0..=300_000).map(|i| i as f32 / 1000.0 - 20.0);
-        for v in edges.into_iter().chain(sweep) {
-            assert_eq!(round_to_byte(v), v.round().clamp(0.0, 255.0), "at {v}");
-        }
     }
 
     #[test]
@@ -214,13 +214,18 @@ mod tests {
     #[test]
     fn the_long_side_is_cropped_around_its_centre() {
         // torchvision: Resize(4) of 8 x 16 gives 4 x 8, CenterCrop(4) keeps rows 2..6.
-        assert_eq!(resized_long_side(8, 16, 4), (8, 2));
+        let long = |short, long, side| resized_and_offset(short, long, side, side);
+        assert_eq!(long(8, 16, 4), (8, 2));
         // Odd excess rounds half to even, as Python's round: 1.5 -> 2, 2.5 -> 2, 0.5 -> 0.
-        assert_eq!(resized_long_side(10, 17, 10), (17, 4)); // excess 7: 3.5 -> 4
-        assert_eq!(resized_long_side(10, 15, 10), (15, 2)); // excess 5: 2.5 -> 2
-        assert_eq!(resized_long_side(10, 13, 10), (13, 2)); // excess 3: 1.5 -> 2
-        assert_eq!(resized_long_side(10, 11, 10), (11, 0)); // excess 1: 0.5 -> 0
-        assert_eq!(resized_long_side(3, 10, 4), (13, 4)); // int(4 * 10 / 3) = 13
+        assert_eq!(long(10, 17, 10), (17, 4)); // excess 7: 3.5 -> 4
+        assert_eq!(long(10, 15, 10), (15, 2)); // excess 5: 2.5 -> 2
+        assert_eq!(long(10, 13, 10), (13, 2)); // excess 3: 1.5 -> 2
+        assert_eq!(long(10, 11, 10), (11, 0)); // excess 1: 0.5 -> 0
+        assert_eq!(long(3, 10, 4), (13, 4)); // int(4 * 10 / 3) = 13
+        // ImageNet's Resize(256), CenterCrop(224) of a 500 x 375 photo: 341 x 256, then
+        // int(round(58.5)) = 58 (half to even) columns and 16 rows left out.
+        assert_eq!(resized_and_offset(375, 500, 256, 224), (341, 58));
+        assert_eq!(resized_and_offset(375, 375, 256, 224), (256, 16));
 
         // A tall image whose rows are numbered: the crop keeps the middle rows.
         let (w, h) = (4, 12);
