@@ -418,10 +418,25 @@ fn a_torchvision_state_dict_is_recognised_as_such() {
         .collect();
     safetensors::serialize_to_file(tensors, None, &file).unwrap();
     let run_dir = dir.path().join("run");
-    let out = run(&["import", "--from", s(&file), "--artifact-dir", s(&run_dir)]);
-    let line = one_line_error(&out, "import torchvision");
-    assert!(line.contains("is torchvision's AlexNet"), "{line}");
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", "--from", s(&file), "--artifact-dir", s(&run_dir)];
+        args.extend(extra);
+        run(&args)
+    };
+    // Its keys say torchvision's network: its shapes are then checked as that network's.
+    let line = one_line_error(&import(&[]), "import torchvision");
+    assert!(
+        line.contains("'features.0.weight' (conv1.weight)") && line.contains("torchvision's"),
+        "{line}"
+    );
+    // Given as d2l's, it is named for what it is, not taken for a nested d2l network.
+    let line = one_line_error(&import(&["--arch", "d2l"]), "import torchvision as d2l");
+    assert!(
+        line.contains("is torchvision's alexnet()") && line.contains("--arch imagenet"),
+        "{line}"
+    );
     assert!(!line.contains("--key"), "{line}");
+    assert!(!run_dir.exists(), "nothing written");
 }
 
 /// Files vanishing under a run with --skip-bad-images: each is said on the console with a

@@ -74,7 +74,7 @@ fn a_png_folder_gives_the_idx_files_tensors_bit_for_bit() {
                 }
             })
             .collect();
-        let transform = ImageTransform { side, channels: 1 };
+        let transform = ImageTransform::new(side, 1);
         let bad = BadImages::stop_at_first(|e| panic!("{e}"));
         let batcher = FolderBatcher::new(transform, bad, Augmentation::default());
         let samples = Sample::numbered(files, 1);

@@ -52,6 +52,24 @@ fn error_line(result: (bool, String, String)) -> String {
     lines[0].to_string()
 }
 
+/// `alexnet export` of `run` to `out`.
+fn export(run: &Path, out: &Path) -> (bool, String, String) {
+    alexnet(&[
+        "export",
+        "--artifact-dir",
+        path_str(run),
+        "--out",
+        path_str(out),
+    ])
+}
+
+/// `entries` in the order a safetensors file lists them (by key).
+fn by_key(entries: &[Entry]) -> Vec<Entry> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    sorted
+}
+
 fn write_dict(dir: &Path, name: &str, entries: &[Entry]) -> PathBuf {
     let path = dir.join(name);
     state_dict::write(&path, entries, None);
@@ -73,20 +91,10 @@ fn import_export_import_is_bit_identical_and_the_run_is_usable() {
     );
 
     let exported = tmp.path().join("exported.safetensors");
-    let export = |run: &Path, out: &Path| {
-        alexnet(&[
-            "export",
-            "--artifact-dir",
-            path_str(run),
-            "--out",
-            path_str(out),
-        ])
-    };
     let (ok, _, stderr) = export(&run1, &exported);
     assert!(ok, "{stderr}");
     let (entries, metadata) = state_dict::read(&exported);
-    let mut sorted = original.clone();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let sorted = by_key(&original);
     assert!(
         entries == sorted,
         "export gives back the imported tensors, bit for bit"
@@ -274,4 +282,154 @@ fn exported_metadata_is_only_a_default() {
     state_dict::write(&file, &state_dict::formula::<Flex>(RESIZE), Some(metadata));
     let line = error_line(import(&file, &tmp.path().join("run"), &[]));
     assert!(line.contains("--resize 224"), "{line}");
+}
+
+/// torchvision's network: its state dict (formula weights, as a seeded `alexnet()` would hold
+/// random ones) imports as the ImageNet network with its 1,000 classes, predicts, exports back
+/// bit for bit with torchvision's keys, and is refused as d2l's, as d2l's is refused as it.
+#[test]
+fn a_torchvision_state_dict_imports_predicts_and_exports_back() {
+    use alexnet_model::{AlexNetConfig, Arch};
+    let tmp = tempfile::tempdir().unwrap();
+    let config = AlexNetConfig::for_arch(Arch::Imagenet);
+    let original = state_dict::formula_of::<Flex>(&config);
+    let file = write_dict(tmp.path(), "alexnet.safetensors", &original);
+    let run = tmp.path().join("run");
+    let (ok, stdout, stderr) = import(&file, &run, &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("imagenet's network") && stdout.contains("61,100,840 parameters"),
+        "{stdout}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved["model"]["arch"], "imagenet");
+    assert_eq!(saved["model"]["in_channels"], 3);
+    assert_eq!(saved["data"]["classes"].as_array().unwrap().len(), 1000);
+    assert_eq!(saved["data"]["classes"][0], "tench");
+
+    // A colour image in, the top 5 of ImageNet's classes out.
+    let image = tmp.path().join("photo.png");
+    image::RgbImage::from_fn(300, 240, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    })
+    .save(&image)
+    .unwrap();
+    let (ok, stdout, stderr) = alexnet(&[
+        "infer",
+        "--artifact-dir",
+        path_str(&run),
+        path_str(&image),
+        "--top",
+        "5",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let top = answer[0]["top"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(top.len(), 5, "{stdout}");
+    let classes = saved["data"]["classes"].as_array().unwrap();
+    for entry in top {
+        let class = entry["class"].as_u64().unwrap() as usize;
+        assert_eq!(entry["label"], classes[class], "{stdout}");
+    }
+
+    let exported = tmp.path().join("exported.safetensors");
+    let (ok, _, stderr) = export(&run, &exported);
+    assert!(ok, "{stderr}");
+    let (entries, metadata) = state_dict::read(&exported);
+    assert!(
+        entries == by_key(&original),
+        "export gives back torchvision's tensors, bit for bit"
+    );
+    assert_eq!(
+        metadata.get("alexnet.arch").map(String::as_str),
+        Some("imagenet")
+    );
+
+    // Each network's file given as the other's.
+    let line = error_line(import(
+        &file,
+        &tmp.path().join("as-d2l"),
+        &["--arch", "d2l"],
+    ));
+    assert!(
+        line.contains("is torchvision's alexnet()") && line.contains("--arch imagenet"),
+        "{line}"
+    );
+    let d2l = write_dict(
+        tmp.path(),
+        "d2l.safetensors",
+        &state_dict::formula::<Flex>(RESIZE),
+    );
+    let resize = RESIZE.to_string();
+    let line = error_line(import(
+        &d2l,
+        &tmp.path().join("as-imagenet"),
+        &["--arch", "imagenet", "--resize", &resize],
+    ));
+    assert!(
+        line.contains("is d2l's AlexNet nn.Sequential") && line.contains("--arch d2l"),
+        "{line}"
+    );
+    // Fine-tuning from the file on real photos (tiles of scikit-image's cat and camera man):
+    // a new head for 2 classes, the convolutions frozen, ImageNet's preprocessing kept.
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    let folder = tmp.path().join("photos");
+    for (class, photo) in [("cat", "chelsea.png"), ("camera", "camera.png")] {
+        let image = image::open(photos.join(photo)).unwrap();
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        for i in 0..6u32 {
+            let tile = image.crop_imm(i * 20, i * 10, 200, 160);
+            tile.save(folder.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let tuned = tmp.path().join("tuned");
+    let (ok, stdout, stderr) = alexnet(&[
+        "train",
+        "--images",
+        path_str(&folder),
+        "--val-split",
+        "0.34",
+        "--init-from",
+        path_str(&file),
+        "--arch",
+        "imagenet",
+        "--freeze-features",
+        "--head-lr-mult",
+        "10",
+        "--resize",
+        "65",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--artifact-dir",
+        path_str(&tuned),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("fc3 re-initialised (Xavier) for 2 classes"),
+        "{stdout}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tuned.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        saved["data"]["preprocess"], "imagenet",
+        "ImageNet's normalisation kept"
+    );
+    assert_eq!(
+        saved["model"]["in_channels"], 3,
+        "the grey camera man read as RGB"
+    );
+
+    // A key missing: named with the parameter it fills.
+    let mut missing = original;
+    missing.retain(|e| e.key != "classifier.6.bias");
+    let file = write_dict(tmp.path(), "missing.safetensors", &missing);
+    let line = error_line(import(&file, &tmp.path().join("missing"), &[]));
+    assert!(line.contains("'classifier.6.bias' (fc3.bias)"), "{line}");
 }

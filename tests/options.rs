@@ -400,3 +400,31 @@ fn data_seed_changes_the_batch_order_and_nothing_else() {
     );
     assert!(refused(out).contains("--data-seed 6 conflicts with the run being resumed"));
 }
+
+/// `--arch imagenet` trains torchvision's network (recorded in config.json and the report), and
+/// a resume with the other network is refused.
+#[test]
+fn the_imagenet_network_trains_and_is_kept_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    train_ok(dir.path(), &["--epochs", "1", "--arch", "imagenet"]);
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("- network: imagenet\n"), "{report}");
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(config.contains("\"arch\": \"imagenet\""), "{config}");
+    let out = train(dir.path(), &["--resume", "--arch", "d2l", "--epochs", "2"]);
+    let line = refused(out);
+    assert!(
+        line.contains("--arch d2l conflicts with the run being resumed"),
+        "{line}"
+    );
+    let out = common::run(&[
+        "infer",
+        "--artifact-dir",
+        dir.path().to_str().unwrap(),
+        "--data-dir",
+        common::synthetic_data_dir().to_str().unwrap(),
+        "--test-index",
+        "0,1",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}

@@ -6,15 +6,16 @@
 
 mod common;
 
+use alexnet::data::ImageBatch;
 use alexnet::training::Classifier;
-use alexnet_model::AlexNet;
+use alexnet_model::{AlexNet, AlexNetConfig, Arch};
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::Module;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
 
-use common::same_weights::{initial_record, load, test_batch};
+use common::same_weights::{initial_record, initial_record_of, load, load_of, test_batch};
 
 /// Logits may differ by summation order only: measured max abs difference is far below this.
 const LOGIT_TOLERANCE: f32 = 1e-3;
@@ -58,8 +59,16 @@ fn same_weights_same_batch_same_logits_and_classes() {
 
 /// One SGD step (lr 0.01) on backend `B` from `net`, returning the updated network.
 fn sgd_step<B: burn::tensor::backend::AutodiffBackend>(net: AlexNet<B>) -> AlexNet<B> {
+    sgd_step_on(net, test_batch::<B>(&Default::default()))
+}
+
+/// One SGD step (lr 0.01) on `batch` from `net`.
+fn sgd_step_on<B: burn::tensor::backend::AutodiffBackend>(
+    net: AlexNet<B>,
+    batch: ImageBatch<B>,
+) -> AlexNet<B> {
     let model = Classifier::new(net);
-    let output = model.forward_classification(test_batch::<B>(&Default::default()));
+    let output = model.forward_classification(batch);
     let grads = GradientsParams::from_grads(output.loss.backward(), &model);
     let mut optimizer = SgdConfig::new().init::<B, Classifier<B>>();
     optimizer.step(0.01, model, grads).net
@@ -153,4 +162,56 @@ fn a_model_trained_on_flex_predicts_the_same_on_ndarray() {
         );
         assert!((p - q).abs() < 1e-4, "image {i}: {p} vs {q}");
     }
+}
+
+/// torchvision's network at its own shapes (3 input channels, 64 and 192 channels, 27x27 and
+/// 13x13 maps, the adaptive pool): flex's kernels against ndarray's, forward and one SGD step.
+#[test]
+fn the_imagenet_network_agrees_across_backends_at_224() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = AlexNetConfig::for_arch(Arch::Imagenet)
+        .with_num_classes(10)
+        .with_dropout(0.0);
+    let record = initial_record_of(tmp.path(), 13, &config);
+    let shape = [2, 3, 224, 224];
+    let pixels: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+        .collect();
+    let images = TensorData::new(pixels, shape);
+    let targets = TensorData::new(vec![3i64, 7], [2]);
+
+    let flex: AlexNet<Flex> = load_of(&record, &config);
+    let nd: AlexNet<NdArray> = load_of(&record, &config);
+    let flex_logits = flex.forward(Tensor::from_data(images.clone(), &Default::default()));
+    let nd_logits = nd.forward(Tensor::from_data(images.clone(), &Default::default()));
+    let diff = max_abs_diff(flex_logits, nd_logits);
+    eprintln!("imagenet, flex vs ndarray: max abs logit difference {diff:e}");
+    assert!(diff <= LOGIT_TOLERANCE, "{diff}");
+
+    fn batch<B: Backend>(images: &TensorData, targets: &TensorData) -> ImageBatch<B> {
+        let device = Default::default();
+        ImageBatch {
+            images: Tensor::from_data(images.clone(), &device),
+            targets: Tensor::from_data(targets.clone(), &device),
+        }
+    }
+    let flex_after =
+        sgd_step_on::<Autodiff<Flex>>(load_of(&record, &config), batch(&images, &targets));
+    let nd_after =
+        sgd_step_on::<Autodiff<NdArray>>(load_of(&record, &config), batch(&images, &targets));
+    let before = load_of::<Flex>(&record, &config).feature_values();
+    let (a, b) = (flex_after.feature_values(), nd_after.feature_values());
+    let largest = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max)
+    };
+    let (worst, moved) = (largest(&a, &b), largest(&a, &before));
+    eprintln!("imagenet, after one SGD step: weights differ by {worst:e}, moved by {moved:e}");
+    assert!(
+        moved > 10.0 * WEIGHT_TOLERANCE,
+        "the step must move the weights: {moved}"
+    );
+    assert!(worst <= WEIGHT_TOLERANCE, "{worst}");
 }

@@ -75,3 +75,47 @@ fn too_small_sizes_are_a_clear_error() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// torchvision's `alexnet()` at 224 px: `features`, `avgpool`, the flatten of its `forward`,
+/// `classifier`, and the parameter count its documentation gives.
+const TORCHVISION_TABLE_224: &str = "\
+Conv2d output shape:\t [1, 64, 55, 55]
+ReLU output shape:\t [1, 64, 55, 55]
+MaxPool2d output shape:\t [1, 64, 27, 27]
+Conv2d output shape:\t [1, 192, 27, 27]
+ReLU output shape:\t [1, 192, 27, 27]
+MaxPool2d output shape:\t [1, 192, 13, 13]
+Conv2d output shape:\t [1, 384, 13, 13]
+ReLU output shape:\t [1, 384, 13, 13]
+Conv2d output shape:\t [1, 256, 13, 13]
+ReLU output shape:\t [1, 256, 13, 13]
+Conv2d output shape:\t [1, 256, 13, 13]
+ReLU output shape:\t [1, 256, 13, 13]
+MaxPool2d output shape:\t [1, 256, 6, 6]
+AdaptiveAvgPool2d output shape:\t [1, 256, 6, 6]
+Flatten output shape:\t [1, 9216]
+Dropout output shape:\t [1, 9216]
+Linear output shape:\t [1, 4096]
+ReLU output shape:\t [1, 4096]
+Dropout output shape:\t [1, 4096]
+Linear output shape:\t [1, 4096]
+ReLU output shape:\t [1, 4096]
+Linear output shape:\t [1, 1000]
+";
+
+#[test]
+fn the_imagenet_table_is_torchvisions() {
+    let out = run(&["summary", "--arch", "imagenet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (table, count) = text.split_at(text.find("Total parameters").expect("a count line"));
+    assert_eq!(table, TORCHVISION_TABLE_224);
+    assert_eq!(count.trim(), "Total parameters: 61,100,840");
+    let out = run(&["summary", "--arch", "vgg"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("[possible values: d2l, imagenet]"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -48,9 +48,9 @@ pub fn breakdown<B: AutodiffBackend>(
     device: &B::Device,
     settings: &BenchSettings,
 ) -> Vec<LayerTiming> {
-    let side = settings.resize;
+    let side = settings.resize();
     let images = Tensor::<B, 4>::random(
-        [settings.batch, 1, side, side],
+        [settings.batch, settings.model.in_channels, side, side],
         Distribution::Uniform(0.0, 1.0),
         device,
     );

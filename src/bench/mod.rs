@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use alexnet_model::AlexNetConfig;
 use anyhow::Result;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -32,8 +33,8 @@ pub struct BenchSettings {
     pub batch: usize,
     /// Images per inference pass.
     pub infer_batch: usize,
-    /// Input side.
-    pub resize: usize,
+    /// The network measured (its input side included).
+    pub model: AlexNetConfig,
     /// Timed steps; the median is reported.
     pub iters: usize,
     /// Untimed warm-up steps first.
@@ -43,9 +44,16 @@ pub struct BenchSettings {
 }
 
 impl BenchSettings {
-    /// The training run whose step is measured: d2l's protocol at this size and batch.
+    /// The training run whose step is measured: d2l's protocol for this network and batch.
     fn config(&self) -> TrainingConfig {
-        TrainingConfig::d2l(self.resize).with_batch_size(self.batch)
+        let mut config = TrainingConfig::d2l(self.resize()).with_batch_size(self.batch);
+        config.model = self.model.clone();
+        config
+    }
+
+    /// The input side.
+    pub fn resize(&self) -> usize {
+        self.model.image_size
     }
 }
 
@@ -67,6 +75,8 @@ pub struct Throughput {
 pub struct BenchReport {
     /// Backend and device.
     pub device: String,
+    /// The network: `d2l` or `imagenet`.
+    pub arch: String,
     /// Input side.
     pub resize: usize,
     /// Forward GFLOP per image.
@@ -214,7 +224,7 @@ pub fn run<B: AutodiffBackend>(
     let config = settings.config();
     let forward_gflop = 2.0 * config.model.forward_macs()? as f64 / 1e9;
 
-    let batcher = FashionMnistBatcher::new(settings.resize).with_augmentation(settings.augment);
+    let batcher = FashionMnistBatcher::new(settings.resize()).with_augmentation(settings.augment);
     let pipeline_items = Sample::numbered(items(settings.batch, data_dir), 1);
     let data_pipeline = measure(
         settings,
@@ -260,7 +270,8 @@ pub fn run<B: AutodiffBackend>(
 
     Ok(BenchReport {
         device: label.to_string(),
-        resize: settings.resize,
+        arch: config.model.arch.to_string(),
+        resize: settings.resize(),
         forward_gflop_per_image: forward_gflop,
         data_pipeline,
         augment: describe_augmentation(&settings.augment),
@@ -366,10 +377,7 @@ pub fn loader_throughput<B: Backend>(
         batch_size: settings.batch,
         shuffle: None,
         num_workers: folder.num_workers,
-        transform: ImageTransform {
-            side: settings.resize,
-            channels,
-        },
+        transform: ImageTransform::new(settings.resize(), channels),
         bad: bad.clone(),
         first_epoch: 1,
         on_epoch: None,
@@ -394,7 +402,7 @@ pub fn loader_throughput<B: Backend>(
         folder: folder.dir.clone(),
         images: count,
         channels,
-        resize: settings.resize,
+        resize: settings.resize(),
         batch: settings.batch,
         num_workers: folder.num_workers,
         scan_seconds,
@@ -437,8 +445,10 @@ impl BenchReport {
             )
         };
         format!(
-            "{} at {}x{} ({:.2} GFLOP forward per image), load average {}\nCPU: {}\n{}{}{}{}",
+            "{}, {} network at {}x{} ({:.2} GFLOP forward per image), load average {}\nCPU: \
+             {}\n{}{}{}{}",
             self.device,
+            self.arch,
             self.resize,
             self.resize,
             self.forward_gflop_per_image,

@@ -7,11 +7,12 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
 use super::BackendArgs;
-use super::config_flags::{Loader, SettingFlags};
+use super::config_flags::{Loader, Network, SettingFlags};
 use crate::backend::{Devices, TrainingTask};
 use crate::bench::{self, BenchSettings};
 use crate::run::TrainingConfig;
 use crate::training;
+use alexnet_model::AlexNetConfig;
 
 /// The sizes a benchmark or a warm-up runs at.
 #[derive(Debug, Clone, Args)]
@@ -25,16 +26,23 @@ pub struct ShapeArgs {
     /// Input side.
     #[arg(long, default_value_t = 224)]
     pub resize: usize,
+    #[command(flatten)]
+    pub network: SettingFlags<Network>,
 }
 
 impl ShapeArgs {
+    /// The network at `--resize`, checked.
+    pub fn model(&self) -> Result<AlexNetConfig> {
+        super::model_config(&self.network, self.resize)
+    }
+
     /// Checks the sizes: batches of at least one image, within the activation budget of the
     /// network at `--resize`, which itself must fit.
     pub fn check(&self) -> Result<()> {
         if self.batch == 0 || self.infer_batch == 0 {
             bail!("--batch and --infer-batch must be at least 1");
         }
-        let config = super::model_config(self.resize)?;
+        let config = self.model()?;
         config
             .check_batch(self.batch, true)
             .map_err(|err| anyhow::anyhow!("--batch is too large: {err}"))?;
@@ -66,7 +74,7 @@ impl StepArgs {
         Ok(BenchSettings {
             batch: s.batch,
             infer_batch: s.infer_batch,
-            resize: s.resize,
+            model: s.model()?,
             iters: self.iters,
             warmup: self.warmup,
             augment: Default::default(),
@@ -148,8 +156,8 @@ impl TrainingTask for BenchTask<'_> {
                 false => print!(
                     "{label}, batch {}, {}x{}\nCPU: {}\n{}",
                     settings.batch,
-                    settings.resize,
-                    settings.resize,
+                    settings.resize(),
+                    settings.resize(),
                     bench::cpu_model(),
                     bench::layers::to_text(&rows)
                 ),

@@ -38,6 +38,14 @@ impl SettingList for Loader {
     ];
 }
 
+/// The network's settings: `summary`, `bench`, `warmup` and `import` build it with them.
+#[derive(Debug, Clone, Copy)]
+pub struct Network;
+
+impl SettingList for Network {
+    const SETTINGS: &'static [Setting] = &[Setting::Architecture];
+}
+
 /// The flags of `L`'s settings, as the values given; a setting not given keeps the value of
 /// the configuration they are applied to (d2l's, or the saved one with `--resume`).
 #[derive(Debug, Clone)]

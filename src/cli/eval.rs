@@ -115,10 +115,8 @@ impl InferenceTask for EvalTask<'_> {
         let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
         check_batch(&model.config, args.batch_size, "--batch-size")?;
         let (name, images) = args.images(&model, &run)?;
-        let transform = ImageTransform {
-            side: model.config.image_size,
-            channels: model.config.in_channels,
-        };
+        let transform = ImageTransform::new(model.config.image_size, model.config.in_channels)
+            .with_preprocess(model.data.preprocess);
         let classes = model.data.classes.clone();
         let settings = (transform, args.batch_size, classes.len());
         let images = images.limited(args.limit);

@@ -1,21 +1,24 @@
-//! `alexnet import`: a PyTorch state dict of d2l's network into a run directory.
+//! `alexnet import`: a PyTorch state dict of d2l's network or torchvision's into a run
+//! directory.
 
 use std::path::PathBuf;
 
+use alexnet_model::{AlexNetConfig, Arch, Preprocess};
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use clap::Args;
 
 use super::BackendArgs;
+use super::config_flags::{Network, SettingFlags};
 use crate::backend::{Devices, InferenceTask};
-use crate::interop;
-use crate::run::{RunDir, TrainingConfig};
+use crate::interop::{self, ExportedInput, FileNetwork};
+use crate::run::{ConfigError, RunDir, Setting, TrainingConfig, imagenet_classes};
 
 /// Flags of `alexnet import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The weights of d2l's nn.Sequential AlexNet: torch.save(net.state_dict()) (.pt, .pth) or
-    /// safetensors.
+    /// The weights of d2l's nn.Sequential AlexNet or torchvision's alexnet(): torch.save(net.
+    /// state_dict()) (.pt, .pth) or safetensors. Which network it is, its keys say.
     #[arg(long, value_name = "FILE")]
     pub from: PathBuf,
     /// The run directory to write (config.json and model.mpk), for infer, eval and export.
@@ -28,6 +31,9 @@ pub struct ImportArgs {
     /// For a full checkpoint dict: the key that holds the state dict (e.g. model_state_dict).
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+    /// Confirms the network the file must hold [default: the one its keys say].
+    #[command(flatten)]
+    pub network: SettingFlags<Network>,
     /// Replace a run already in --artifact-dir.
     #[arg(long)]
     pub overwrite: bool,
@@ -43,18 +49,18 @@ impl InferenceTask for ImportTask<'_> {
 
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
         let args = self.0;
-        // A file `alexnet export` wrote says its input and classes; d2l's own is Fashion-MNIST's.
+        // A file `alexnet export` wrote says its input and classes; d2l's own is Fashion-MNIST's,
+        // torchvision's ImageNet's.
         let exported = interop::exported_input(&args.from);
+        let held = interop::file_network(&args.from, args.key.as_deref())?;
         let resize = args.resize.or(exported.image_size).unwrap_or(224);
-        let mut run_config = TrainingConfig::d2l(resize);
-        if let Some(classes) = exported.classes {
-            run_config.model.num_classes = classes.len();
-            run_config.data.classes = classes;
-        }
-        run_config.model.in_channels = exported.in_channels.unwrap_or(1);
-        let config = super::model_config(resize)?
-            .with_num_classes(run_config.model.num_classes)
-            .with_in_channels(run_config.model.in_channels);
+        let arch = match args.network.overrides().given(Setting::Architecture) {
+            true => super::model_config(&args.network, resize)?.arch,
+            false => held.map_or(Arch::D2l, |h| h.arch),
+        };
+        let run_config = run_config(arch, resize, &exported, held);
+        let config = run_config.model.clone();
+        config.validate().map_err(ConfigError::Model)?;
         let (net, format) =
             interop::import_net::<B>(&args.from, &config, args.key.as_deref(), &devices.main)?;
         let run = RunDir::new(&args.artifact_dir);
@@ -62,8 +68,9 @@ impl InferenceTask for ImportTask<'_> {
         let model = run.save_model(&net)?;
         run.save_config(&run_config)?;
         println!(
-            "imported {} ({}, {} parameters, --resize {resize}) into {} and {}",
+            "imported {} ({}'s network, {}, {} parameters, --resize {resize}) into {} and {}",
             args.from.display(),
+            arch,
             format,
             crate::human::thousands(net.parameter_count()),
             model.display(),
@@ -75,4 +82,38 @@ impl InferenceTask for ImportTask<'_> {
         );
         Ok(())
     }
+}
+
+/// The run an imported file makes: `arch`'s network as its source defines it, with what the
+/// file says of its input and classes (an export's metadata, else its first and last layers'
+/// shapes); classes without names are Fashion-MNIST's (10 under d2l's network) or ImageNet's
+/// (1,000 under torchvision's), else numbered.
+fn run_config(
+    arch: Arch,
+    resize: usize,
+    exported: &ExportedInput,
+    held: Option<FileNetwork>,
+) -> TrainingConfig {
+    let mut config = TrainingConfig::d2l(resize);
+    let source = AlexNetConfig::for_arch(arch);
+    let held = held.filter(|h| h.arch == arch);
+    let channels = exported.in_channels.or(held.and_then(|h| h.in_channels));
+    config.model = source
+        .clone()
+        .with_image_size(resize)
+        .with_in_channels(channels.unwrap_or(source.in_channels));
+    let count = held.and_then(|h| h.num_classes);
+    let classes = match (&exported.classes, arch, count) {
+        (Some(names), _, _) => names.clone(),
+        (None, Arch::D2l, None | Some(10)) => config.data.classes.clone(),
+        (None, Arch::Imagenet, None | Some(1000)) => imagenet_classes(),
+        (None, _, Some(count)) => (0..count).map(|i| format!("class {i}")).collect(),
+    };
+    config.model.num_classes = classes.len();
+    config.data.classes = classes;
+    // ImageNet weights read images as torchvision's ImageNet transform makes them.
+    if arch == Arch::Imagenet && config.model.in_channels == 3 {
+        config.data.preprocess = Preprocess::Imagenet;
+    }
+    config
 }

@@ -262,9 +262,7 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
         Command::Infer(args) => args.backend.inference(gpu, infer::InferTask(&args)),
         Command::Serve(args) => args.backend.inference(gpu, serve::ServeTask(&args)),
         Command::Eval(args) => args.backend.inference(gpu, eval::EvalTask(&args)),
-        Command::Summary(args) => args
-            .backend
-            .inference(gpu, summary::SummaryTask(args.resize)),
+        Command::Summary(args) => args.backend.inference(gpu, summary::SummaryTask(&args)),
         Command::Import(args) => args.backend.inference(gpu, import::ImportTask(&args)),
         Command::Export(args) => args.backend.inference(gpu, export::ExportTask(&args)),
         Command::Warmup(args) => {
@@ -297,10 +295,19 @@ fn check_batch(config: &alexnet_model::AlexNetConfig, batch: usize, flag: &str) 
         .map_err(|err| anyhow::anyhow!("{flag} is too large: {err}"))
 }
 
-/// The network at `--resize`, checked as a training configuration's is (so that a bad size
-/// gets the same message).
-fn model_config(resize: usize) -> Result<alexnet_model::AlexNetConfig> {
-    let config = alexnet_model::AlexNetConfig::new().with_image_size(resize);
+/// The network the `network` flags name, as its source defines it (d2l's for Fashion-MNIST,
+/// torchvision's for ImageNet), at `--resize`, checked as a training configuration's is (so
+/// that a bad size gets the same message).
+fn model_config(
+    network: &config_flags::SettingFlags<config_flags::Network>,
+    resize: usize,
+) -> Result<alexnet_model::AlexNetConfig> {
+    let arch = network
+        .overrides()
+        .applied_to(crate::run::TrainingConfig::d2l(resize))
+        .model
+        .arch;
+    let config = alexnet_model::AlexNetConfig::for_arch(arch).with_image_size(resize);
     config.validate().map_err(ConfigError::Model)?;
     Ok(config)
 }

@@ -72,8 +72,10 @@ impl TrainingTask for WarmupTask<'_> {
             bail!("--limit-train must be at least 1");
         }
         args.shapes.check()?;
-        // The steps of d2l's protocol at these sizes: its optimizer and learning rate.
-        let config = TrainingConfig::d2l(args.shapes.resize).with_batch_size(args.shapes.batch);
+        // The steps of d2l's protocol for this network at these sizes: its optimizer and
+        // learning rate.
+        let mut config = TrainingConfig::d2l(args.shapes.resize).with_batch_size(args.shapes.batch);
+        config.model = args.shapes.model()?;
         let cache = devices.kernel_cache.clone();
         if !args.json {
             match &cache {

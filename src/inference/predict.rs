@@ -54,10 +54,10 @@ impl Reader {
                  learnt from an image folder and reads images as they are"
             );
         }
-        Ok(Self::Folder(ImageTransform {
-            side,
-            channels: model.config.in_channels,
-        }))
+        Ok(Self::Folder(
+            ImageTransform::new(side, model.config.in_channels)
+                .with_preprocess(model.data.preprocess),
+        ))
     }
 
     /// The network's input for `image`.

@@ -1,5 +1,6 @@
 //! Which weight file format a file holds, told from its first bytes rather than its name, and
-//! the safetensors metadata this crate writes: the network's input side, channels and classes.
+//! the safetensors metadata this crate writes: the network's architecture, input side, channels
+//! and classes.
 
 use std::fs::File;
 use std::io::Read;
@@ -7,6 +8,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+/// The metadata key of the network's architecture (`d2l` or `imagenet`; the keys say it too).
+pub const ARCH_KEY: &str = "alexnet.arch";
 /// The metadata key of the input side an exported network was trained at.
 pub const IMAGE_SIZE_KEY: &str = "alexnet.image_size";
 /// The metadata key of its input channels.

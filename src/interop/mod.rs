@@ -1,17 +1,19 @@
-//! Weights in the form of d2l's PyTorch network. [`import_net`] reads a state dict of the
-//! chapter's `nn.Sequential` (written by `torch.save`, or as safetensors); [`export_net`] writes
-//! a network as the safetensors state dict that `net.load_state_dict(…)` loads strictly.
+//! Weights in the form of PyTorch's networks: d2l's chapter `nn.Sequential` and torchvision's
+//! `alexnet()`. [`import_net`] reads a state dict of either (written by `torch.save`, or as
+//! safetensors); [`export_net`] writes a network as the safetensors state dict that
+//! `net.load_state_dict(…)` loads strictly.
 //!
 //! burn-store reads both formats, writes safetensors and transposes Linear weights between
-//! PyTorch's `[out, in]` and Burn's `[in, out]`. This module owns d2l's key names, the checks of
-//! what a file holds, and their one-line messages (burn-store's are multi-line reports).
+//! PyTorch's `[out, in]` and Burn's `[in, out]`. This module owns the two networks' key names,
+//! the checks of what a file holds, and their one-line messages (burn-store's are multi-line
+//! reports).
 
 mod format;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use alexnet_model::{AlexNet, AlexNetConfig, MIN_IMAGE_SIZE};
+use alexnet_model::{AlexNet, AlexNetConfig, Arch};
 use anyhow::{Result, anyhow, bail};
 use burn::tensor::DType;
 use burn::tensor::backend::Backend;
@@ -26,7 +28,7 @@ use crate::run;
 
 /// d2l's `nn.Sequential` index of each layer with parameters, by the [`AlexNet`] field that
 /// holds it: PyTorch's `0.weight` is our `conv1.weight`, `14.weight` our `fc1.weight`.
-const LAYER_INDICES: [(&str, &str); 8] = [
+const D2L_LAYERS: [(&str, &str); 8] = [
     ("conv1", "0"),
     ("conv2", "3"),
     ("conv3", "6"),
@@ -37,10 +39,55 @@ const LAYER_INDICES: [(&str, &str); 8] = [
     ("fc3", "20"),
 ];
 
-/// One tensor of a state dict, as d2l names it and PyTorch lays it out.
+/// torchvision's name of each layer with parameters: `features.0.weight` is our
+/// `conv1.weight`, `classifier.1.weight` our `fc1.weight`.
+const TORCHVISION_LAYERS: [(&str, &str); 8] = [
+    ("conv1", "features.0"),
+    ("conv2", "features.3"),
+    ("conv3", "features.6"),
+    ("conv4", "features.8"),
+    ("conv5", "features.10"),
+    ("fc1", "classifier.1"),
+    ("fc2", "classifier.4"),
+    ("fc3", "classifier.6"),
+];
+
+/// PyTorch's layer names of `arch`'s network, by our field names.
+fn layer_names(arch: Arch) -> &'static [(&'static str, &'static str); 8] {
+    match arch {
+        Arch::D2l => &D2L_LAYERS,
+        Arch::Imagenet => &TORCHVISION_LAYERS,
+    }
+}
+
+/// The PyTorch network of `arch`, for messages.
+fn network(arch: Arch) -> &'static str {
+    match arch {
+        Arch::D2l => {
+            "d2l's AlexNet nn.Sequential (keys 0.weight, 0.bias, 3.*, 6.*, 8.*, 10.*, \
+                      14.*, 17.*, 20.*)"
+        }
+        Arch::Imagenet => {
+            "torchvision's alexnet() (keys features.0.*, features.3.*, \
+                           features.6.*, features.8.*, features.10.*, classifier.1.*, \
+                           classifier.4.*, classifier.6.*)"
+        }
+    }
+}
+
+/// The short name of `arch`'s PyTorch network, for messages.
+fn short_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::D2l => "d2l's AlexNet",
+        Arch::Imagenet => "torchvision's AlexNet",
+    }
+}
+
+/// One tensor of a state dict, as PyTorch names it and lays it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateTensor {
-    /// The key in d2l's state dict (`0.weight`).
+    /// The key in PyTorch's state dict (`0.weight` in d2l's, `features.0.weight` in
+    /// torchvision's).
     pub key: String,
     /// The parameter in this crate's network (`conv1.weight`).
     pub param: String,
@@ -48,15 +95,16 @@ pub struct StateTensor {
     pub shape: Vec<usize>,
 }
 
-/// d2l's key for one of our parameter names (`fc1.weight` -> `14.weight`).
-fn d2l_key(param: &str) -> Option<String> {
+/// PyTorch's key for one of our parameter names (d2l's `fc1.weight` -> `14.weight`).
+fn pytorch_key(arch: Arch, param: &str) -> Option<String> {
     let (layer, rest) = param.split_once('.')?;
-    let (_, index) = LAYER_INDICES.iter().find(|(l, _)| *l == layer)?;
-    Some(format!("{index}.{rest}"))
+    let (_, name) = layer_names(arch).iter().find(|(l, _)| *l == layer)?;
+    Some(format!("{name}.{rest}"))
 }
 
-/// The state dict d2l's network has for `net`'s configuration, in the network's order.
-pub fn d2l_state_dict<B: Backend>(net: &AlexNet<B>) -> Vec<StateTensor> {
+/// The state dict PyTorch's network has for `net`'s architecture and configuration, in the
+/// network's order.
+pub fn state_dict<B: Backend>(net: &AlexNet<B>) -> Vec<StateTensor> {
     net.parameter_shapes()
         .into_iter()
         .map(|(param, mut shape)| {
@@ -64,7 +112,8 @@ pub fn d2l_state_dict<B: Backend>(net: &AlexNet<B>) -> Vec<StateTensor> {
             if shape.len() == 2 {
                 shape.reverse();
             }
-            let key = d2l_key(&param).expect("every parameter belongs to a mapped layer");
+            let key =
+                pytorch_key(net.arch(), &param).expect("every parameter belongs to a mapped layer");
             StateTensor { key, param, shape }
         })
         .collect()
@@ -77,7 +126,7 @@ struct Found {
     dtype: DType,
 }
 
-/// The store of one file, of either format, with d2l's keys renamed to ours.
+/// The store of one file, of either format, with PyTorch's keys renamed to ours.
 enum Store {
     Pytorch(PytorchStore),
     Safetensors(SafetensorsStore),
@@ -89,20 +138,20 @@ impl Store {
         Self::open(file, format, Vec::new())
     }
 
-    /// Opens `file` with the keys under `prefix.` (all keys when `None`) renamed from d2l's to
-    /// our parameter names.
-    fn for_loading(file: &Path, format: Format, prefix: Option<&str>) -> Self {
+    /// Opens `file` with the keys under `prefix.` (all keys when `None`) renamed from
+    /// `arch`'s PyTorch names to our parameter names.
+    fn for_loading(file: &Path, format: Format, prefix: Option<&str>, arch: Arch) -> Self {
         let strip = prefix.map(|p| (format!("^{}\\.", regex::escape(p)), String::new()));
-        let layers = LAYER_INDICES
+        let layers = layer_names(arch)
             .iter()
-            .map(|(layer, index)| (format!("^{index}\\."), format!("{layer}.")));
+            .map(|(layer, name)| (format!("^{}\\.", regex::escape(name)), format!("{layer}.")));
         Self::open(file, format, strip.into_iter().chain(layers).collect())
     }
 
     /// Opens `file`, applying the regex `renames` in order.
     fn open(file: &Path, format: Format, renames: Vec<(String, String)>) -> Self {
         match format {
-            // Off: it would renumber d2l's 0, 3, 6, … to 0, 1, 2, ….
+            // Off: it would renumber d2l's 0, 3, 6, … (and torchvision's) to 0, 1, 2, ….
             Format::Pytorch => {
                 let store = PytorchStore::from_file(file).map_indices_contiguous(false);
                 Self::Pytorch(
@@ -156,15 +205,8 @@ fn first_line(message: &str) -> &str {
     line.split(". This may indicate").next().unwrap_or(line)
 }
 
-/// Reads the state dict in `file` into a network built from `config`, or says in one line what
-/// the file holds instead and how to fix it. `key` names the entry of a full checkpoint dict
-/// that holds the state dict (`model_state_dict`). Returns the network and the file's format.
-pub fn import_net<B: Backend>(
-    file: &Path,
-    config: &AlexNetConfig,
-    key: Option<&str>,
-    device: &B::Device,
-) -> Result<(AlexNet<B>, Format)> {
+/// Every tensor of `file` by key, and the file's format, or why it is not a state dict.
+fn read_keys(file: &Path) -> Result<(BTreeMap<String, Found>, Format)> {
     let format = Format::sniff(file)?;
     let found = Store::inspect(file, format).tensors().map_err(|reason| {
         anyhow!(
@@ -174,12 +216,69 @@ pub fn import_net<B: Backend>(
             first_line(&reason.to_string())
         )
     })?;
+    Ok((found, format))
+}
+
+/// Which network's state dict `found` holds (under `prefix.`, when given), told by its keys.
+fn layout(found: &BTreeMap<String, Found>, prefix: Option<&str>) -> Option<Arch> {
+    let under = strip_prefix(found, prefix);
+    Arch::ALL.into_iter().find(|&arch| {
+        layer_names(arch)
+            .iter()
+            .all(|(_, name)| under.contains_key(&format!("{name}.weight")))
+    })
+}
+
+/// What `file` holds, for `alexnet import` to build the network it needs: the architecture its
+/// keys say (none when they are neither network's: `import_net` says why), the input channels
+/// of its first convolution and the classes of its last layer.
+pub fn file_network(file: &Path, key: Option<&str>) -> Result<Option<FileNetwork>> {
+    let (found, _) = read_keys(file)?;
+    let Some(arch) = layout(&found, key) else {
+        return Ok(None);
+    };
+    let under = strip_prefix(&found, key);
+    let shape = |layer: &str| {
+        let (_, name) = layer_names(arch).iter().find(|(l, _)| *l == layer)?;
+        Some(under.get(&format!("{name}.weight"))?.shape.clone())
+    };
+    let in_channels = shape("conv1").and_then(|s| s.get(1).copied());
+    let num_classes = shape("fc3").and_then(|s| s.first().copied());
+    Ok(Some(FileNetwork {
+        arch,
+        in_channels,
+        num_classes,
+    }))
+}
+
+/// The network a state dict holds, by [`file_network`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileNetwork {
+    /// d2l's or torchvision's.
+    pub arch: Arch,
+    /// The first convolution's input channels.
+    pub in_channels: Option<usize>,
+    /// The last layer's outputs.
+    pub num_classes: Option<usize>,
+}
+
+/// Reads the state dict in `file` into a network built from `config` (of its architecture),
+/// or says in one line what the file holds instead and how to fix it. `key` names the entry of
+/// a full checkpoint dict that holds the state dict (`model_state_dict`). Returns the network
+/// and the file's format.
+pub fn import_net<B: Backend>(
+    file: &Path,
+    config: &AlexNetConfig,
+    key: Option<&str>,
+    device: &B::Device,
+) -> Result<(AlexNet<B>, Format)> {
+    let (found, format) = read_keys(file)?;
     let mut net = config.try_init::<B>(device)?;
-    let expected = d2l_state_dict(&net);
-    let prefix = weights_prefix(file, &found, key, &expected)?;
+    let expected = state_dict(&net);
+    let prefix = weights_prefix(file, &found, key, (&expected, config.arch))?;
     let under_prefix = strip_prefix(&found, prefix.as_deref());
     check_tensors(file, &under_prefix, &expected, config)?;
-    let result = Store::for_loading(file, format, prefix.as_deref())
+    let result = Store::for_loading(file, format, prefix.as_deref(), config.arch)
         .load_into(&mut net)
         .map_err(|e| {
             anyhow!(
@@ -215,12 +314,13 @@ fn strip_prefix(found: &BTreeMap<String, Found>, prefix: Option<&str>) -> BTreeM
 }
 
 /// The entry of a checkpoint dict that holds the weights: `key` when given (checked), none for
-/// a plain state dict; a full checkpoint without `--key` is an error naming the key.
+/// a plain state dict; a full checkpoint without `--key`, or the other network's state dict,
+/// is an error naming the key or the network.
 fn weights_prefix(
     file: &Path,
     found: &BTreeMap<String, Found>,
     key: Option<&str>,
-    expected: &[StateTensor],
+    (expected, arch): (&[StateTensor], Arch),
 ) -> Result<Option<String>> {
     let file = file.display();
     if found.is_empty() {
@@ -237,17 +337,13 @@ fn weights_prefix(
                 top_level_keys(found)
             );
         }
+        other_network(&file, found, Some(key), arch)?;
         return Ok(Some(key.to_string()));
     }
+    other_network(&file, found, None, arch)?;
     let first = &expected[0].key;
     if found.contains_key(first) {
         return Ok(None);
-    }
-    if is_torchvision_alexnet(found) {
-        bail!(
-            "{file} is torchvision's AlexNet (keys features.*, classifier.*: the ImageNet \
-             network), not d2l's; import reads d2l's nn.Sequential (keys 0.weight, 3.weight, …)"
-        );
     }
     let nested = found
         .keys()
@@ -261,17 +357,22 @@ fn weights_prefix(
     Ok(None)
 }
 
-/// Whether `found` is torchvision's `alexnet()` state dict: its layers are `features.N` and
-/// `classifier.N`, whose `.0.weight` would otherwise pass for a nested d2l network.
-fn is_torchvision_alexnet(found: &BTreeMap<String, Found>) -> bool {
-    [
-        "features.0.weight",
-        "features.10.weight",
-        "classifier.1.weight",
-        "classifier.6.weight",
-    ]
-    .iter()
-    .all(|key| found.contains_key(*key))
+/// Refuses the state dict of the other network than `arch`'s (torchvision's `features.0.weight`
+/// would otherwise pass for a d2l network nested under `features`).
+fn other_network(
+    file: &impl std::fmt::Display,
+    found: &BTreeMap<String, Found>,
+    prefix: Option<&str>,
+    arch: Arch,
+) -> Result<()> {
+    match layout(found, prefix) {
+        Some(held) if held != arch => bail!(
+            "{file} is {}, not {}; pass --arch {held} to use it",
+            network(held),
+            short_name(arch)
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The distinct first components of the keys, for messages.
@@ -284,8 +385,8 @@ fn top_level_keys(found: &BTreeMap<String, Found>) -> String {
     tops.join(", ")
 }
 
-/// Checks that `found` is exactly d2l's state dict for `config`: every key, no other key,
-/// float32, PyTorch's shapes.
+/// Checks that `found` is exactly the state dict of `config`'s network: every key, no other
+/// key, float32, PyTorch's shapes.
 fn check_tensors(
     file: &Path,
     found: &BTreeMap<String, Found>,
@@ -293,13 +394,15 @@ fn check_tensors(
     config: &AlexNetConfig,
 ) -> Result<()> {
     let file = file.display();
+    let name = short_name(config.arch);
     for want in expected {
         let (key, param) = (&want.key, &want.param);
         let Some(have) = found.get(key) else {
             let keys: Vec<&str> = found.keys().take(4).map(String::as_str).collect();
             bail!(
-                "{file} has no tensor '{key}' (d2l's {param}), so it is not a state dict of d2l's \
-                 AlexNet nn.Sequential (its first keys: {})",
+                "{file} has no tensor '{key}' ({param}), so it is not a state dict of {} (its \
+                 first keys: {})",
+                network(config.arch),
                 keys.join(", ")
             );
         };
@@ -324,8 +427,8 @@ fn check_tensors(
             );
         }
         bail!(
-            "tensor '{key}' (d2l's {param}) in {file} is {:?}, but d2l's AlexNet at --resize {} \
-             needs {:?}{}",
+            "tensor '{key}' ({param}) in {file} is {:?}, but {name} at --resize {} needs \
+             {:?}{}",
             have.shape,
             config.image_size,
             want.shape,
@@ -337,8 +440,9 @@ fn check_tensors(
         .find(|k| !expected.iter().any(|e| &e.key == *k))
     {
         bail!(
-            "{file} has a tensor '{extra}' that d2l's AlexNet does not have, so it holds another \
-             network (d2l's keys are 0.weight, 0.bias, 3.*, 6.*, 8.*, 10.*, 14.*, 17.*, 20.*)"
+            "{file} has a tensor '{extra}' that {name} does not have, so it holds another \
+             network (the keys of {})",
+            network(config.arch)
         );
     }
     Ok(())
@@ -352,7 +456,7 @@ fn resize_hint(param: &str, shape: &[usize], config: &AlexNetConfig) -> String {
     if param != "fc1.weight" {
         return String::new();
     }
-    let fits: Vec<usize> = (MIN_IMAGE_SIZE..=1024)
+    let fits: Vec<usize> = (config.arch.min_image_size()..=1024)
         .filter(|&side| {
             let other = config.clone().with_image_size(side);
             other.flatten_width() == Ok(*width)
@@ -365,9 +469,9 @@ fn resize_hint(param: &str, shape: &[usize], config: &AlexNetConfig) -> String {
     }
 }
 
-/// Writes `net` to `out` as d2l's safetensors state dict (PyTorch key names and layouts), with
-/// its input side, channels and `classes` in the metadata; returns the bytes written. The file
-/// appears whole or not at all.
+/// Writes `net` to `out` as its PyTorch network's safetensors state dict (d2l's or
+/// torchvision's key names, PyTorch's layouts), with its architecture, input side, channels and
+/// `classes` in the metadata; returns the bytes written. The file appears whole or not at all.
 pub fn export_net<B: Backend>(
     net: &AlexNet<B>,
     (config, classes): (&AlexNetConfig, &[String]),
@@ -379,12 +483,15 @@ pub fn export_net<B: Backend>(
         .with_to_adapter(BurnToPyTorchAdapter)
         .clear_metadata()
         .metadata("format", "pt")
+        .metadata(format::ARCH_KEY, config.arch.to_string())
         .metadata(format::IMAGE_SIZE_KEY, config.image_size.to_string())
         .metadata(format::CHANNELS_KEY, config.in_channels.to_string())
         .metadata(format::CLASSES_KEY, classes);
-    let mut store = LAYER_INDICES.iter().fold(store, |s, (layer, index)| {
-        s.with_key_remapping(format!("^{layer}\\."), format!("{index}."))
-    });
+    let mut store = layer_names(config.arch)
+        .iter()
+        .fold(store, |s, (layer, name)| {
+            s.with_key_remapping(format!("^{layer}\\."), format!("{name}."))
+        });
     net.save_into(&mut store)
         .map_err(|e| anyhow!("cannot export the network: {}", first_line(&e.to_string())))?;
     let bytes = store
@@ -399,19 +506,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_follow_d2ls_sequential_indices() {
-        assert_eq!(d2l_key("conv1.weight").as_deref(), Some("0.weight"));
-        assert_eq!(d2l_key("conv5.bias").as_deref(), Some("10.bias"));
-        assert_eq!(d2l_key("fc1.weight").as_deref(), Some("14.weight"));
-        assert_eq!(d2l_key("fc3.bias").as_deref(), Some("20.bias"));
-        assert_eq!(d2l_key("pool1.weight"), None);
+    fn keys_follow_d2ls_sequential_indices_and_torchvisions_names() {
+        let d2l = |param| pytorch_key(Arch::D2l, param);
+        assert_eq!(d2l("conv1.weight").as_deref(), Some("0.weight"));
+        assert_eq!(d2l("conv5.bias").as_deref(), Some("10.bias"));
+        assert_eq!(d2l("fc1.weight").as_deref(), Some("14.weight"));
+        assert_eq!(d2l("fc3.bias").as_deref(), Some("20.bias"));
+        assert_eq!(d2l("pool1.weight"), None);
+        let torchvision = |param| pytorch_key(Arch::Imagenet, param);
+        assert_eq!(
+            torchvision("conv1.weight").as_deref(),
+            Some("features.0.weight")
+        );
+        assert_eq!(
+            torchvision("conv5.bias").as_deref(),
+            Some("features.10.bias")
+        );
+        assert_eq!(
+            torchvision("fc1.weight").as_deref(),
+            Some("classifier.1.weight")
+        );
+        assert_eq!(
+            torchvision("fc3.bias").as_deref(),
+            Some("classifier.6.bias")
+        );
     }
 
     #[cfg(feature = "flex")]
     #[test]
     fn the_state_dict_has_pytorchs_layouts() {
         let net: AlexNet<burn::backend::Flex> = AlexNetConfig::new().init(&Default::default());
-        let dict = d2l_state_dict(&net);
+        let dict = state_dict(&net);
         assert_eq!(dict.len(), 16);
         let shape = |key: &str| dict.iter().find(|t| t.key == key).unwrap().shape.clone();
         assert_eq!(shape("0.weight"), vec![96, 1, 11, 11]);
@@ -421,6 +546,43 @@ mod tests {
         assert_eq!(
             (dict[10].param.as_str(), dict[10].key.as_str()),
             ("fc1.weight", "14.weight")
+        );
+    }
+
+    /// The shapes of torchvision's `alexnet().state_dict()`.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn the_imagenet_state_dict_is_torchvisions() {
+        let config = AlexNetConfig::new()
+            .with_arch(Arch::Imagenet)
+            .with_in_channels(3)
+            .with_num_classes(1000);
+        let net: AlexNet<burn::backend::Flex> = config.init(&Default::default());
+        let dict = state_dict(&net);
+        let shapes: Vec<(&str, Vec<usize>)> = dict
+            .iter()
+            .map(|t| (t.key.as_str(), t.shape.clone()))
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                ("features.0.weight", vec![64, 3, 11, 11]),
+                ("features.0.bias", vec![64]),
+                ("features.3.weight", vec![192, 64, 5, 5]),
+                ("features.3.bias", vec![192]),
+                ("features.6.weight", vec![384, 192, 3, 3]),
+                ("features.6.bias", vec![384]),
+                ("features.8.weight", vec![256, 384, 3, 3]),
+                ("features.8.bias", vec![256]),
+                ("features.10.weight", vec![256, 256, 3, 3]),
+                ("features.10.bias", vec![256]),
+                ("classifier.1.weight", vec![4096, 9216]),
+                ("classifier.1.bias", vec![4096]),
+                ("classifier.4.weight", vec![4096, 4096]),
+                ("classifier.4.bias", vec![4096]),
+                ("classifier.6.weight", vec![1000, 4096]),
+                ("classifier.6.bias", vec![1000]),
+            ]
         );
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_model::AlexNetConfig;
+use alexnet_model::{AlexNetConfig, Preprocess};
 use burn::config::Config;
 
 /// The most data-loading threads a run may ask for (each holds a batch in memory).
@@ -87,6 +87,15 @@ pub fn fashion_mnist_classes() -> Vec<String> {
     .to_vec()
 }
 
+/// ImageNet-1k's 1,000 classes in label order, as torchvision names them (its
+/// `_IMAGENET_CATEGORIES`, which the ImageNet weights' metadata carries).
+pub fn imagenet_classes() -> Vec<String> {
+    include_str!("imagenet_classes.txt")
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 impl DataConfig {
     /// Whether the network reads Fashion-MNIST: no folder, and Fashion-MNIST's classes (a
     /// network imported from another folder run has neither).
@@ -125,6 +134,10 @@ pub struct DataConfig {
     /// The seed of the batch order and the augmentation draws; `None` is the run's `seed`.
     #[config(default = "None")]
     pub seed: Option<u64>,
+    /// How an image becomes the network's input: d2l's, or torchvision's ImageNet transform
+    /// (which ImageNet weights expect).
+    #[config(default = "Preprocess::D2l")]
+    pub preprocess: Preprocess,
 }
 
 impl TrainingConfig {
@@ -373,6 +386,19 @@ impl TrainingConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imagenet_has_a_thousand_distinct_classes_in_torchvisions_order() {
+        let classes = imagenet_classes();
+        assert_eq!(classes.len(), 1000);
+        let distinct: std::collections::BTreeSet<&String> = classes.iter().collect();
+        assert_eq!(distinct.len(), 1000);
+        assert_eq!(
+            (classes[0].as_str(), classes[999].as_str()),
+            ("tench", "toilet tissue")
+        );
+        assert_eq!(classes[207], "golden retriever");
+    }
 
     #[test]
     fn defaults_are_the_d2l_protocol() {

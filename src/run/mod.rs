@@ -21,7 +21,7 @@ use burn::tensor::backend::Backend;
 
 pub use config::{
     AugmentConfig, DataConfig, InitConfig, LrSchedule, MAX_WORKERS, OptimizerConfig, OptimizerKind,
-    TrainingConfig, UnknownField, fashion_mnist_classes,
+    TrainingConfig, UnknownField, fashion_mnist_classes, imagenet_classes,
 };
 pub use history::{Batch, EpochHistory, SAMPLES_PER_EPOCH, Totals};
 pub use journal::{EpochMetrics, JournalEntry, METRICS_CSV_HEADER};

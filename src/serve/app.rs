@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use alexnet_model::{Arch, Preprocess};
 use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -40,6 +41,10 @@ pub struct ModelInfo {
     pub run_dir: PathBuf,
     /// `fashion-mnist` (uploads read as `infer` reads photos for it) or `image-folder`.
     pub reads: &'static str,
+    /// The network's architecture: `d2l` or `imagenet`.
+    pub arch: Arch,
+    /// How uploads become the network's input: `d2l` or `imagenet`.
+    pub preprocess: Preprocess,
 }
 
 impl ModelInfo {
@@ -58,6 +63,8 @@ impl ModelInfo {
             } else {
                 "image-folder"
             },
+            arch: model.config.arch,
+            preprocess: model.data.preprocess,
         }
     }
 
@@ -274,7 +281,7 @@ impl App {
         }
         let arriving = self.queue.arriving();
         let input = self.read_upload(body, invert).await?;
-        let preview = preview.then(|| preview_png(&input, info.channels, info.image_size));
+        let preview = preview.then(|| preview_png(&input, &info));
         let answer = self.ask_model(input, top, arriving).await?;
         Ok(Predicted {
             top: answer.top,
@@ -359,20 +366,28 @@ fn decoders() -> usize {
     2 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// The network's input as a PNG data URL (values in [0, 1], channel after channel).
-fn preview_png(input: &[f32], channels: usize, side: usize) -> String {
+/// The network's input as a PNG data URL (channel after channel, normalised values taken back
+/// to [0, 1] first), as `info`'s network sees it.
+fn preview_png(input: &[f32], info: &ModelInfo) -> String {
+    let (channels, side) = (info.channels, info.image_size);
     let area = side * side;
-    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let byte = |channel: usize, v: f32| {
+        let v = match info.preprocess.mean_std(channel, channels) {
+            Some((mean, std)) => v * std + mean,
+            None => v,
+        };
+        (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    };
     let mut png = Vec::new();
     let encoder = image::codecs::png::PngEncoder::new(&mut png);
     let (pixels, colour) = if channels == 3 {
         let rgb = (0..area)
-            .flat_map(|i| [input[i], input[area + i], input[2 * area + i]].map(byte))
+            .flat_map(|i| [0, 1, 2].map(|c| byte(c, input[c * area + i])))
             .collect::<Vec<u8>>();
         (rgb, image::ExtendedColorType::Rgb8)
     } else {
         (
-            input.iter().map(|&v| byte(v)).collect(),
+            input.iter().map(|&v| byte(0, v)).collect(),
             image::ExtendedColorType::L8,
         )
     };

@@ -153,10 +153,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());
         let bad = BadImages::collect();
-        let transform = ImageTransform {
-            side: 8,
-            channels: 1,
-        };
+        let transform = ImageTransform::new(8, 1);
         let gone = dir.path().join("gone.png");
         let sample = Sample {
             item: ImageFile {

@@ -1,10 +1,10 @@
 //! `init.from`: a new run's weights taken from another network (a run directory's record, or
-//! d2l's PyTorch weights), adapted to this run's classes and channels, with one line saying
+//! d2l's or torchvision's PyTorch weights), adapted to this run's classes and channels, with one line saying
 //! what was loaded, adapted and re-initialised, and from where.
 
 use std::path::{Path, PathBuf};
 
-use alexnet_model::{AlexNet, AlexNetConfig, TransferError};
+use alexnet_model::{AlexNet, AlexNetConfig, Arch, Preprocess, TransferError};
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 
@@ -88,6 +88,24 @@ pub fn start_from<B: Backend>(
     Ok(net)
 }
 
+/// How the network `from` names (a run directory or a weights file) reads images: a run's
+/// recorded preprocessing, ImageNet's for torchvision's colour network; `None` when `from`
+/// cannot be read (starting from it then says why).
+pub fn source_preprocess(from: &Path) -> Option<Preprocess> {
+    if from.is_dir() {
+        let run = RunDir::new(from);
+        return TrainingConfig::from_file(&run.config_file())
+            .ok()
+            .map(|c| c.data.preprocess);
+    }
+    let held = interop::file_network(from, None).ok()??;
+    let imagenet = held.arch == Arch::Imagenet && held.in_channels == Some(3);
+    Some(match imagenet {
+        true => Preprocess::Imagenet,
+        false => Preprocess::D2l,
+    })
+}
+
 /// The source network and the record it came from: a run directory's chosen record, or a
 /// PyTorch file read as `alexnet import` reads it.
 fn load_source<B: Backend>(
@@ -105,6 +123,11 @@ fn load_source<B: Backend>(
             .expect("every string is a choice");
         let loaded = load_model::<B>(&RunDir::new(from), &choice, device)
             .with_context(|| format!("cannot start from the run {}", from.display()))?;
+        let (source, target) = (loaded.config.arch, config.model.arch);
+        if source != target {
+            return Err(anyhow::Error::from(TransferError::Arch { source, target })
+                .context(format!("cannot start from {}", from.display())));
+        }
         let width = loaded.config.flatten_width()?;
         if width != config.model.flatten_width()? {
             let side = Some(loaded.config.image_size);
@@ -119,11 +142,25 @@ fn load_source<B: Backend>(
             from.display()
         );
     }
+    // The file's own network: the one its keys say, with its input and classes.
     let exported = interop::exported_input(from);
-    let source = AlexNetConfig::new()
+    let held = interop::file_network(from, None)?;
+    let defaults = AlexNetConfig::for_arch(held.map_or(config.model.arch, |h| h.arch));
+    let classes = exported.classes.map(|c| c.len());
+    let source = defaults
+        .clone()
         .with_image_size(exported.image_size.unwrap_or(config.model.image_size))
-        .with_num_classes(exported.classes.map_or(10, |c| c.len()))
-        .with_in_channels(exported.in_channels.unwrap_or(1));
+        .with_num_classes(
+            classes
+                .or(held.and_then(|h| h.num_classes))
+                .unwrap_or(defaults.num_classes),
+        )
+        .with_in_channels(
+            exported
+                .in_channels
+                .or(held.and_then(|h| h.in_channels))
+                .unwrap_or(defaults.in_channels),
+        );
     let (net, _) = interop::import_net::<B>(from, &source, None, device)?;
     Ok((net, from.to_path_buf()))
 }

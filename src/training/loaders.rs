@@ -65,10 +65,8 @@ pub fn loaders<B: AutodiffBackend>(
         batch_size: config.batch_size,
         shuffle: Some(config.data_seed()),
         num_workers: config.num_workers,
-        transform: ImageTransform {
-            side: config.model.image_size,
-            channels: config.model.in_channels,
-        },
+        transform: ImageTransform::new(config.model.image_size, config.model.in_channels)
+            .with_preprocess(config.data.preprocess),
         bad: bad_train.clone(),
         first_epoch: done + 1,
         on_epoch: Some(Arc::new(move |epoch| {
@@ -122,10 +120,7 @@ mod tests {
 
     /// A batch of `missing` files that are not there, for epoch 2.
     fn batch_of_missing(bad: &BadImages, missing: usize) {
-        let transform = ImageTransform {
-            side: 8,
-            channels: 1,
-        };
+        let transform = ImageTransform::new(8, 1);
         let batcher = FolderBatcher::new(transform, bad.clone(), Augmentation::default());
         let samples: Vec<Sample<ImageFile>> = (0..missing)
             .map(|index| Sample {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::resume;
+use alexnet_model::Preprocess;
+
+use super::{init, resume};
 use crate::data::{ImageFolder, Layout, Purpose, ScanOptions};
 use crate::run::{ConfigError, Overrides, RunDir, Setting, TrainingConfig};
 
@@ -53,15 +55,36 @@ pub fn resolve_config(run: &RunDir, start: &Start, overrides: &Overrides) -> Res
                 Some(file) => TrainingConfig::from_file_strict(file)?,
                 None => TrainingConfig::d2l(224),
             };
-            with_folder(overrides.applied_to(base), overrides)?
+            with_folder(
+                with_source_preprocess(overrides.applied_to(base), overrides),
+                overrides,
+            )?
         }
     };
     plan.config.validate()?;
     Ok(plan)
 }
 
+/// The preprocessing of the network `init.from` names (ImageNet's for ImageNet weights) unless
+/// `--preprocess` is `given`: weights read images as they were trained to.
+fn with_source_preprocess(mut config: TrainingConfig, given: &Overrides) -> TrainingConfig {
+    if given.given(Setting::Preprocess) {
+        return config;
+    }
+    if let Some(preprocess) = config
+        .init
+        .from
+        .as_deref()
+        .and_then(init::source_preprocess)
+    {
+        config.data.preprocess = preprocess;
+    }
+    config
+}
+
 /// Scans the config's image folder, if it names one, and takes its classes, and its channels
-/// unless `given`: one when every image is grey, else three. A held-out fraction `given` for a
+/// unless `given`: three for ImageNet's preprocessing (grey images become three equal planes,
+/// as PIL's `convert("RGB")` makes them), else one when every image is grey, else three. A held-out fraction `given` for a
 /// folder that has its own `val/` is refused rather than ignored.
 fn with_folder(mut config: TrainingConfig, given: &Overrides) -> Result<Plan> {
     let Some(root) = config.data.images.clone() else {
@@ -89,7 +112,8 @@ fn with_folder(mut config: TrainingConfig, given: &Overrides) -> Result<Plan> {
     config.data.classes = folder.classes.clone();
     config.model.num_classes = folder.classes.len();
     if !given.given(Setting::Channels) {
-        config.model.in_channels = if folder.all_grey { 1 } else { 3 };
+        let grey = folder.all_grey && config.data.preprocess != Preprocess::Imagenet;
+        config.model.in_channels = if grey { 1 } else { 3 };
     }
     Ok(Plan {
         config,

@@ -26,8 +26,13 @@ pub fn test_batch<B: Backend>(device: &B::Device) -> ImageBatch<B> {
 
 /// Loads the record at `path` on backend `B`.
 pub fn load<B: Backend>(path: &Path) -> AlexNet<B> {
+    load_of::<B>(path, &config())
+}
+
+/// Loads the record of a `config` network at `path` on backend `B`.
+pub fn load_of<B: Backend>(path: &Path, config: &AlexNetConfig) -> AlexNet<B> {
     let device = Default::default();
-    config()
+    config
         .init::<B>(&device)
         .load_file(path, &alexnet::run::recorder(), &device)
         .unwrap()
@@ -36,10 +41,15 @@ pub fn load<B: Backend>(path: &Path) -> AlexNet<B> {
 /// Fresh weights (seeded) written as a record: every backend then starts from the same values.
 /// (Burn draws parameters lazily: a network and its clone would draw different ones.)
 pub fn initial_record(dir: &Path, seed: u64) -> PathBuf {
+    initial_record_of(dir, seed, &config())
+}
+
+/// [`initial_record`] of a `config` network.
+pub fn initial_record_of(dir: &Path, seed: u64, config: &AlexNetConfig) -> PathBuf {
     let device = Default::default();
     Flex::seed(&device, seed);
     let path = dir.join("initial");
-    config()
+    config
         .init::<Flex>(&device)
         .save_file(&path, &alexnet::run::recorder())
         .unwrap();

@@ -1,6 +1,6 @@
-//! State dicts of d2l's network as PyTorch writes them (d2l's keys, PyTorch's layouts), with
-//! weights from the formula `reference/pytorch/parity.py` uses, so that both sides hold the same
-//! bits without a weight file in the repository.
+//! State dicts of d2l's and torchvision's networks as PyTorch writes them (their keys,
+//! PyTorch's layouts), with weights from the formula `reference/pytorch/parity.py` uses, so
+//! that both sides hold the same bits without a weight file in the repository.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,15 +57,23 @@ fn formula_values(t: usize, shape: &[usize], weight_shape: &[usize]) -> Vec<f32>
 
 /// d2l's state dict at input side `resize`, in PyTorch's order.
 pub fn layout<B: Backend>(resize: usize) -> Vec<StateTensor> {
-    let net: AlexNet<B> = AlexNetConfig::new()
-        .with_image_size(resize)
-        .init(&Default::default());
-    interop::d2l_state_dict(&net)
+    layout_of::<B>(&AlexNetConfig::new().with_image_size(resize))
+}
+
+/// The state dict of `config`'s network (d2l's or torchvision's), in PyTorch's order.
+pub fn layout_of<B: Backend>(config: &AlexNetConfig) -> Vec<StateTensor> {
+    let net: AlexNet<B> = config.init(&Default::default());
+    interop::state_dict(&net)
 }
 
 /// d2l's state dict at `resize` filled by the formula.
 pub fn formula<B: Backend>(resize: usize) -> Vec<Entry> {
-    let dict = layout::<B>(resize);
+    formula_of::<B>(&AlexNetConfig::new().with_image_size(resize))
+}
+
+/// The state dict of `config`'s network filled by the formula.
+pub fn formula_of<B: Backend>(config: &AlexNetConfig) -> Vec<Entry> {
+    let dict = layout_of::<B>(config);
     dict.iter()
         .enumerate()
         .map(|(t, tensor)| {

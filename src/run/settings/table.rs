@@ -1,5 +1,7 @@
 //! The declaration of every setting, in `--help` order: the one place a setting is spelled.
 
+use alexnet_model::{Arch, Preprocess};
+
 use super::super::config::{
     AugmentConfig, DataConfig, LrSchedule, MAX_WORKERS, OptimizerConfig, OptimizerKind,
 };
@@ -65,6 +67,24 @@ settings! {
                 needs: Some(Setting::LrSchedule),
             },
         ],
+    }
+    /// `model.arch`: which AlexNet.
+    Architecture {
+        field: "model.arch",
+        flag: "--arch",
+        help: "The network [default: d2l]",
+        heading: Some("Network"),
+        kind: Kind::Choice(&[
+            ("d2l", "d2l's chapter network, for Fashion-MNIST (96-256-384-384-256 channels)"),
+            (
+                "imagenet",
+                "torchvision's alexnet(), the ImageNet network (64-192-384-256-256 channels, \
+                 an adaptive pool to 6x6)",
+            ),
+        ]),
+        show: |c| c.model.arch.to_string(),
+        set: |c, v| c.model.arch = named(&Arch::ALL, &v.text()),
+        report: Some("{}"),
     }
     /// `model.image_size`: the side images are resized to (checked by the network's config).
     ImageSize {
@@ -203,6 +223,35 @@ settings! {
             },
         ],
         report: Some("{} channels"),
+    }
+    /// `data.preprocess`: how an image becomes the network's input.
+    Preprocess {
+        field: "data.preprocess",
+        flag: "--preprocess",
+        help: "How images become the network's input [default: d2l; imagenet when --init-from \
+               names ImageNet weights]",
+        heading: Some("Images"),
+        kind: Kind::Choice(&[
+            (
+                "d2l",
+                "Resized to --resize (a non-square image's shorter side, then the centre), \
+                 pixels in [0, 1]",
+            ),
+            (
+                "imagenet",
+                "torchvision's ImageNet transform: the shorter side to 256/224 of --resize, the \
+                 centre kept, red, green and blue normalised by ImageNet's mean and std",
+            ),
+        ]),
+        show: |c| c.data.preprocess.to_string(),
+        set: |c, v| c.data.preprocess = named(&Preprocess::ALL, &v.text()),
+        checks: &[Check {
+            holds: |c| c.data.preprocess == Preprocess::D2l || c.model.in_channels == 3,
+            message: "{flag} {value} normalises red, green and blue: it needs {needs} 3 (an \
+                      image folder)",
+            needs: Some(Setting::Channels),
+        }],
+        report: Some("{} preprocessing"),
     }
     /// `data.skip_bad_images`.
     SkipBadImages {
