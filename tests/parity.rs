@@ -1,6 +1,6 @@
 //! Cross-backend parity, flex against ndarray: the same weights and batch give the same logits,
 //! one SGD step gives the same weights, and a record written on one backend predicts the same
-//! classes on the other. Built when both features are on (CI builds every backend).
+//! classes on the other. Built when both features are on (CI: `--features ndarray`).
 
 #![cfg(all(feature = "flex", feature = "ndarray"))]
 
