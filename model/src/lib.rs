@@ -175,6 +175,17 @@ impl Preprocess {
     }
 }
 
+impl Preprocess {
+    /// How weights of `arch` with `in_channels` input channels expect images: ImageNet's
+    /// transform for torchvision's colour network, d2l's otherwise.
+    pub fn for_weights(arch: Arch, in_channels: usize) -> Self {
+        match (arch, in_channels) {
+            (Arch::Imagenet, 3) => Self::Imagenet,
+            _ => Self::D2l,
+        }
+    }
+}
+
 impl std::fmt::Display for Preprocess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use alexnet_model::{AlexNetConfig, Arch, Preprocess};
+use alexnet_model::{Arch, Preprocess};
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -95,25 +95,15 @@ fn run_config(
     held: Option<FileNetwork>,
 ) -> TrainingConfig {
     let mut config = TrainingConfig::d2l(resize);
-    let source = AlexNetConfig::for_arch(arch);
-    let held = held.filter(|h| h.arch == arch);
-    let channels = exported.in_channels.or(held.and_then(|h| h.in_channels));
-    config.model = source
-        .clone()
-        .with_image_size(resize)
-        .with_in_channels(channels.unwrap_or(source.in_channels));
-    let count = held.and_then(|h| h.num_classes);
-    let classes = match (&exported.classes, arch, count) {
+    config.model = interop::file_model(arch, resize, exported, held);
+    let count = config.model.num_classes;
+    config.data.classes = match (&exported.classes, arch, count) {
         (Some(names), _, _) => names.clone(),
-        (None, Arch::D2l, None | Some(10)) => config.data.classes.clone(),
-        (None, Arch::Imagenet, None | Some(1000)) => imagenet_classes(),
-        (None, _, Some(count)) => (0..count).map(|i| format!("class {i}")).collect(),
+        (None, Arch::D2l, 10) => config.data.classes.clone(),
+        (None, Arch::Imagenet, 1000) => imagenet_classes(),
+        (None, _, count) => (0..count).map(|i| format!("class {i}")).collect(),
     };
-    config.model.num_classes = classes.len();
-    config.data.classes = classes;
-    // ImageNet weights read images as torchvision's ImageNet transform makes them.
-    if arch == Arch::Imagenet && config.model.in_channels == 3 {
-        config.data.preprocess = Preprocess::Imagenet;
-    }
+    // The weights read images as they were trained to (ImageNet's transform for ImageNet's).
+    config.data.preprocess = Preprocess::for_weights(arch, config.model.in_channels);
     config
 }

@@ -251,6 +251,27 @@ pub fn file_network(file: &Path, key: Option<&str>) -> Result<Option<FileNetwork
     }))
 }
 
+/// The network of `arch` that a weights file holds at input side `image_size`: its channels
+/// and classes as the file's export metadata says, else as its first and last layers' shapes
+/// (when its keys are `arch`'s), else `arch`'s own ([`AlexNetConfig::for_arch`]).
+pub fn file_model(
+    arch: Arch,
+    image_size: usize,
+    exported: &ExportedInput,
+    held: Option<FileNetwork>,
+) -> AlexNetConfig {
+    let defaults = AlexNetConfig::for_arch(arch);
+    let held = held.filter(|h| h.arch == arch);
+    let classes = exported.classes.as_ref().map(Vec::len);
+    let in_channels = exported.in_channels.or(held.and_then(|h| h.in_channels));
+    let num_classes = classes.or(held.and_then(|h| h.num_classes));
+    defaults
+        .clone()
+        .with_image_size(image_size)
+        .with_in_channels(in_channels.unwrap_or(defaults.in_channels))
+        .with_num_classes(num_classes.unwrap_or(defaults.num_classes))
+}
+
 /// The network a state dict holds, by [`file_network`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileNetwork {

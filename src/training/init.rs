@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_model::{AlexNet, AlexNetConfig, Arch, Preprocess, TransferError};
+use alexnet_model::{AlexNet, AlexNetConfig, Preprocess, TransferError};
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 
@@ -99,11 +99,7 @@ pub fn source_preprocess(from: &Path) -> Option<Preprocess> {
             .map(|c| c.data.preprocess);
     }
     let held = interop::file_network(from, None).ok()??;
-    let imagenet = held.arch == Arch::Imagenet && held.in_channels == Some(3);
-    Some(match imagenet {
-        true => Preprocess::Imagenet,
-        false => Preprocess::D2l,
-    })
+    Some(Preprocess::for_weights(held.arch, held.in_channels?))
 }
 
 /// The source network and the record it came from: a run directory's chosen record, or a
@@ -145,22 +141,9 @@ fn load_source<B: Backend>(
     // The file's own network: the one its keys say, with its input and classes.
     let exported = interop::exported_input(from);
     let held = interop::file_network(from, None)?;
-    let defaults = AlexNetConfig::for_arch(held.map_or(config.model.arch, |h| h.arch));
-    let classes = exported.classes.map(|c| c.len());
-    let source = defaults
-        .clone()
-        .with_image_size(exported.image_size.unwrap_or(config.model.image_size))
-        .with_num_classes(
-            classes
-                .or(held.and_then(|h| h.num_classes))
-                .unwrap_or(defaults.num_classes),
-        )
-        .with_in_channels(
-            exported
-                .in_channels
-                .or(held.and_then(|h| h.in_channels))
-                .unwrap_or(defaults.in_channels),
-        );
+    let arch = held.map_or(config.model.arch, |h| h.arch);
+    let side = exported.image_size.unwrap_or(config.model.image_size);
+    let source = interop::file_model(arch, side, &exported, held);
     let (net, _) = interop::import_net::<B>(from, &source, None, device)?;
     Ok((net, from.to_path_buf()))
 }
