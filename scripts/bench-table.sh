@@ -8,7 +8,8 @@
 #   e.g. scripts/bench-table.sh target/release/alexnet ~/venv-torch/bin/python 3
 #
 # PYTHON is a Python with PyTorch (pip install -r reference/pytorch/requirements.txt).
-# Environment: BATCHES (default "32 64 128 256"), SIZES ("96 160 224"), BACKEND (flex),
+# Environment: ARCH (d2l, or imagenet: torchvision's alexnet() on both sides), BATCHES (default
+# "32 64 128 256"), SIZES ("96 160 224"), BACKEND (flex),
 # WARMUP (4): untimed steps first, on both sides. Our first steps zero fresh memory pages
 # (0.89, 0.3, 0.15, 0.2 s at 96 px / batch 32 against 0.14 s from the fifth on) and PyTorch is
 # steady from its second: fewer warm-up steps measure that, not the speed.
@@ -20,18 +21,19 @@ python=${2:?usage: bench-table.sh ALEXNET PYTHON [ITERS] (--help for more)}
 iters=${3:-3}
 reference=$(cd "$(dirname "$0")/../reference/pytorch" && pwd)/bench_ref.py
 backend=${BACKEND:-flex}
+arch=${ARCH:-d2l}
 warmup=${WARMUP:-4}
 
 "$(dirname "$0")/host-line.sh"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $iters timed steps after $warmup"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $arch's network; $iters timed steps after $warmup"
 echo
 echo "| size | batch | $backend train img/s | PyTorch train img/s | train ratio | $backend infer img/s | PyTorch infer img/s | infer ratio |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for size in ${SIZES:-96 160 224}; do
   for batch in ${BATCHES:-32 64 128 256}; do
-    ours=$("$bin" bench --backend "$backend" --resize "$size" --batch "$batch" \
+    ours=$("$bin" bench --arch "$arch" --backend "$backend" --resize "$size" --batch "$batch" \
       --infer-batch "$batch" --iters "$iters" --warmup "$warmup" --json)
-    theirs=$("$python" "$reference" --synthetic --resize "$size" --batch "$batch" \
+    theirs=$("$python" "$reference" --arch "$arch" --synthetic --resize "$size" --batch "$batch" \
       --infer-batch "$batch" --iters "$iters" --warmup "$warmup" 2>/dev/null | tail -n 1)
     python3 - "$size" "$batch" "$ours" "$theirs" <<'PY'
 import json, sys

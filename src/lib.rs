@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod download;
 pub mod evaluation;
 pub mod human;
 pub mod inference;

@@ -284,6 +284,45 @@ fn exported_metadata_is_only_a_default() {
     assert!(line.contains("--resize 224"), "{line}");
 }
 
+/// `infer --arch imagenet` without a run: torchvision's weights from the cache folder (where
+/// `alexnet download` puts them; here a formula-weight file under their name), imported there
+/// once; and --arch checked against a run that holds the other network.
+#[test]
+fn infer_with_arch_imagenet_alone_reads_torchvisions_weights_from_the_cache() {
+    use alexnet_model::{AlexNetConfig, Arch};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let weights = state_dict::formula_of::<Flex>(&AlexNetConfig::for_arch(Arch::Imagenet));
+    write_dict(&cache, "alexnet-owt-7be5be79.pth", &weights);
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/china.jpg");
+    let infer = |extra: &[&str]| {
+        let mut args = vec!["infer", path_str(&photo), "--cache-dir", path_str(&cache)];
+        args.extend_from_slice(extra);
+        alexnet(&args)
+    };
+    let (ok, first, stderr) = infer(&["--arch", "imagenet"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("imported torchvision's ImageNet weights"),
+        "{stderr}"
+    );
+    assert_eq!(first.trim().split(", ").count(), 5, "top 5: {first}");
+    let (ok, second, stderr) = infer(&["--arch", "imagenet"]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("imported"), "imported once: {stderr}");
+    assert_eq!(first, second);
+
+    let line = error_line(infer(&["--arch", "d2l"]));
+    assert!(line.contains("--artifact-dir"), "{line}");
+    let run = cache.join("torchvision-alexnet-imagenet");
+    let line = error_line(infer(&["--arch", "d2l", "--artifact-dir", path_str(&run)]));
+    assert!(
+        line.contains("holds imagenet's network, not d2l's"),
+        "{line}"
+    );
+}
+
 /// torchvision's network: its state dict (formula weights, as a seeded `alexnet()` would hold
 /// random ones) imports as the ImageNet network with its 1,000 classes, predicts, exports back
 /// bit for bit with torchvision's keys, and is refused as d2l's, as d2l's is refused as it.
@@ -315,13 +354,15 @@ fn a_torchvision_state_dict_imports_predicts_and_exports_back() {
     })
     .save(&image)
     .unwrap();
+    // (ImageNet's network shows 5 classes unless told otherwise.) A grey photo is made RGB as
+    // PIL's convert("RGB") does, and --json says so.
+    let grey = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/camera.jpg");
     let (ok, stdout, stderr) = alexnet(&[
         "infer",
         "--artifact-dir",
         path_str(&run),
         path_str(&image),
-        "--top",
-        "5",
+        path_str(&grey),
         "--json",
     ]);
     assert!(ok, "{stderr}");
@@ -330,6 +371,8 @@ fn a_torchvision_state_dict_imports_predicts_and_exports_back() {
         .as_array()
         .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(top.len(), 5, "{stdout}");
+    assert!(answer[0].get("converted").is_none(), "{stdout}");
+    assert_eq!(answer[1]["converted"], "grey to RGB", "{stdout}");
     let classes = saved["data"]["classes"].as_array().unwrap();
     for entry in top {
         let class = entry["class"].as_u64().unwrap() as usize;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::serve::Server;
+use common::serve::{Server, ranked};
 use common::{run, stderr, stdout, synthetic_data_dir, tiny_run_args};
 use serde_json::Value;
 
@@ -170,19 +170,6 @@ fn infer(run_dir: &Path, files: &[PathBuf], checkpoint: &str) -> Vec<Vec<(String
         .unwrap()
         .iter()
         .map(|r| ranked(&r["top"]))
-        .collect()
-}
-
-fn ranked(top: &Value) -> Vec<(String, f64)> {
-    top.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["label"].as_str().unwrap().to_string(),
-                p["probability"].as_f64().unwrap(),
-            )
-        })
         .collect()
 }
 

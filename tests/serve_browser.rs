@@ -71,12 +71,24 @@ fn start_chromedriver() -> (Killed, String) {
     (Killed(child), format!("http://127.0.0.1:{port}"))
 }
 
-/// The first exported test image and `infer`'s probabilities for it, by class name.
-fn image_and_expected(
-    run_dir: &Path,
-    data_dir: &Path,
-    images: &Path,
-) -> (PathBuf, Vec<(String, f64)>) {
+/// `infer`'s probabilities for `image` under `run_dir`, by class name.
+fn infer_probabilities(run_dir: &Path, image: &Path) -> Vec<(String, f64)> {
+    let output = run(&[
+        "infer",
+        "--json",
+        "--top",
+        "10",
+        "--artifact-dir",
+        run_dir.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let results: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    common::serve::ranked(&results[0]["top"])
+}
+
+/// The first exported test image.
+fn first_test_image(data_dir: &Path, images: &Path) -> PathBuf {
     let data = data_dir.display().to_string();
     let out = images.display().to_string();
     let exported = run(&[
@@ -94,36 +106,114 @@ fn image_and_expected(
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir())
         .unwrap();
-    let image = std::fs::read_dir(class_dir)
+    std::fs::read_dir(class_dir)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
-        .path();
-    let dir = run_dir.display().to_string();
-    let output = run(&[
-        "infer",
-        "--json",
-        "--top",
-        "10",
-        "--artifact-dir",
-        &dir,
-        image.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let results: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    let expected = results[0]["top"]
-        .as_array()
+        .path()
+}
+
+/// What the page shows after an upload.
+struct Shown {
+    /// The prediction's line.
+    prediction: String,
+    /// Each bar's class and probability.
+    bars: Vec<(String, f64)>,
+    /// The network's view of the image, a data URL.
+    seen: String,
+}
+
+/// Serves `run_dir`, uploads `image` through the page's file control in headless Chromium and
+/// reads back what the page shows (saving a screenshot to `ALEXNET_SCREENSHOT` if set).
+async fn upload_on_page(run_dir: &Path, image: &Path) -> Shown {
+    let server = Server::start(run_dir, &[]);
+    let address = format!("http://{}", server.addr);
+    let (_driver, driver_url) = start_chromedriver();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            // As root (CI) Chromium needs --no-sandbox; containers have a small /dev/shm.
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1000,1150",
+            ],
+        }),
+    );
+    // Two crypto providers are compiled in (see Cargo.toml): name one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = ClientBuilder::rustls()
+        .expect("TLS roots load")
+        .capabilities(capabilities)
+        .connect(&driver_url)
+        .await
+        .expect("a browser session starts");
+
+    client.goto(&address).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::XPath("//p[@id='model'][contains(., 'classes')]"))
+        .await
+        .unwrap();
+    let file = client.find(Locator::Id("file")).await.unwrap();
+    file.send_keys(image.to_str().unwrap()).await.unwrap();
+    let prediction = client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(
+            "//p[@id='prediction'][normalize-space(.) != '']",
+        ))
+        .await
         .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["label"].as_str().unwrap().to_string(),
-                p["probability"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    (image, expected)
+        .text()
+        .await
+        .unwrap();
+    let mut bars = Vec::new();
+    for bar in client.find_all(Locator::Css("#bars li")).await.unwrap() {
+        let label = bar.attr("data-label").await.unwrap().unwrap();
+        let p: f64 = bar
+            .attr("data-probability")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        bars.push((label, p));
+    }
+    let seen = client.find(Locator::Id("seen")).await.unwrap();
+    let seen = seen.attr("src").await.unwrap().unwrap_or_default();
+    if let Some(path) = std::env::var_os("ALEXNET_SCREENSHOT") {
+        std::fs::write(&path, client.screenshot().await.unwrap()).unwrap();
+    }
+    client.close().await.unwrap();
+    Shown {
+        prediction,
+        bars,
+        seen,
+    }
+}
+
+/// The page's prediction and bars are `infer`'s.
+fn check_agrees_with_infer(shown: &Shown, expected: &[(String, f64)]) {
+    let (best, best_p) = &expected[0];
+    assert!(
+        shown.prediction.starts_with(best.as_str()),
+        "the page says {:?}, infer {best} {best_p}",
+        shown.prediction
+    );
+    assert_eq!(shown.bars.len(), expected.len(), "{:?}", shown.bars);
+    for (label, p) in expected {
+        let (_, on_page) = shown.bars.iter().find(|(l, _)| l == label).unwrap();
+        assert!(
+            (on_page - p).abs() < 1e-6,
+            "{label}: page {on_page}, infer {p}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,86 +238,70 @@ async fn the_page_classifies_an_uploaded_image_as_infer_does() {
         }
     };
     let images = tempfile::tempdir().unwrap();
-    let (image, expected) = image_and_expected(&run_dir, &data_dir, images.path());
-
-    let server = Server::start(&run_dir, &[]);
-    let address = format!("http://{}", server.addr);
-    let (_driver, driver_url) = start_chromedriver();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            // As root (CI) Chromium needs --no-sandbox; containers have a small /dev/shm.
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--window-size=1000,1150",
-            ],
-        }),
-    );
-    let client = ClientBuilder::rustls()
-        .expect("TLS roots load")
-        .capabilities(capabilities)
-        .connect(&driver_url)
-        .await
-        .expect("a browser session starts");
-
-    client.goto(&address).await.unwrap();
-    client
-        .wait()
-        .for_element(Locator::XPath("//p[@id='model'][contains(., 'classes')]"))
-        .await
-        .unwrap();
-    let file = client.find(Locator::Id("file")).await.unwrap();
-    file.send_keys(image.to_str().unwrap()).await.unwrap();
-    let prediction = client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::XPath(
-            "//p[@id='prediction'][normalize-space(.) != '']",
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (best, best_p) = &expected[0];
+    let image = first_test_image(&data_dir, images.path());
+    let expected = infer_probabilities(&run_dir, &image);
+    let shown = upload_on_page(&run_dir, &image).await;
+    check_agrees_with_infer(&shown, &expected);
     assert!(
-        prediction.starts_with(best.as_str()),
-        "the page says {prediction:?}, infer {best} {best_p}"
-    );
-    let mut shown = Vec::new();
-    for bar in client.find_all(Locator::Css("#bars li")).await.unwrap() {
-        let label = bar.attr("data-label").await.unwrap().unwrap();
-        let p: f64 = bar
-            .attr("data-probability")
-            .await
-            .unwrap()
-            .unwrap()
-            .parse()
-            .unwrap();
-        shown.push((label, p));
-    }
-    assert_eq!(shown.len(), expected.len(), "{shown:?}");
-    for (label, p) in &expected {
-        let (_, on_page) = shown.iter().find(|(l, _)| l == label).unwrap();
-        assert!(
-            (on_page - p).abs() < 1e-6,
-            "{label}: page {on_page}, infer {p}"
-        );
-    }
-    let seen = client.find(Locator::Id("seen")).await.unwrap();
-    let src = seen.attr("src").await.unwrap().unwrap_or_default();
-    assert!(
-        src.starts_with("data:image/png;base64,"),
+        shown.seen.starts_with("data:image/png;base64,"),
         "the page shows the network's view"
     );
+}
 
-    if let Some(path) = std::env::var_os("ALEXNET_SCREENSHOT") {
-        std::fs::write(&path, client.screenshot().await.unwrap()).unwrap();
+/// ImageNet's network on a real colour photo: the page agrees with `infer`, and the network's
+/// view it shows is the photo in colour, torchvision's crop of it (Pillow's bytes, to one level
+/// for the normalisation undone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_a_colour_photo_as_imagenets_network_sees_it() {
+    use alexnet_model::{AlexNetConfig, Arch};
+    use base64::Engine;
+    if !browser_available() {
+        return;
     }
-    client.close().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = tmp.path().join("alexnet.safetensors");
+    let formula = common::state_dict::formula_of::<burn::backend::Flex>(&AlexNetConfig::for_arch(
+        Arch::Imagenet,
+    ));
+    common::state_dict::write(&weights, &formula, None);
+    let run_dir = tmp.path().join("run");
+    let imported = run(&[
+        "import",
+        "--from",
+        weights.to_str().unwrap(),
+        "--artifact-dir",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    let photo = photos.join("chelsea.png");
+    let expected = infer_probabilities(&run_dir, &photo);
+    let shown = upload_on_page(&run_dir, &photo).await;
+    check_agrees_with_infer(&shown, &expected);
+
+    let png = shown
+        .seen
+        .strip_prefix("data:image/png;base64,")
+        .expect("a PNG data URL");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(png)
+        .unwrap();
+    let seen = image::load_from_memory(&png).unwrap();
+    assert_eq!(seen.color(), image::ColorType::Rgb8, "a colour picture");
+    let pil = image::open(photos.join("chelsea.png.imagenet.png"))
+        .unwrap()
+        .to_rgb8();
+    let seen = seen.to_rgb8();
+    assert_eq!(seen.dimensions(), pil.dimensions());
+    let worst = seen
+        .as_raw()
+        .iter()
+        .zip(pil.as_raw())
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 1,
+        "the view is torchvision's crop: {worst} levels off"
+    );
 }

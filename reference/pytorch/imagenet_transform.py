@@ -8,9 +8,11 @@ arithmetic, so this script needs only Pillow and NumPy (no torch):
 
     python reference/pytorch/imagenet_transform.py tests/fixtures/photos
 
-For each `NAME.png` in the folder it writes `NAME.imagenet.png` (the 224x224 RGB crop, 8 bits,
-what `Resize` and `CenterCrop` give) and adds to `imagenet.json` the first and last 8 normalised
-values of each channel and each channel's float64 sum, which the Rust side compares.
+For each photo `NAME.png` or `NAME.jpg` in the folder it writes `NAME.png.imagenet.png` or
+`NAME.jpg.imagenet.png` (the 224x224 RGB crop, 8 bits, what `Resize` and `CenterCrop` give) and
+adds to `imagenet.json` the first and last 8 normalised values of each channel and each channel's
+float64 sum, which the Rust side compares. For a JPEG the crop starts from PIL's libjpeg decode,
+so it shows how far another decoder's pixels are from it.
 """
 
 import json
@@ -52,11 +54,12 @@ def transform(path, resize=256, crop=224):
 def main():
     folder = Path(sys.argv[1])
     summary = {}
-    for path in sorted(folder.glob("*.png")):
+    photos = sorted(folder.glob("*.png")) + sorted(folder.glob("*.jpg"))
+    for path in photos:
         if path.name.endswith(".imagenet.png"):
             continue
         cropped, normalised = transform(path)
-        cropped.save(folder / f"{path.stem}.imagenet.png")
+        cropped.save(folder / f"{path.name}.imagenet.png")
         planes = normalised.reshape(3, -1)
         summary[path.name] = {
             "head": [[float(v) for v in plane[:8]] for plane in planes],

@@ -9,6 +9,12 @@
       come from a formula both sides compute bit for bit (see `formula_weights`), so no weight
       file is shipped. The images' raw 28x28 pixels go into the fixture, so the Rust tests need
       neither PyTorch nor the data package.
+  imagenet [--out tests/fixtures/torchvision_parity.json]
+      The same for torchvision's `alexnet()` (ImageNet's network) with formula weights, on real
+      photos (tests/fixtures/photos) through torchvision's own evaluation transform
+      (`AlexNet_Weights.IMAGENET1K_V1.transforms()`): logits, loss and one SGD step on the PNG
+      photos; and on the JPEG photos, where decoders differ, the float32 logits and top 5 that
+      PyTorch's whole pipeline (PIL's libjpeg decoder included) gives.
   pickles [--out-dir tests/fixtures/torch]
       Writes the small torch.save files the import tests read without PyTorch: a state dict of
       another network, a full checkpoint dict around one, and a pickled list.
@@ -110,6 +116,28 @@ def relative(a, b):
     return float((a - b).abs().max() / b.abs().max())
 
 
+def tensor_summaries(grads, grads32, after):
+    """Per tensor: gradient norms, PyTorch f32's distance from float64, and samples."""
+    tensors = {}
+    for t, key in enumerate(grads):
+        g, w = grads[key].flatten(), after[key].flatten()
+        idx = sample_indices(g.numel(), t)
+        tensors[key] = {
+            "shape": list(grads[key].shape),
+            "grad_l2": float(g.norm()),
+            "grad_max_abs": float(g.abs().max()),
+            "torch_f32_grad_error": relative(grads32[key], grads[key]),
+            "samples": [[i, float(g[i]), float(w[i])] for i in idx],
+        }
+    return tensors
+
+
+def report(out, loss, loss32, logit_error, tensors):
+    worst = max(t["torch_f32_grad_error"] for t in tensors.values())
+    print(f"wrote {out}: loss {loss:.7f} (PyTorch f32: {loss32:.7f}), PyTorch f32 logits within "
+          f"{logit_error:.1e} of f64, gradients within {worst:.1e}")
+
+
 def fixtures(out):
     x, y = d2l.load_split("test")
     raw, labels = x[IMAGES], y[IMAGES]
@@ -126,17 +154,7 @@ def fixtures(out):
     logits, loss, grads, after = step(fresh(), images, labels, torch.float64)
     logits32, loss32, grads32, _ = step(fresh(), images, labels, torch.float32)
 
-    tensors = {}
-    for t, key in enumerate(grads):
-        g, w = grads[key].flatten(), after[key].flatten()
-        idx = sample_indices(g.numel(), t)
-        tensors[key] = {
-            "shape": list(grads[key].shape),
-            "grad_l2": float(g.norm()),
-            "grad_max_abs": float(g.abs().max()),
-            "torch_f32_grad_error": relative(grads32[key], grads[key]),
-            "samples": [[i, float(g[i]), float(w[i])] for i in idx],
-        }
+    tensors = tensor_summaries(grads, grads32, after)
 
     kept = torch.nn.functional.dropout(torch.ones(200_000), p=0.5, training=True)
     survivors = kept[kept != 0].unique().tolist()
@@ -167,9 +185,65 @@ def fixtures(out):
     with open(out, "w") as f:
         json.dump(fixture, f, separators=(",", ":"))
         f.write("\n")
-    worst = max(t["torch_f32_grad_error"] for t in tensors.values())
-    print(f"wrote {out}: loss {loss:.7f} (PyTorch f32: {loss32:.7f}), PyTorch f32 logits within "
-          f"{fixture['torch_f32_logit_error']:.1e} of f64, gradients within {worst:.1e}")
+    report(out, loss, loss32, fixture["torch_f32_logit_error"], tensors)
+
+
+# tests/fixtures/photos: lossless photos for the network's parity, JPEGs for the decoders'.
+PHOTOS = os.path.join(FIXTURES, "photos")
+PNG_PHOTOS = ["chelsea.png", "camera.png"]
+JPEG_PHOTOS = ["china.jpg", "flower.jpg", "camera.jpg"]
+# Arbitrary ImageNet classes for the loss: tabby cat, and a class far from the photo.
+PNG_LABELS = [281, 999]
+
+
+def imagenet_inputs(names):
+    """torchvision's evaluation pipeline as a user runs it: PIL decodes and converts to RGB,
+    then the weights' own transform preset (Resize(256), CenterCrop(224), normalisation)."""
+    from PIL import Image
+    from torchvision.models import AlexNet_Weights
+    transform = AlexNet_Weights.IMAGENET1K_V1.transforms()
+    return torch.stack([transform(Image.open(os.path.join(PHOTOS, n)).convert("RGB"))
+                        for n in names])
+
+
+def imagenet_fixtures(out):
+    import torchvision
+
+    def fresh():
+        net = torchvision.models.alexnet()
+        net.load_state_dict(formula_weights(net), strict=True)
+        return net
+
+    images, labels = imagenet_inputs(PNG_PHOTOS), np.array(PNG_LABELS)
+    logits, loss, grads, after = step(fresh(), images, labels, torch.float64)
+    logits32, loss32, grads32, _ = step(fresh(), images, labels, torch.float32)
+    tensors = tensor_summaries(grads, grads32, after)
+
+    net = fresh().eval()
+    with torch.inference_mode():
+        jpeg_logits = net(imagenet_inputs(JPEG_PHOTOS))
+    fixture = {
+        "about": "reference/pytorch/parity.py imagenet: torchvision's alexnet() with formula "
+                 "weights on tests/fixtures/photos through torchvision's evaluation transform; "
+                 "regenerate with that script",
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lr": LR,
+        "photos": PNG_PHOTOS,
+        "labels": PNG_LABELS,
+        "logits": logits.tolist(),
+        "loss": loss,
+        "torch_f32_logit_error": relative(logits32, logits),
+        "torch_f32_loss": loss32,
+        "tensors": tensors,
+        "jpeg": [{"photo": name, "logits": row.tolist(),
+                  "top5": row.topk(5).indices.tolist()}
+                 for name, row in zip(JPEG_PHOTOS, jpeg_logits)],
+    }
+    with open(out, "w") as f:
+        json.dump(fixture, f, separators=(",", ":"))
+        f.write("\n")
+    report(out, loss, loss32, fixture["torch_f32_logit_error"], tensors)
 
 
 def pickles(out_dir):
@@ -210,6 +284,8 @@ def main():
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fixtures")
     f.add_argument("--out", default=os.path.join(FIXTURES, "pytorch_parity.json"))
+    i = sub.add_parser("imagenet")
+    i.add_argument("--out", default=os.path.join(FIXTURES, "torchvision_parity.json"))
     k = sub.add_parser("pickles")
     k.add_argument("--out-dir", default=os.path.join(FIXTURES, "torch"))
     t = sub.add_parser("train")
@@ -228,7 +304,8 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(getattr(a, "threads", 2))
     {"fixtures": lambda: fixtures(a.out), "train": lambda: train(a),
-     "eval": lambda: evaluate(a), "pickles": lambda: pickles(a.out_dir)}[a.command]()
+     "eval": lambda: evaluate(a), "imagenet": lambda: imagenet_fixtures(a.out),
+     "pickles": lambda: pickles(a.out_dir)}[a.command]()
 
 
 if __name__ == "__main__":

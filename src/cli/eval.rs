@@ -111,7 +111,7 @@ impl InferenceTask for EvalTask<'_> {
         if args.batch_size == 0 || args.limit == Some(0) {
             anyhow::bail!("--batch-size and --limit must be at least 1");
         }
-        let run = args.model.run();
+        let run = args.model.run::<B>(&device)?;
         let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
         check_batch(&model.config, args.batch_size, "--batch-size")?;
         let (name, images) = args.images(&model, &run)?;

@@ -50,8 +50,8 @@ impl InferenceTask for ExportTask<'_> {
                 out.display()
             );
         }
-        let model =
-            inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &devices.main)?;
+        let run = args.model.run::<B>(&devices.main)?;
+        let model = inference::load_model::<B>(&run, &args.model.checkpoint, &devices.main)?;
         let bytes = interop::export_net(&model.net, (&model.config, &model.data.classes), out)?;
         println!(
             "exported {} (--resize {}) to {} ({:.1} MB): d2l's nn.Sequential keys and PyTorch's \

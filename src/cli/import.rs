@@ -1,7 +1,7 @@
 //! `alexnet import`: a PyTorch state dict of d2l's network or torchvision's into a run
 //! directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use alexnet_model::{Arch, Preprocess};
 use anyhow::Result;
@@ -10,17 +10,22 @@ use clap::Args;
 
 use super::BackendArgs;
 use super::config_flags::{Network, SettingFlags};
+use super::download::CacheArgs;
 use crate::backend::{Devices, InferenceTask};
+use crate::download::TORCHVISION_ALEXNET;
 use crate::interop::{self, ExportedInput, FileNetwork};
-use crate::run::{ConfigError, RunDir, Setting, TrainingConfig, imagenet_classes};
+use crate::run::{ConfigError, RunDir, TrainingConfig, imagenet_classes};
 
 /// Flags of `alexnet import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The weights of d2l's nn.Sequential AlexNet or torchvision's alexnet(): torch.save(net.
-    /// state_dict()) (.pt, .pth) or safetensors. Which network it is, its keys say.
-    #[arg(long, value_name = "FILE")]
+    /// state_dict()) (.pt, .pth) or safetensors. Which network it is, its keys say. A URL is
+    /// downloaded into the cache folder first (as `alexnet download` does).
+    #[arg(long, value_name = "FILE|URL")]
     pub from: PathBuf,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// The run directory to write (config.json and model.mpk), for infer, eval and export.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifact_dir: PathBuf,
@@ -49,31 +54,23 @@ impl InferenceTask for ImportTask<'_> {
 
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
         let args = self.0;
-        // A file `alexnet export` wrote says its input and classes; d2l's own is Fashion-MNIST's,
-        // torchvision's ImageNet's.
-        let exported = interop::exported_input(&args.from);
-        let held = interop::file_network(&args.from, args.key.as_deref())?;
-        let resize = args.resize.or(exported.image_size).unwrap_or(224);
-        let arch = match args.network.overrides().given(Setting::Architecture) {
-            true => super::model_config(&args.network, resize)?.arch,
-            false => held.map_or(Arch::D2l, |h| h.arch),
-        };
-        let run_config = run_config(arch, resize, &exported, held);
-        let config = run_config.model.clone();
-        config.validate().map_err(ConfigError::Model)?;
-        let (net, format) =
-            interop::import_net::<B>(&args.from, &config, args.key.as_deref(), &devices.main)?;
+        let from = args.cache.local(args.from.clone())?;
+        let arch = super::chosen_arch(&args.network);
         let run = RunDir::new(&args.artifact_dir);
-        run.prepare_new(args.overwrite)?;
-        let model = run.save_model(&net)?;
-        run.save_config(&run_config)?;
+        let asked = Asked {
+            resize: args.resize,
+            key: args.key.as_deref(),
+            arch,
+            overwrite: args.overwrite,
+        };
+        let (net, arch, resize, format) = import::<B>(&from, &run, asked, &devices.main)?;
         println!(
             "imported {} ({}'s network, {}, {} parameters, --resize {resize}) into {} and {}",
-            args.from.display(),
+            from.display(),
             arch,
             format,
-            crate::human::thousands(net.parameter_count()),
-            model.display(),
+            crate::human::thousands(net),
+            run.model_file().display(),
             run.config_file().display()
         );
         println!(
@@ -82,6 +79,63 @@ impl InferenceTask for ImportTask<'_> {
         );
         Ok(())
     }
+}
+
+/// What the user asked of an import beyond the file: each `None` is read from the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    resize: Option<usize>,
+    key: Option<&'a str>,
+    arch: Option<Arch>,
+    overwrite: bool,
+}
+
+/// Reads `from` into `run`: returns the parameter count, network, input side and file format.
+fn import<B: Backend>(
+    from: &Path,
+    run: &RunDir,
+    asked: Asked,
+    device: &B::Device,
+) -> Result<(usize, Arch, usize, interop::Format)> {
+    // A file `alexnet export` wrote says its input and classes; d2l's own is Fashion-MNIST's,
+    // torchvision's ImageNet's.
+    let exported = interop::exported_input(from);
+    let held = interop::file_network(from, asked.key)?;
+    let resize = asked.resize.or(exported.image_size).unwrap_or(224);
+    let arch = asked.arch.unwrap_or(held.map_or(Arch::D2l, |h| h.arch));
+    let run_config = run_config(arch, resize, &exported, held);
+    let config = run_config.model.clone();
+    config.validate().map_err(ConfigError::Model)?;
+    let (net, format) = interop::import_net::<B>(from, &config, asked.key, device)?;
+    run.prepare_new(asked.overwrite)?;
+    run.save_model(&net)?;
+    // config.json last: a run with it is whole.
+    run.save_config(&run_config)?;
+    Ok((net.parameter_count(), arch, resize, format))
+}
+
+/// The folder in the cache that holds torchvision's ImageNet weights as a run.
+const TORCHVISION_RUN: &str = "torchvision-alexnet-imagenet";
+
+/// The run of torchvision's ImageNet weights in the cache folder: downloaded and imported the
+/// first time (`infer --arch imagenet` without a run of its own), read from there after.
+pub fn torchvision_run<B: Backend>(cache: &CacheArgs, device: &B::Device) -> Result<RunDir> {
+    let run = RunDir::new(cache.dir().join(TORCHVISION_RUN));
+    if run.config_file().is_file() {
+        return Ok(run);
+    }
+    let file = cache.local(PathBuf::from(TORCHVISION_ALEXNET))?;
+    let asked = Asked {
+        arch: Some(Arch::Imagenet),
+        overwrite: true,
+        ..Asked::default()
+    };
+    import::<B>(&file, &run, asked, device)?;
+    eprintln!(
+        "imported torchvision's ImageNet weights into {} (once; later commands read them there)",
+        run.path().display()
+    );
+    Ok(run)
 }
 
 /// The run an imported file makes: `arch`'s network as its source defines it, with what the

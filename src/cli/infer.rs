@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use alexnet_model::Arch;
 use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
@@ -29,9 +30,10 @@ pub struct InferArgs {
     pub test_index: Vec<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// How many classes to show per image (at most the model's classes are shown).
-    #[arg(long, default_value_t = 3)]
-    pub top: usize,
+    /// How many classes to show per image (at most the model's classes are shown) [default: 5
+    /// with ImageNet's network, 3 with d2l's].
+    #[arg(long, value_name = "K")]
+    pub top: Option<usize>,
     /// Fashion-MNIST shows light objects on a dark background; pass --invert for photos of
     /// dark objects on a light background (Fashion-MNIST runs).
     #[arg(long)]
@@ -82,6 +84,10 @@ struct InputResult {
     true_label: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     top: Vec<Prediction>,
+    /// How the image's colours were changed to the network's: `grey to RGB` (as PIL's
+    /// `convert("RGB")` does) or `colour to grey`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    converted: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -247,9 +253,14 @@ impl InferenceTask for InferTask<'_> {
         if args.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
-        let model = inference::load_model::<B>(&args.model.run(), &args.model.checkpoint, &device)?;
+        let run = args.model.run::<B>(&device)?;
+        let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
         check_batch(&model.config, args.batch_size, "--batch-size")?;
-        if args.top == 0 {
+        let top = args.top.unwrap_or(match model.config.arch {
+            Arch::Imagenet => 5,
+            Arch::D2l => 3,
+        });
+        if top == 0 {
             bail!(
                 "--top 0 shows no class: use 1 to {} (the model's classes)",
                 model.data.classes.len()
@@ -261,7 +272,7 @@ impl InferenceTask for InferTask<'_> {
         let mut progress = Progress::new(inputs.len(), args.batch_size);
         let mut failed = 0;
         for chunk in inputs.chunks(args.batch_size) {
-            let results = classify(&model, &reader, chunk, args.top, &device);
+            let results = classify(&model, &reader, chunk, top, &device);
             // One input that cannot be read is the command's one error line.
             if let (
                 [_],
@@ -323,10 +334,15 @@ fn classify<B: Backend>(
                 Ok(_) => (predictions.next().unwrap_or_default(), None),
                 Err(err) => (Vec::new(), Some(format!("{err:#}"))),
             };
+            let converted = match (input, &error) {
+                (Input::File(path), None) => reader.conversion(path),
+                _ => None,
+            };
             InputResult {
                 input: input.name(),
                 true_label,
                 top,
+                converted,
                 error,
             }
         })

@@ -5,6 +5,7 @@
 mod backends;
 mod bench;
 mod config_flags;
+mod download;
 mod eval;
 mod export;
 mod export_images;
@@ -18,13 +19,14 @@ mod train;
 mod values;
 mod warmup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 pub use bench::{BenchArgs, ShapeArgs};
 pub use config_flags::{ConfigFlags, flag};
+pub use download::DownloadArgs;
 pub use eval::EvalArgs;
 pub use export::ExportArgs;
 pub use import::ImportArgs;
@@ -42,6 +44,8 @@ use crate::backend::{
 };
 use crate::inference::CheckpointChoice;
 use crate::run::{ConfigError, RunDir};
+use alexnet_model::Arch;
+use burn::tensor::backend::Backend;
 
 /// AlexNet (d2l.ai) on Fashion-MNIST with Burn: train, checkpoint, evaluate, predict.
 #[derive(Debug, Parser)]
@@ -65,9 +69,12 @@ pub enum Command {
     /// Evaluate a trained model: loss, accuracy, per-class accuracy, precision and F1, the most
     /// confused pairs, the confusion matrix.
     Eval(EvalArgs),
-    /// Read the weights of d2l's PyTorch network (a state dict: .pt, .pth or safetensors) into a
-    /// run directory that infer, eval and export use.
+    /// Read the weights of d2l's PyTorch network or torchvision's alexnet() (a state dict: .pt,
+    /// .pth or safetensors, a file or a URL) into a run directory that infer, eval and export use.
     Import(ImportArgs),
+    /// Download a weights file (by default torchvision's ImageNet AlexNet) into the cache folder
+    /// and print its path.
+    Download(DownloadArgs),
     /// Write a run's network as d2l's PyTorch state dict (safetensors), for
     /// `net.load_state_dict` in PyTorch.
     Export(ExportArgs),
@@ -177,20 +184,52 @@ impl BackendArgs {
 /// Which trained model to load: a run directory and one of its records.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// The training run whose config.json and records to use.
-    #[arg(long, default_value = "artifacts", value_name = "DIR")]
-    pub artifact_dir: PathBuf,
+    /// The training run whose config.json and records to use [default: artifacts].
+    #[arg(long, value_name = "DIR")]
+    pub artifact_dir: Option<PathBuf>,
     /// Which record: final (model.mpk), best (lowest test loss), last, an epoch number, or a
     /// path to a record file.
     #[arg(long, default_value = "final", value_name = "WHICH")]
     pub checkpoint: CheckpointChoice,
+    /// With --arch imagenet and no --artifact-dir: torchvision's ImageNet weights, downloaded
+    /// into the cache folder the first time; with --artifact-dir, the network the run must hold.
+    #[command(flatten)]
+    pub network: config_flags::SettingFlags<config_flags::Network>,
+    #[command(flatten)]
+    pub cache: download::CacheArgs,
 }
 
 impl ModelArgs {
-    fn run(&self) -> RunDir {
-        RunDir::new(&self.artifact_dir)
+    /// The run to read: --artifact-dir, or torchvision's ImageNet weights for `--arch imagenet`
+    /// alone; a run of another network than --arch names is refused.
+    fn run<B: Backend>(&self, device: &B::Device) -> Result<RunDir> {
+        let arch = chosen_arch(&self.network);
+        let run = match (&self.artifact_dir, arch) {
+            (None, Some(Arch::Imagenet)) => {
+                return import::torchvision_run::<B>(&self.cache, device);
+            }
+            (None, Some(Arch::D2l)) => anyhow::bail!(
+                "--arch d2l comes with no trained weights; pass --artifact-dir with a run you \
+                 trained or imported"
+            ),
+            (dir, _) => RunDir::new(dir.as_deref().unwrap_or(Path::new(DEFAULT_RUN))),
+        };
+        if let Some(arch) = arch {
+            let held = run.load_config()?.model.arch;
+            if held != arch {
+                anyhow::bail!(
+                    "{} holds {held}'s network, not {arch}'s; drop --arch, or pass the \
+                     --artifact-dir of a {arch} run",
+                    run.path().display()
+                );
+            }
+        }
+        Ok(run)
     }
 }
+
+/// The run directory commands read and write when --artifact-dir is not given.
+const DEFAULT_RUN: &str = "artifacts";
 
 impl Cli {
     /// The GPU flags of the command, for those that can run on a GPU.
@@ -209,6 +248,7 @@ impl Cli {
             Command::Plot(_)
             | Command::Report(_)
             | Command::ExportImages(_)
+            | Command::Download(_)
             | Command::Completions { .. } => None,
         }
     }
@@ -272,6 +312,7 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
         }
         Command::Backends(args) => backends::list(&args, gpu),
         Command::ExportImages(args) => export_images::export(&args),
+        Command::Download(args) => download::download(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Report(args) => report::report(&args),
         Command::Completions { shell } => {
@@ -298,6 +339,20 @@ fn check_batch(config: &alexnet_model::AlexNetConfig, batch: usize, flag: &str) 
 /// The network the `network` flags name, as its source defines it (d2l's for Fashion-MNIST,
 /// torchvision's for ImageNet), at `--resize`, checked as a training configuration's is (so
 /// that a bad size gets the same message).
+/// The network `--arch` names, if it was given.
+fn chosen_arch(
+    network: &config_flags::SettingFlags<config_flags::Network>,
+) -> Option<alexnet_model::Arch> {
+    let overrides = network.overrides();
+    let given = overrides.given(crate::run::Setting::Architecture);
+    given.then(|| {
+        overrides
+            .applied_to(crate::run::TrainingConfig::d2l(224))
+            .model
+            .arch
+    })
+}
+
 fn model_config(
     network: &config_flags::SettingFlags<config_flags::Network>,
     resize: usize,

@@ -47,11 +47,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn options(&self) -> Result<ServeOptions> {
+    fn options<B: Backend>(&self, device: &B::Device) -> Result<ServeOptions> {
         self.check_bounds()?;
         Ok(ServeOptions {
             addr: self.addr,
-            run: self.model.run(),
+            run: self.model.run::<B>(device)?,
             checkpoint: self.model.checkpoint.clone(),
             batching: Batching {
                 max_batch: self.max_batch,
@@ -161,6 +161,6 @@ impl InferenceTask for ServeTask<'_> {
     type Output = Result<()>;
 
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
-        serve::serve::<B>(self.0.options()?, devices.main)
+        serve::serve::<B>(self.0.options::<B>(&devices.main)?, devices.main)
     }
 }

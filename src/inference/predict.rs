@@ -1,5 +1,7 @@
 //! Class probabilities for a batch of pictures, read as the run's training read its images.
 
+use std::path::Path;
+
 use alexnet_model::AlexNet;
 use anyhow::{Result, bail};
 use burn::tensor::activation::softmax;
@@ -8,7 +10,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use super::images::load_image;
-use crate::data::{Encoded, FashionMnistBatcher, FashionMnistItem, ImageTransform};
+use crate::data::{Encoded, FashionMnistBatcher, FashionMnistItem, ImageTransform, read_header};
 
 use super::LoadedModel;
 
@@ -71,6 +73,20 @@ impl Reader {
                 transform.read_into(image, &mut out)?;
                 Ok(out)
             }
+        }
+    }
+
+    /// How `path`'s colours change on the way in, if they do: `grey to RGB` for a grey image and
+    /// a colour network (as PIL's `convert("RGB")` does), `colour to grey` the other way.
+    pub fn conversion(&self, path: &Path) -> Option<&'static str> {
+        let channels = match self {
+            Self::FashionMnist { .. } => 1,
+            Self::Folder(transform) => transform.channels,
+        };
+        match (read_header(path).ok()?.grey, channels) {
+            (true, 3) => Some("grey to RGB"),
+            (false, 1) => Some("colour to grey"),
+            _ => None,
         }
     }
 

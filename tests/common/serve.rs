@@ -8,6 +8,8 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::alexnet;
 
 /// A running `alexnet serve`.
@@ -88,4 +90,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A prediction's `top` array as (label, probability) pairs, best first.
+pub fn ranked(top: &Value) -> Vec<(String, f64)> {
+    top.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["label"].as_str().unwrap().to_string(),
+                p["probability"].as_f64().unwrap(),
+            )
+        })
+        .collect()
 }
