@@ -69,7 +69,8 @@ pub struct Fetched {
     pub downloaded: u64,
     /// Bytes a partial download already held when this one resumed it.
     pub resumed_from: u64,
-    /// The SHA-256 prefix the name promised and the file has, if the name carries one.
+    /// The SHA-256 prefix the name promised and the downloaded file has, if the name carries one
+    /// (`None` for a file already in the cache: it was checked when it came).
     pub checked_hash: Option<String>,
 }
 
@@ -91,15 +92,16 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn fetch(url: &str, cache_dir: &Path, progress: bool) -> Result<Fetched, DownloadError> {
     let name = file_name(url)?;
     let path = cache_dir.join(name);
-    let checked_hash = promised_hash(name).map(str::to_string);
     if path.is_file() {
+        // As torch.hub does: a file in the cache was checked when it was downloaded.
         return Ok(Fetched {
             path,
             downloaded: 0,
             resumed_from: 0,
-            checked_hash,
+            checked_hash: None,
         });
     }
+    let checked_hash = promised_hash(name).map(str::to_string);
     let part = cache_dir.join(format!("{name}.part"));
     // Nothing is written before the server answers.
     let held = fs::metadata(&part).map_or(0, |m| m.len());

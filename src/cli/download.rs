@@ -57,18 +57,22 @@ pub fn download(args: &DownloadArgs) -> Result<()> {
     Ok(())
 }
 
-/// One line on what happened: cached, downloaded or resumed, and the hash check.
+/// One line on what happened: cached, or downloaded (resumed) and how its hash was checked.
 fn outcome(fetched: &Fetched) -> String {
+    let path = fetched.path.display();
     let check = match &fetched.checked_hash {
         Some(hash) => format!("SHA-256 {hash}… as its name says"),
         None => "no hash in its name, not checked".into(),
     };
-    let how = match (fetched.downloaded, fetched.resumed_from) {
-        (0, _) => "in the cache".to_string(),
-        (n, 0) => format!("downloaded {}", bytes(n)),
-        (n, from) => format!("downloaded {} more after {}", bytes(n), bytes(from)),
-    };
-    format!("{}: {how}; {check}", fetched.path.display())
+    match (fetched.downloaded, fetched.resumed_from) {
+        (0, _) => format!("{path}: in the cache"),
+        (n, 0) => format!("{path}: downloaded {}; {check}", bytes(n)),
+        (n, from) => format!(
+            "{path}: downloaded {} more after {}; {check}",
+            bytes(n),
+            bytes(from)
+        ),
+    }
 }
 
 fn bytes(n: u64) -> String {
