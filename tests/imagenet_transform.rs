@@ -12,25 +12,34 @@ use alexnet_model::Preprocess;
 
 const SIDE: usize = 224;
 
+fn photos() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos")
+}
+
+/// `photo` read by our ImageNet transform, and Pillow's 8-bit 224x224 crop of it (the fixture).
+fn ours_and_pils_crop(photo: &str) -> (Vec<f32>, image::RgbImage) {
+    let transform = ImageTransform::new(SIDE, 3).with_preprocess(Preprocess::Imagenet);
+    let mut ours = vec![0.0f32; transform.values()];
+    transform
+        .load_into(&photos().join(photo), &mut ours)
+        .unwrap();
+    let crop = image::open(photos().join(format!("{photo}.imagenet.png")))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(crop.dimensions(), (SIDE as u32, SIDE as u32));
+    (ours, crop)
+}
+
 #[test]
 fn the_imagenet_transform_is_torchvisions_on_real_photos() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("imagenet.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(photos().join("imagenet.json")).unwrap())
             .unwrap();
-    let transform = ImageTransform::new(SIDE, 3).with_preprocess(Preprocess::Imagenet);
     let area = SIDE * SIDE;
     for name in ["chelsea", "camera"] {
-        let mut ours = vec![0.0f32; transform.values()];
-        transform
-            .load_into(&fixtures.join(format!("{name}.png")), &mut ours)
-            .unwrap();
         // Pillow's 8-bit crop, normalised as torchvision does in float32: equal to 1e-5 (the
         // resize itself byte for byte: one byte off would be 0.017 away).
-        let crop = image::open(fixtures.join(format!("{name}.png.imagenet.png")))
-            .unwrap()
-            .to_rgb8();
-        assert_eq!(crop.dimensions(), (SIDE as u32, SIDE as u32));
+        let (ours, crop) = ours_and_pils_crop(&format!("{name}.png"));
         let mut worst = 0.0f32;
         for (c, (mean, std)) in Preprocess::IMAGENET_MEAN_STD.into_iter().enumerate() {
             for i in 0..area {
@@ -74,17 +83,9 @@ const JPEG_MEAN_LEVELS: f64 = 0.05;
 
 #[test]
 fn jpeg_photos_are_within_a_few_levels_of_pils_decode() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
-    let transform = ImageTransform::new(SIDE, 3).with_preprocess(Preprocess::Imagenet);
     let area = SIDE * SIDE;
     for name in ["china", "flower", "camera"] {
-        let mut ours = vec![0.0f32; transform.values()];
-        transform
-            .load_into(&fixtures.join(format!("{name}.jpg")), &mut ours)
-            .unwrap();
-        let pil = image::open(fixtures.join(format!("{name}.jpg.imagenet.png")))
-            .unwrap()
-            .to_rgb8();
+        let (ours, pil) = ours_and_pils_crop(&format!("{name}.jpg"));
         let (mut worst, mut sum, mut differing) = (0u8, 0u64, 0usize);
         for (c, (mean, std)) in Preprocess::IMAGENET_MEAN_STD.into_iter().enumerate() {
             for i in 0..area {
@@ -109,14 +110,13 @@ fn jpeg_photos_are_within_a_few_levels_of_pils_decode() {
 #[test]
 fn d2ls_transform_is_unchanged_by_the_imagenet_one() {
     // The same photo read d2l's way: the shorter side straight to 224, values in [0, 1].
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
     let (d2l, imagenet) = (
         ImageTransform::new(SIDE, 3),
         ImageTransform::new(SIDE, 3).with_preprocess(Preprocess::Imagenet),
     );
     let read = |t: &ImageTransform| {
         let mut out = vec![0.0f32; t.values()];
-        t.load_into(&fixtures.join("chelsea.png"), &mut out)
+        t.load_into(&photos().join("chelsea.png"), &mut out)
             .unwrap();
         out
     };
