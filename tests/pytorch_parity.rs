@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use alexnet::data::{FashionMnistBatcher, FashionMnistItem, ImageBatch, ImageTransform};
+use alexnet::explain::GradCam;
 use alexnet::interop;
 use alexnet::training::Classifier;
 use alexnet_model::{AlexNet, AlexNetConfig, Arch, Preprocess};
@@ -338,6 +339,74 @@ fn one_sgd_step_matches_torchvision_on_ndarray() {
 
 /// JPEG photos: our decoder (the image crate's) and PIL's libjpeg differ by a level here and
 /// there, so the logits differ by more than float noise; the top 5 classes must not.
+/// pytorch-grad-cam's maps from hooks (`parity.py gradcam`) against [`GradCam`] on the same
+/// weights and images: the top class's and the label's, scaled to [0, 1], within 1e-4, or
+/// within twice PyTorch's own float32 error where a ReLU of the classifier that rounding flips
+/// makes a map ill-conditioned (up to 2e-2; the fixture measures it per image).
+fn check_grad_cam<B: AutodiffBackend>(net: Net, backend: &str) {
+    static FIXTURE: OnceLock<Value> = OnceLock::new();
+    let fixture = FIXTURE.get_or_init(|| {
+        serde_json::from_str(include_str!("fixtures/gradcam.json")).expect("the fixture is JSON")
+    });
+    let device = Default::default();
+    let images = net.batch::<B::InnerBackend>(&device).images;
+    let explainer = GradCam::new(net.formula_net::<B>(0.5));
+    let key = match net {
+        Net::D2l => "d2l",
+        Net::Imagenet => "imagenet",
+    };
+    for target in ["top", "label"] {
+        let expected = &fixture[key][target];
+        let classes: Vec<usize> = floats(&expected["classes"])
+            .into_iter()
+            .map(|c| c as usize)
+            .collect();
+        let asked: Vec<Option<usize>> = match target {
+            "top" => vec![None; classes.len()],
+            _ => classes.iter().copied().map(Some).collect(),
+        };
+        let (maps, _) = explainer.explain(images.clone(), &asked).unwrap();
+        let f32_errors = floats(&expected["torch_f32_error"]);
+        let scaled = expected["scaled"].as_array().unwrap();
+        for (i, (map, expected)) in maps.iter().zip(scaled).enumerate() {
+            assert_eq!(
+                map.class, classes[i],
+                "{backend}, {key} {target}, image {i}: class"
+            );
+            let theirs: Vec<f64> = expected
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(floats)
+                .collect();
+            let ours: Vec<f64> = map.grid.iter().flatten().map(|&v| f64::from(v)).collect();
+            assert_eq!(ours.len(), theirs.len(), "{backend}, {key}: grid size");
+            let diff = ours
+                .iter()
+                .zip(&theirs)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let tolerance = (2.0 * f32_errors[i]).max(1e-4f64);
+            assert!(
+                diff <= tolerance,
+                "{backend}, {key} {target}, image {i}: Grad-CAM differs by {diff:.2e} > {tolerance:.1e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn grad_cam_matches_pytorch_hooks_on_flex() {
+    check_grad_cam::<Autodiff<Flex>>(Net::D2l, "flex");
+    check_grad_cam::<Autodiff<Flex>>(Net::Imagenet, "flex");
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn grad_cam_matches_pytorch_hooks_on_ndarray() {
+    check_grad_cam::<Autodiff<burn::backend::NdArray>>(Net::D2l, "ndarray");
+    check_grad_cam::<Autodiff<burn::backend::NdArray>>(Net::Imagenet, "ndarray");
+}
+
 #[test]
 fn jpeg_photos_give_torchvisions_top5() {
     let device = Default::default();

@@ -15,6 +15,13 @@
       (`AlexNet_Weights.IMAGENET1K_V1.transforms()`): logits, loss and one SGD step on the PNG
       photos; and on the JPEG photos, where decoders differ, the float32 logits and top 5 that
       PyTorch's whole pipeline (PIL's libjpeg decoder included) gives.
+  gradcam [--out tests/fixtures/gradcam.json]
+      Grad-CAM of both networks (formula weights, float64, evaluation mode) on the images of the
+      two fixtures above, through forward and gradient hooks on the last convolution's ReLU
+      (`net[11]`, `features[11]`) as pytorch-grad-cam takes it: per image, the map of its top
+      class and of its label, raw and scaled to [0, 1], and how far PyTorch's own float32 map
+      is from it: a ReLU of the classifier that float32 rounding flips changes a map by up to
+      1e-2 (d2l's fifth image).
   pickles [--out-dir tests/fixtures/torch]
       Writes the small torch.save files the import tests read without PyTorch: a state dict of
       another network, a full checkpoint dict around one, and a pickled list.
@@ -246,6 +253,73 @@ def imagenet_fixtures(out):
     report(out, loss, loss32, fixture["torch_f32_logit_error"], tensors)
 
 
+def grad_cam(net, layer, images, classes, dtype=torch.float64):
+    """pytorch-grad-cam's GradCAM with ClassifierOutputTarget(class) per image, in float64:
+    the layer's output A and the class score's gradient dA through hooks; the map is
+    relu(sum_c mean(dA_c) * A_c), scaled by (x - min) / (1e-7 + max - min). `classes[i]` None
+    takes the image's top class. Returns (classes, raw maps, scaled maps) in float64."""
+    saved = {}
+
+    def keep(_module, _inputs, output):
+        saved["maps"] = output
+        output.register_hook(lambda grad: saved.__setitem__("grad", grad))
+
+    handle = layer.register_forward_hook(keep)
+    net = net.to(dtype).eval()
+    logits = net(images.to(dtype))
+    handle.remove()
+    chosen = [int(logits[i].argmax()) if c is None else c for i, c in enumerate(classes)]
+    score = sum(logits[i, c] for i, c in enumerate(chosen))
+    score.backward()
+    weights = saved["grad"].mean(dim=(2, 3), keepdim=True)
+    raw = torch.relu((weights * saved["maps"]).sum(dim=1)).detach()
+    flat = raw.flatten(1)
+    low = flat.min(dim=1).values[:, None, None]
+    scaled = raw - low
+    scaled = scaled / (1e-7 + scaled.flatten(1).max(dim=1).values[:, None, None])
+    return chosen, raw.double(), scaled.double()
+
+
+def gradcam_fixtures(out):
+    import torchvision
+
+    d2l_net = d2l.alexnet(RESIZE)
+    d2l_net.load_state_dict(formula_weights(d2l_net), strict=True)
+    x, y = d2l.load_split("test")
+    d2l_images = d2l.to_tensor(x[IMAGES], RESIZE)
+    d2l_labels = [int(v) for v in y[IMAGES]]
+    imagenet_net = torchvision.models.alexnet()
+    imagenet_net.load_state_dict(formula_weights(imagenet_net), strict=True)
+    photos = imagenet_inputs(PNG_PHOTOS)
+    fixture = {
+        "about": "reference/pytorch/parity.py gradcam: Grad-CAM through hooks on the last "
+                 "convolution's ReLU, formula weights, float64; regenerate with that script",
+        "torch": torch.__version__,
+    }
+    cases = [("d2l", d2l_net, d2l_net[11], d2l_images, d2l_labels),
+             ("imagenet", imagenet_net, imagenet_net.features[11], photos, PNG_LABELS)]
+    for name, net, layer, images, labels in cases:
+        entry = {}
+        for target, classes in [("top", [None] * len(labels)), ("label", labels)]:
+            net.zero_grad()
+            chosen, raw, scaled = grad_cam(net, layer, images, classes)
+            net.zero_grad()
+            chosen32, _, scaled32 = grad_cam(net, layer, images, chosen, torch.float32)
+            assert chosen32 == chosen
+            errors = (scaled32 - scaled).flatten(1).abs().max(dim=1).values
+            entry[target] = {"classes": chosen, "raw": raw.tolist(), "scaled": scaled.tolist(),
+                             "torch_f32_error": errors.tolist()}
+            nonzero = float((raw > 0).double().mean())
+            print(f"{name} {target}: classes {chosen}, grid {list(raw.shape[1:])}, "
+                  f"{100 * nonzero:.0f}% of cells above zero, PyTorch f32 within "
+                  f"{float(errors.max()):.1e}")
+        fixture[name] = entry
+    with open(out, "w") as f:
+        json.dump(fixture, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {out}")
+
+
 def pickles(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     other = {"0.weight": torch.ones(2, 3), "0.bias": torch.zeros(2)}
@@ -288,6 +362,8 @@ def main():
     i.add_argument("--out", default=os.path.join(FIXTURES, "torchvision_parity.json"))
     k = sub.add_parser("pickles")
     k.add_argument("--out-dir", default=os.path.join(FIXTURES, "torch"))
+    g = sub.add_parser("gradcam")
+    g.add_argument("--out", default=os.path.join(FIXTURES, "gradcam.json"))
     t = sub.add_parser("train")
     t.add_argument("--resize", type=int, required=True)
     t.add_argument("--epochs", type=int, default=1)
@@ -305,7 +381,7 @@ def main():
     torch.set_num_threads(getattr(a, "threads", 2))
     {"fixtures": lambda: fixtures(a.out), "train": lambda: train(a),
      "eval": lambda: evaluate(a), "imagenet": lambda: imagenet_fixtures(a.out),
-     "pickles": lambda: pickles(a.out_dir)}[a.command]()
+     "pickles": lambda: pickles(a.out_dir), "gradcam": lambda: gradcam_fixtures(a.out)}[a.command]()
 
 
 if __name__ == "__main__":

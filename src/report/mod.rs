@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::evaluation::Evaluation;
+use crate::render::svg_to_png;
 use crate::run::{EpochHistory, RunDir};
 
-pub use plot::{Curves, SERIES, svg_to_png, write_confusion_svg, write_curves_svg};
+pub use plot::{Curves, SERIES, write_confusion_svg, write_curves_svg};
 pub use run_report::{EpochRow, FinalMetrics, ImagesSummary, RunReport};
 
 /// Draws the run's `curves.svg` from `history` over epochs `1..=epochs`: what training does after

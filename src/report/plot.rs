@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 use crate::evaluation::Evaluation;
@@ -153,39 +153,4 @@ pub fn write_confusion_svg(eval: &Evaluation, path: &Path) -> Result<()> {
     }
     root.present().map_err(plot_error)?;
     Ok(())
-}
-
-/// Renders an SVG file to PNG (system fonts for the text).
-pub fn svg_to_png(svg: &Path, png: &Path) -> Result<()> {
-    let data = std::fs::read(svg).with_context(|| format!("cannot read {}", svg.display()))?;
-    let mut options = resvg::usvg::Options::default();
-    let fonts = options.fontdb_mut();
-    fonts.load_system_fonts();
-    // plotters asks for the generic "sans-serif"; map it to a sans font that is installed.
-    let installed: Vec<String> = fonts
-        .faces()
-        .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
-        .collect();
-    let preferred = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "FreeSans"];
-    if let Some(family) = preferred
-        .iter()
-        .find(|p| installed.iter().any(|i| i == *p))
-        .map(|p| p.to_string())
-        .or_else(|| installed.first().cloned())
-    {
-        fonts.set_sans_serif_family(family);
-    }
-    let tree = resvg::usvg::Tree::from_data(&data, &options)
-        .with_context(|| format!("{} is not a valid SVG", svg.display()))?;
-    let size = tree.size().to_int_size();
-    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or_else(|| anyhow!("{} has an empty size", svg.display()))?;
-    resvg::render(
-        &tree,
-        resvg::tiny_skia::Transform::default(),
-        &mut pixmap.as_mut(),
-    );
-    pixmap
-        .save_png(png)
-        .with_context(|| format!("cannot write {}", png.display()))
 }
