@@ -19,6 +19,7 @@ use crate::data::{
     ImageFiles, ImageFolder, ImageTransform, LoaderOptions, Purpose, Sample, ScanOptions, Split,
     SplitImages,
 };
+use crate::explain::GradCam;
 use crate::run::TrainingConfig;
 use crate::training::Classifier;
 use crate::training::optimizer::{Algorithm, Sgd};
@@ -89,6 +90,9 @@ pub struct BenchReport {
     pub train_step: Throughput,
     /// Forward only, no autodiff.
     pub inference: Throughput,
+    /// Grad-CAM of the same images (`infer --explain`): the forward pass cut at the last
+    /// convolution, the rest on autodiff, one backward pass to that convolution.
+    pub explained: Throughput,
     /// The load average when the run finished (1, 5, 15 minutes), for judging noise.
     pub loadavg: String,
     /// The host's CPU: hosts of one machine kind differ, and a speed ratio from one does not
@@ -257,6 +261,7 @@ pub fn run<B: AutodiffBackend>(
         },
     );
 
+    let explainer = GradCam::new(model.net.clone());
     let net = model.valid().net;
     let infer_images =
         random_batch::<B::InnerBackend>(settings.infer_batch, &config.model, device).images;
@@ -266,6 +271,14 @@ pub fn run<B: AutodiffBackend>(
         settings.infer_batch,
         Some(forward_gflop),
         || drop(net.forward(infer_images.clone()).into_data()),
+    );
+    let top_classes = vec![None; settings.infer_batch];
+    let explained = measure(
+        settings,
+        ("explained", gpu),
+        settings.infer_batch,
+        None,
+        || drop(explainer.explain(infer_images.clone(), &top_classes)),
     );
 
     Ok(BenchReport {
@@ -277,6 +290,7 @@ pub fn run<B: AutodiffBackend>(
         augment: describe_augmentation(&settings.augment),
         train_step,
         inference,
+        explained,
         loadavg: load_average(),
         cpu: cpu_model(),
     })
@@ -446,7 +460,7 @@ impl BenchReport {
         };
         format!(
             "{}, {} network at {}x{} ({:.2} GFLOP forward per image), load average {}\nCPU: \
-             {}\n{}{}{}{}",
+             {}\n{}{}{}{}{}               ({:.1}x inference's time per image)\n",
             self.device,
             self.arch,
             self.resize,
@@ -461,6 +475,8 @@ impl BenchReport {
             },
             row("train step", &self.train_step),
             row("inference", &self.inference),
+            row("explained", &self.explained),
+            self.inference.images_per_sec / self.explained.images_per_sec,
         )
     }
 }

@@ -1,21 +1,24 @@
 //! `alexnet infer`: the top classes of image files, folders of them, or test-set images.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use alexnet_model::Arch;
 use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
-use burn::tensor::backend::Backend;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{BackendArgs, ModelArgs, check_batch};
-use crate::backend::{Devices, InferenceTask};
+use crate::backend::{Devices, InferenceTask, TrainingTask};
 use crate::data::{Encoded, FashionMnist, Split, images_in, path_text};
+use crate::explain::{Explainer, GradCam, Legend, overlay_png};
 use crate::human::thousands;
 use crate::inference::{self, LoadedModel, Prediction, Reader};
 
@@ -53,6 +56,17 @@ pub struct InferArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Explain each prediction: a Grad-CAM heatmap of the last convolution over the image the
+    /// network saw, written as a PNG per image to --explain-dir (computed on the backend's
+    /// autodiff form; no training state is needed).
+    #[arg(long, requires = "explain_dir")]
+    pub explain: bool,
+    /// The class to explain, by index [default: each image's top class].
+    #[arg(long, value_name = "K", requires = "explain")]
+    pub explain_class: Option<usize>,
+    /// Folder for the heatmaps (created if missing), one `NAME.png` per image.
+    #[arg(long, value_name = "DIR", requires = "explain")]
+    pub explain_dir: Option<PathBuf>,
     /// Directory with the Fashion-MNIST files (for --test-index).
     #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -88,8 +102,19 @@ struct InputResult {
     /// `convert("RGB")` does) or `colour to grey`.
     #[serde(skip_serializing_if = "Option::is_none")]
     converted: Option<&'static str>,
+    /// With --explain: the class explained, the heatmap's file and the map's grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<ExplanationResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// One image's explanation, as `--json` shows it.
+#[derive(Debug, Serialize)]
+struct ExplanationResult {
+    class: usize,
+    png: String,
+    grid: Vec<Vec<f32>>,
 }
 
 impl InputResult {
@@ -103,7 +128,10 @@ impl InputResult {
             .iter()
             .map(|p| format!("{} {:.1}%", p.label, 100.0 * p.probability))
             .collect();
-        format!("{}{truth}: {}", self.input, ranked.join(", "))
+        let explained = self.explanation.as_ref().map_or(String::new(), |e| {
+            format!(" (Grad-CAM of class {}: {})", e.class, e.png)
+        });
+        format!("{}{truth}: {}{explained}", self.input, ranked.join(", "))
     }
 }
 
@@ -241,7 +269,8 @@ fn read(reader: &Reader, input: &Input) -> Result<Vec<f32>> {
     }
 }
 
-/// Prediction on the chosen backend, without autodiff, batch by batch.
+/// Prediction on the chosen backend, batch by batch: without autodiff, or with it for
+/// `--explain` (Grad-CAM needs one gradient).
 pub struct InferTask<'a>(pub &'a InferArgs);
 
 impl InferenceTask for InferTask<'_> {
@@ -249,104 +278,258 @@ impl InferenceTask for InferTask<'_> {
 
     fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
         let device = devices.main;
-        let args = self.0;
-        if args.batch_size == 0 {
-            bail!("--batch-size must be at least 1");
-        }
-        let run = args.model.run::<B>(&device)?;
-        let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
-        check_batch(&model.config, args.batch_size, "--batch-size")?;
-        let top = args.top.unwrap_or(match model.config.arch {
-            Arch::Imagenet => 5,
-            Arch::D2l => 3,
-        });
-        if top == 0 {
-            bail!(
-                "--top 0 shows no class: use 1 to {} (the model's classes)",
-                model.data.classes.len()
-            );
-        }
-        let reader = Reader::of(&model, args.invert)?;
-        let inputs = args.inputs()?;
-        let mut outputs = Outputs::open(args)?;
-        let mut progress = Progress::new(inputs.len(), args.batch_size);
-        let mut failed = 0;
-        for chunk in inputs.chunks(args.batch_size) {
-            let results = classify(&model, &reader, chunk, top, &device);
-            // One input that cannot be read is the command's one error line.
-            if let (
-                [_],
-                [
-                    InputResult {
-                        error: Some(err), ..
-                    },
-                ],
-            ) = (&inputs[..], &results[..])
-            {
-                bail!("{err}");
-            }
-            let failures = results.iter().filter(|r| r.error.is_some()).count();
-            failed += failures;
-            for result in results {
-                outputs.write(result)?;
-            }
-            progress.after(chunk.len(), failures);
-        }
-        outputs.finish()?;
-        match failed {
-            0 => {}
-            n if n == inputs.len() => bail!("none of the {n} inputs could be read (see above)"),
-            n => bail!(
-                "{n} of {} inputs could not be read (see above); the others were predicted",
-                inputs.len()
-            ),
-        }
-        Ok(())
+        let model = load::<B>(self.0, &device)?;
+        infer(self.0, &model, None, &device)
     }
 }
 
-/// The results of one batch of inputs, in order; the inputs are read in parallel.
-fn classify<B: Backend>(
+impl TrainingTask for InferTask<'_> {
+    type Output = Result<()>;
+
+    fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
+        let device = devices.main;
+        let loaded = load::<B>(self.0, &device)?;
+        let explainer = GradCam::new(loaded.net.clone());
+        let model = LoadedModel {
+            net: loaded.net.valid(),
+            config: loaded.config,
+            data: loaded.data,
+            source: loaded.source,
+        };
+        infer(self.0, &model, Some(&explainer), &device)
+    }
+}
+
+/// The run's model, after the checks of the flags that need it.
+fn load<B: Backend>(args: &InferArgs, device: &B::Device) -> Result<LoadedModel<B>> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let run = args.model.run::<B>(device)?;
+    let model = inference::load_model::<B>(&run, &args.model.checkpoint, device)?;
+    check_batch(&model.config, args.batch_size, "--batch-size")?;
+    let classes = model.data.classes.len();
+    if let Some(class) = args.explain_class.filter(|&class| class >= classes) {
+        bail!(
+            "--explain-class {class} is out of range: the model has {classes} classes (0 to {})",
+            classes - 1
+        );
+    }
+    Ok(model)
+}
+
+fn infer<B: Backend>(
+    args: &InferArgs,
     model: &LoadedModel<B>,
-    reader: &Reader,
-    chunk: &[Input],
-    top: usize,
+    explainer: Option<&dyn Explainer<B>>,
     device: &B::Device,
-) -> Vec<InputResult> {
-    let read: Vec<Result<Vec<f32>>> = chunk.par_iter().map(|i| read(reader, i)).collect();
-    let good: Vec<Vec<f32>> = read
-        .iter()
-        .filter_map(|r| r.as_ref().ok().cloned())
-        .collect();
-    let mut predictions = inference::predict(model, good, top, device).into_iter();
-    chunk
-        .iter()
-        .zip(read)
-        .map(|(input, values)| {
-            let true_label = match input {
-                Input::Test { index, data } => {
-                    let label = data.labels()[*index] as usize;
-                    model.data.classes.get(label).cloned()
-                }
-                Input::File(_) => None,
-            };
-            let (top, error) = match values {
-                Ok(_) => (predictions.next().unwrap_or_default(), None),
-                Err(err) => (Vec::new(), Some(format!("{err:#}"))),
-            };
-            let converted = match (input, &error) {
-                (Input::File(path), None) => reader.conversion(path),
-                _ => None,
-            };
-            InputResult {
-                input: input.name(),
-                true_label,
-                top,
-                converted,
-                error,
-            }
+) -> Result<()> {
+    let top = args.top.unwrap_or(match model.config.arch {
+        Arch::Imagenet => 5,
+        Arch::D2l => 3,
+    });
+    if top == 0 {
+        bail!(
+            "--top 0 shows no class: use 1 to {} (the model's classes)",
+            model.data.classes.len()
+        );
+    }
+    let reader = Reader::of(model, args.invert)?;
+    let inputs = args.inputs()?;
+    let mut explaining = match (explainer, &args.explain_dir) {
+        (Some(explainer), Some(dir)) => Some(Explaining::new(explainer, dir, args.explain_class)?),
+        _ => None,
+    };
+    let mut outputs = Outputs::open(args)?;
+    let mut progress = Progress::new(inputs.len(), args.batch_size);
+    let mut failed = 0;
+    for chunk in inputs.chunks(args.batch_size) {
+        let batch = Batch {
+            model,
+            reader: &reader,
+            inputs: chunk,
+            top,
+        };
+        let results = batch.classify(explaining.as_mut(), device)?;
+        // One input that cannot be read is the command's one error line.
+        if let (
+            [_],
+            [
+                InputResult {
+                    error: Some(err), ..
+                },
+            ],
+        ) = (&inputs[..], &results[..])
+        {
+            bail!("{err}");
+        }
+        let failures = results.iter().filter(|r| r.error.is_some()).count();
+        failed += failures;
+        for result in results {
+            outputs.write(result)?;
+        }
+        progress.after(chunk.len(), failures);
+    }
+    outputs.finish()?;
+    match failed {
+        0 => {}
+        n if n == inputs.len() => bail!("none of the {n} inputs could be read (see above)"),
+        n => bail!(
+            "{n} of {} inputs could not be read (see above); the others were predicted",
+            inputs.len()
+        ),
+    }
+    Ok(())
+}
+
+/// `--explain`: the explainer, the class asked for, and where the pictures go.
+struct Explaining<'a, B: Backend> {
+    explainer: &'a dyn Explainer<B>,
+    class: Option<usize>,
+    dir: PathBuf,
+    /// File names given so far, so that two images of the same name get two pictures (a
+    /// picture of an earlier command is replaced).
+    taken: HashSet<String>,
+}
+
+impl<'a, B: Backend> Explaining<'a, B> {
+    fn new(explainer: &'a dyn Explainer<B>, dir: &Path, class: Option<usize>) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self {
+            explainer,
+            class,
+            dir: dir.to_path_buf(),
+            taken: HashSet::new(),
         })
-        .collect()
+    }
+
+    /// A new file name in the folder for `input`'s picture: its file stem, or `test-I`.
+    fn file_for(&mut self, input: &Input) -> PathBuf {
+        let stem = match input {
+            Input::File(path) => path
+                .file_stem()
+                .map_or("image".into(), |s| s.to_string_lossy().into_owned()),
+            Input::Test { index, .. } => format!("test-{index}"),
+        };
+        let name = (1..)
+            .map(|n| match n {
+                1 => format!("{stem}.png"),
+                n => format!("{stem}-{n}.png"),
+            })
+            .find(|name| !self.taken.contains(name))
+            .expect("a free name");
+        self.taken.insert(name.clone());
+        self.dir.join(name)
+    }
+}
+
+/// One batch of inputs and how to read and rank them.
+struct Batch<'a, B: Backend> {
+    model: &'a LoadedModel<B>,
+    reader: &'a Reader,
+    inputs: &'a [Input],
+    top: usize,
+}
+
+impl<B: Backend> Batch<'_, B> {
+    /// The results in order; the inputs are read in parallel.
+    fn classify(
+        &self,
+        explaining: Option<&mut Explaining<B>>,
+        device: &B::Device,
+    ) -> Result<Vec<InputResult>> {
+        let read: Vec<Result<Vec<f32>>> = self
+            .inputs
+            .par_iter()
+            .map(|i| read(self.reader, i))
+            .collect();
+        let good: Vec<(&Input, &Vec<f32>)> = self
+            .inputs
+            .iter()
+            .zip(&read)
+            .filter_map(|(input, values)| Some((input, values.as_ref().ok()?)))
+            .collect();
+        let (predictions, explanations) = match explaining {
+            None => {
+                let values = good.iter().map(|(_, v)| (*v).clone()).collect();
+                let ranked = inference::predict(self.model, values, self.top, device);
+                (ranked, Vec::new())
+            }
+            Some(explaining) => self.explain(&good, explaining, device)?,
+        };
+        let mut predictions = predictions.into_iter();
+        let mut explanations = explanations.into_iter();
+        Ok(self
+            .inputs
+            .iter()
+            .zip(read)
+            .map(|(input, values)| {
+                let true_label = match input {
+                    Input::Test { index, data } => {
+                        let label = data.labels()[*index] as usize;
+                        self.model.data.classes.get(label).cloned()
+                    }
+                    Input::File(_) => None,
+                };
+                let (top, explanation, error) = match values {
+                    Ok(_) => (
+                        predictions.next().unwrap_or_default(),
+                        explanations.next(),
+                        None,
+                    ),
+                    Err(err) => (Vec::new(), None, Some(format!("{err:#}"))),
+                };
+                let converted = match (input, &error) {
+                    (Input::File(path), None) => self.reader.conversion(path),
+                    _ => None,
+                };
+                InputResult {
+                    input: input.name(),
+                    true_label,
+                    top,
+                    converted,
+                    explanation,
+                    error,
+                }
+            })
+            .collect())
+    }
+
+    /// The predictions of the readable inputs and their explanations, each picture written.
+    fn explain(
+        &self,
+        good: &[(&Input, &Vec<f32>)],
+        explaining: &mut Explaining<B>,
+        device: &B::Device,
+    ) -> Result<(Vec<Vec<Prediction>>, Vec<ExplanationResult>)> {
+        if good.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let values = good.iter().map(|(_, v)| (*v).clone()).collect();
+        let images = inference::input_batch(self.model, values, device);
+        let classes = vec![explaining.class; good.len()];
+        let (maps, logits) = explaining.explainer.explain(images, &classes)?;
+        let classes = &self.model.data.classes;
+        let mut results = Vec::with_capacity(good.len());
+        for ((input, values), map) in good.iter().zip(maps) {
+            let legend = Legend {
+                label: classes.get(map.class).map_or("?", String::as_str),
+                opacity: 0.5,
+            };
+            let config = &self.model.config;
+            let preprocess = self.model.data.preprocess;
+            let png = overlay_png(values, config.in_channels, preprocess, &map, legend)?;
+            let path = explaining.file_for(input);
+            std::fs::write(&path, png)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            results.push(ExplanationResult {
+                class: map.class,
+                png: path_text::encode(&path),
+                grid: map.grid,
+            });
+        }
+        Ok((inference::rank(logits, classes, self.top), results))
+    }
 }
 
 /// Progress on stderr for inputs of more than one batch, at most once a second.

@@ -299,6 +299,11 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
                     .training(gpu, &devices, bench::BenchTask(&args))
             })
         }
+        Command::Infer(args) if args.explain => {
+            let devices = args.backend.device_list();
+            args.backend
+                .training(gpu, &devices, infer::InferTask(&args))
+        }
         Command::Infer(args) => args.backend.inference(gpu, infer::InferTask(&args)),
         Command::Serve(args) => args.backend.inference(gpu, serve::ServeTask(&args)),
         Command::Eval(args) => args.backend.inference(gpu, eval::EvalTask(&args)),

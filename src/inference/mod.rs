@@ -7,4 +7,4 @@ mod predict;
 
 pub use checkpoint::{CheckpointChoice, LoadedModel, load_model};
 pub use images::load_image;
-pub use predict::{Prediction, Reader, predict};
+pub use predict::{Prediction, Reader, input_batch, predict, rank};

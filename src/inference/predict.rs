@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use alexnet_model::AlexNet;
 use anyhow::{Result, bail};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
@@ -110,26 +109,35 @@ pub fn predict<B: Backend>(
     top: usize,
     device: &B::Device,
 ) -> Vec<Vec<Prediction>> {
-    let count = inputs.len();
-    if count == 0 {
+    if inputs.is_empty() {
         return Vec::new();
     }
-    let (channels, side) = (model.config.in_channels, model.config.image_size);
-    let values: Vec<f32> = inputs.into_iter().flatten().collect();
-    let images = Tensor::from_data(
-        TensorData::new(values, [count, channels, side, side]),
-        device,
-    );
-    ranked(&model.net, images, &model.data.classes, top)
+    let logits = model.net.forward(input_batch(model, inputs, device));
+    rank(logits, &model.data.classes, top)
 }
 
-fn ranked<B: Backend>(
-    net: &AlexNet<B>,
-    images: Tensor<B, 4>,
+/// The inputs (each the values [`Reader::read`] gives) as one batch for `model`.
+pub fn input_batch<B: Backend>(
+    model: &LoadedModel<B>,
+    inputs: Vec<Vec<f32>>,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let (channels, side) = (model.config.in_channels, model.config.image_size);
+    let count = inputs.len();
+    let values: Vec<f32> = inputs.into_iter().flatten().collect();
+    Tensor::from_data(
+        TensorData::new(values, [count, channels, side, side]),
+        device,
+    )
+}
+
+/// The `top` most probable classes of each row of `logits`, most probable first.
+pub fn rank<B: Backend>(
+    logits: Tensor<B, 2>,
     classes: &[String],
     top: usize,
 ) -> Vec<Vec<Prediction>> {
-    let probabilities = softmax(net.forward(images), 1);
+    let probabilities = softmax(logits, 1);
     let width = probabilities.dims()[1];
     let values: Vec<f32> = probabilities
         .into_data()
