@@ -243,6 +243,80 @@ fn every_route_answers_and_predictions_equal_infer() {
     }
 }
 
+#[test]
+fn explain_answers_the_map_infer_draws_for_the_class_asked() {
+    let fixture = fixture();
+    let server = Server::start(fixture.run.path(), &[]);
+    let file = &test_images()[0];
+    let pictures = tempfile::tempdir().unwrap();
+    let run_dir = fixture.run.path().display().to_string();
+    let explain_dir = pictures.path().display().to_string();
+    let file_arg = file.display().to_string();
+    let infer = run(&[
+        "infer",
+        "--artifact-dir",
+        &run_dir,
+        &file_arg,
+        "--explain",
+        "--explain-dir",
+        &explain_dir,
+        "--json",
+    ]);
+    assert!(infer.status.success(), "{}", stderr(&infer));
+    let expected: Value = serde_json::from_slice(&infer.stdout).unwrap();
+    let expected = &expected[0]["explanation"];
+
+    let body = std::fs::read(file).unwrap();
+    let reply = request(server.addr, "POST", "/v1/explain?preview=true", &[], &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer = reply.json();
+    let map = &answer["explanation"];
+    assert_eq!(map["class"], answer["top"][0]["class"], "{answer}");
+    assert_eq!(map["class"], expected["class"]);
+    assert_eq!(map["label"], answer["top"][0]["label"]);
+    let grid = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect()
+    };
+    let (ours, theirs) = (grid(&map["grid"]), grid(&expected["grid"]));
+    assert_eq!(ours.len(), 9, "3x3 for d2l's network at 65 px: {map}");
+    let diff = ours
+        .iter()
+        .zip(&theirs)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff < 1e-5, "serve and infer maps differ by {diff}");
+    let png = map["png"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("data:image/png;base64,")
+        .unwrap();
+    let png = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, png).unwrap();
+    let heatmap = image::load_from_memory(&png).unwrap();
+    assert_eq!((heatmap.width(), heatmap.height()), (65, 65));
+    assert!(
+        answer["preview"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png")
+    );
+
+    let other = request(server.addr, "POST", "/v1/explain?class=9", &[], &body).json();
+    assert_eq!(other["explanation"]["class"], 9);
+    assert!(
+        server
+            .predict("", &body)
+            .json()
+            .get("explanation")
+            .is_none()
+    );
+    let metrics = server.get("/metrics").text();
+    let counted = "alexnet_http_requests_total{path=\"/v1/explain\",status=\"200\"} 2";
+    assert!(metrics.contains(counted), "no {counted} in\n{metrics}");
+}
+
 /// A PNG that states a 12000x12000 grey image: 144 MB decoded, from about 140 kB of zeros.
 fn png_bomb() -> Vec<u8> {
     use flate2::{Compression, write::ZlibEncoder};
@@ -283,9 +357,19 @@ fn bad_requests_get_their_status_and_one_line_and_the_server_keeps_serving() {
             body,
         )
     };
+    let explain = |body: &[u8], query: &str| {
+        request(
+            server.addr,
+            "POST",
+            &format!("/v1/explain{query}"),
+            &[auth],
+            body,
+        )
+    };
     let serving = || {
         assert_eq!(server.get("/healthz").status, 200);
         assert_eq!(post(&good, "").status, 200);
+        assert_eq!(explain(&good, "").status, 200);
     };
     serving();
 
@@ -311,6 +395,36 @@ fn bad_requests_get_their_status_and_one_line_and_the_server_keeps_serving() {
             "--max-body-mib",
         ),
         ("top out of range", post(&good, "?top=11"), 400, "1 to 10"),
+        (
+            "explain: class out of range",
+            explain(&good, "?class=10"),
+            400,
+            "class=10 is out of range: the model has 10 classes (use 0 to 9)",
+        ),
+        (
+            "explain: bad class",
+            explain(&good, "?class=two"),
+            400,
+            "&class=K",
+        ),
+        (
+            "explain: over the limit",
+            explain(&vec![7u8; 3 << 20], ""),
+            413,
+            "--max-body-mib",
+        ),
+        (
+            "explain: no token",
+            request(server.addr, "POST", "/v1/explain", &[], &good),
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "a class to predict",
+            post(&good, "?class=2"),
+            400,
+            "post to /v1/explain?class=K",
+        ),
         ("bad query", post(&good, "?top=three"), 400, "?top=K"),
         (
             "wrong method",

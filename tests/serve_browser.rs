@@ -122,6 +122,11 @@ struct Shown {
     bars: Vec<(String, f64)>,
     /// The network's view of the image, a data URL.
     seen: String,
+    /// Whether the result area was shown before the first prediction.
+    result_shown_before: bool,
+    /// With "show where the network looked" ticked: the heatmap (a data URL), its caption and
+    /// its opacity after the slider was set to 30.
+    heat: (String, String, String),
 }
 
 /// Serves `run_dir`, uploads `image` through the page's file control in headless Chromium and
@@ -160,6 +165,8 @@ async fn upload_on_page(run_dir: &Path, image: &Path) -> Shown {
         .for_element(Locator::XPath("//p[@id='model'][contains(., 'classes')]"))
         .await
         .unwrap();
+    let result = client.find(Locator::Id("result")).await.unwrap();
+    let result_shown_before = result.is_displayed().await.unwrap();
     let file = client.find(Locator::Id("file")).await.unwrap();
     file.send_keys(image.to_str().unwrap()).await.unwrap();
     let prediction = client
@@ -187,6 +194,7 @@ async fn upload_on_page(run_dir: &Path, image: &Path) -> Shown {
     }
     let seen = client.find(Locator::Id("seen")).await.unwrap();
     let seen = seen.attr("src").await.unwrap().unwrap_or_default();
+    let heat = explain_on_page(&client).await;
     if let Some(path) = std::env::var_os("ALEXNET_SCREENSHOT") {
         std::fs::write(&path, client.screenshot().await.unwrap()).unwrap();
     }
@@ -195,7 +203,40 @@ async fn upload_on_page(run_dir: &Path, image: &Path) -> Shown {
         prediction,
         bars,
         seen,
+        result_shown_before,
+        heat,
     }
+}
+
+/// Ticks "show where the network looked", waits for the heatmap over the image, and sets its
+/// opacity to 30: (its source, the caption, its opacity).
+async fn explain_on_page(client: &fantoccini::Client) -> (String, String, String) {
+    client
+        .find(Locator::Id("explain"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let heat = client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(
+            "//img[@id='heat'][starts-with(@src, 'data:image/png')]",
+        ))
+        .await
+        .unwrap();
+    assert!(heat.is_displayed().await.unwrap(), "the heatmap is shown");
+    let script = "const s = document.getElementById('opacity'); s.value = 30; \
+                  s.dispatchEvent(new Event('input')); \
+                  return document.getElementById('heat').style.opacity;";
+    let opacity = client.execute(script, vec![]).await.unwrap();
+    let caption = client.find(Locator::Id("seen-caption")).await.unwrap();
+    (
+        heat.attr("src").await.unwrap().unwrap_or_default(),
+        caption.text().await.unwrap(),
+        opacity.as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// The page's prediction and bars are `infer`'s.
@@ -246,6 +287,15 @@ async fn the_page_classifies_an_uploaded_image_as_infer_does() {
         shown.seen.starts_with("data:image/png;base64,"),
         "the page shows the network's view"
     );
+    assert!(
+        !shown.result_shown_before,
+        "no empty result area before a prediction"
+    );
+    let (heat, caption, opacity) = &shown.heat;
+    assert!(heat.starts_with("data:image/png;base64,"), "{heat}");
+    let best = &expected[0].0;
+    assert!(caption.contains(&format!("looked for {best}")), "{caption}");
+    assert_eq!(opacity, "0.3");
 }
 
 /// ImageNet's network on a real colour photo: the page agrees with `infer`, and the network's

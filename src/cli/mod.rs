@@ -305,7 +305,11 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
                 .training(gpu, &devices, infer::InferTask(&args))
         }
         Command::Infer(args) => args.backend.inference(gpu, infer::InferTask(&args)),
-        Command::Serve(args) => args.backend.inference(gpu, serve::ServeTask(&args)),
+        Command::Serve(args) => {
+            let devices = args.backend.device_list();
+            args.backend
+                .training(gpu, &devices, serve::ServeTask(&args))
+        }
         Command::Eval(args) => args.backend.inference(gpu, eval::EvalTask(&args)),
         Command::Summary(args) => args.backend.inference(gpu, summary::SummaryTask(&args)),
         Command::Import(args) => args.backend.inference(gpu, import::ImportTask(&args)),

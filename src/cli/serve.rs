@@ -7,11 +7,11 @@ use std::time::Duration;
 use std::os::unix::fs::PermissionsExt;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::Args;
 
 use super::{BackendArgs, ModelArgs};
-use crate::backend::{Devices, InferenceTask};
+use crate::backend::{Devices, TrainingTask};
 use crate::serve::{self, Batching, Limits, ServeOptions};
 
 /// Flags of `alexnet serve`.
@@ -157,10 +157,11 @@ fn read_token(path: &std::path::Path) -> Result<String> {
 /// The server on the chosen backend.
 pub struct ServeTask<'a>(pub &'a ServeArgs);
 
-impl InferenceTask for ServeTask<'_> {
+/// On the autodiff form of the backend, for `/v1/explain`'s gradient.
+impl TrainingTask for ServeTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
         serve::serve::<B>(self.0.options::<B>(&devices.main)?, devices.main)
     }
 }

@@ -15,7 +15,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
-pub use picture::{Legend, overlay_png};
+pub use picture::{Legend, heatmap_png, overlay_png};
 
 /// One image's class-activation map.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -59,6 +59,29 @@ pub fn overlay_png(
     png_with_svg_over(&rgb, [width as u32, height as u32], &svg)
 }
 
+/// The map alone, upsampled to `side x side` in viridis, as PNG bytes: for a page that lays it
+/// over the image itself, at an opacity of its choice.
+pub fn heatmap_png(map: &Explanation, side: usize) -> Vec<u8> {
+    let rgb: Vec<u8> = upsampled(&map.grid, side)
+        .into_iter()
+        .flat_map(|v| {
+            let colour = ViridisRGB.get_color(v.clamp(0.0, 1.0));
+            [colour.0, colour.1, colour.2]
+        })
+        .collect();
+    let mut png = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut png);
+    image::ImageEncoder::write_image(
+        encoder,
+        &rgb,
+        side as u32,
+        side as u32,
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("encoding a PNG in memory cannot fail");
+    png
+}
+
 /// The map upsampled to `side x side`.
 fn upsampled(grid: &[Vec<f32>], side: usize) -> Vec<f32> {
     let (rows, cols) = (grid.len(), grid.first().map_or(0, Vec::len));

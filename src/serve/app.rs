@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::data::Encoded;
+use crate::explain::heatmap_png;
 use crate::inference::{LoadedModel, Prediction, Reader};
 
 use super::metrics::Metrics;
@@ -106,6 +107,34 @@ pub struct Predicted {
     /// The image as the network saw it (a PNG data URL), when asked with `?preview=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// Why, from `POST /v1/explain`: the Grad-CAM map of one class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<ExplainedMap>,
+}
+
+/// The Grad-CAM map of one class, as `POST /v1/explain` answers it.
+#[derive(Debug, Serialize)]
+pub struct ExplainedMap {
+    /// The class explained.
+    pub class: usize,
+    /// Its name.
+    pub label: String,
+    /// The map on the last convolution's grid, scaled to [0, 1], row by row.
+    pub grid: Vec<Vec<f32>>,
+    /// The map upsampled to the network's input side in viridis (0 dark violet, 1 yellow), a
+    /// PNG data URL to lay over the preview.
+    pub png: String,
+}
+
+/// What a prediction asks for beyond the top classes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Read the image with Fashion-MNIST's inversion.
+    pub invert: bool,
+    /// Answer the image as the network saw it.
+    pub preview: bool,
+    /// Explain the prediction: `Some(None)` its top class, `Some(Some(k))` class k.
+    pub explain: Option<Option<usize>>,
 }
 
 /// The limits of a request.
@@ -167,6 +196,14 @@ pub enum PredictError {
     /// This run has no inverted reading (`?invert=true`).
     #[error("invert=true: {0}")]
     NoInvert(String),
+    /// `class` is not a class of the model.
+    #[error("class={class} is out of range: the model has {classes} classes (use 0 to {})", classes - 1)]
+    ClassOutOfRange {
+        /// Asked for.
+        class: usize,
+        /// The model's classes.
+        classes: usize,
+    },
     /// The upload is not an image the network can read.
     #[error("{0:#}")]
     Unreadable(anyhow::Error),
@@ -270,8 +307,7 @@ impl App {
         &self,
         body: Bytes,
         top: usize,
-        invert: bool,
-        preview: bool,
+        extras: Extras,
         arrived: Instant,
     ) -> Result<Predicted, PredictError> {
         let info = self.info();
@@ -279,11 +315,21 @@ impl App {
         if top == 0 || top > classes {
             return Err(PredictError::TopOutOfRange { top, classes });
         }
+        if let Some(class) = extras.explain.flatten().filter(|&class| class >= classes) {
+            return Err(PredictError::ClassOutOfRange { class, classes });
+        }
         let arriving = self.queue.arriving();
-        let input = self.read_upload(body, invert).await?;
-        let preview = preview.then(|| preview_png(&input, &info));
-        let answer = self.ask_model(input, top, arriving).await?;
+        let input = self.read_upload(body, extras.invert).await?;
+        let preview = extras.preview.then(|| preview_png(&input, &info));
+        let mut answer = self.ask_model(input, top, extras.explain, arriving).await?;
+        let explanation = answer.explanation.take().map(|map| ExplainedMap {
+            class: map.class,
+            label: info.classes.get(map.class).cloned().unwrap_or_default(),
+            png: data_url(&heatmap_png(&map, info.image_size)),
+            grid: map.grid,
+        });
         Ok(Predicted {
+            explanation,
             top: answer.top,
             classes: info.classes,
             image_size: info.image_size,
@@ -322,10 +368,16 @@ impl App {
         &self,
         input: Vec<f32>,
         top: usize,
+        explain: Option<Option<usize>>,
         arriving: Arriving,
     ) -> Result<Answer, PredictError> {
         let (reply, answer) = oneshot::channel();
-        let queued = self.queue.submit(Job { input, top, reply });
+        let queued = self.queue.submit(Job {
+            input,
+            top,
+            explain,
+            reply,
+        });
         drop(arriving);
         queued.map_err(|refused| match refused {
             Refused::Busy => PredictError::Busy,
@@ -393,5 +445,9 @@ fn preview_png(input: &[f32], info: &ModelInfo) -> String {
     };
     image::ImageEncoder::write_image(encoder, &pixels, side as u32, side as u32, colour)
         .expect("encoding a PNG in memory cannot fail");
+    data_url(&png)
+}
+
+fn data_url(png: &[u8]) -> String {
     format!("data:image/png;base64,{}", STANDARD.encode(png))
 }

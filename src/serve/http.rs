@@ -17,7 +17,7 @@ use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::app::{App, PredictError, Predicted, ReloadRefused};
+use super::app::{App, Extras, PredictError, Predicted, ReloadRefused};
 use super::metrics::RequestLabels;
 
 /// The web page: plain HTML, CSS and JavaScript in one file, served from the binary.
@@ -44,6 +44,7 @@ fn routes() -> Vec<Route> {
         // The page asks for the token and sends it with its own requests; probes need none.
         route("/", Method::GET, true, get(page)),
         route("/v1/predict", Method::POST, false, post(predict)),
+        route("/v1/explain", Method::POST, false, post(explain)),
         route("/v1/model", Method::GET, false, get(model)),
         route("/v1/reload", Method::POST, false, post(reload)),
         route("/healthz", Method::GET, true, get(healthz)),
@@ -121,6 +122,7 @@ impl From<PredictError> for ApiError {
         let message = err.to_string();
         match err {
             PredictError::TopOutOfRange { .. }
+            | PredictError::ClassOutOfRange { .. }
             | PredictError::NoInvert(_)
             | PredictError::Unreadable(_) => Self::bad_request(message),
             PredictError::Busy | PredictError::Stopping => Self::busy(message, 1),
@@ -246,7 +248,7 @@ async fn check_head(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The query of `POST /v1/predict`.
+/// The query of `POST /v1/predict` and `POST /v1/explain`.
 #[derive(Debug, Deserialize)]
 struct PredictQuery {
     /// How many classes to answer (default 3).
@@ -257,6 +259,8 @@ struct PredictQuery {
     /// Also answer the image as the network saw it, as a PNG data URL.
     #[serde(default)]
     preview: bool,
+    /// `/v1/explain`: the class to explain (default: the top one).
+    class: Option<usize>,
 }
 
 async fn predict(
@@ -264,17 +268,49 @@ async fn predict(
     query: Result<Query<PredictQuery>, QueryRejection>,
     request: Request,
 ) -> Result<Json<Predicted>, ApiError> {
+    answer(app, query, request, false).await
+}
+
+/// A prediction with the Grad-CAM map of one class (`?class=K`, default the top one).
+async fn explain(
+    State(app): State<Arc<App>>,
+    query: Result<Query<PredictQuery>, QueryRejection>,
+    request: Request,
+) -> Result<Json<Predicted>, ApiError> {
+    answer(app, query, request, true).await
+}
+
+async fn answer(
+    app: Arc<App>,
+    query: Result<Query<PredictQuery>, QueryRejection>,
+    request: Request,
+    explain: bool,
+) -> Result<Json<Predicted>, ApiError> {
     let arrived = Instant::now();
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(format!(
-            "bad query ({}): use ?top=K (a whole number), &invert=true, &preview=true",
-            e.body_text()
+            "bad query ({}): use ?top=K (a whole number), &invert=true, &preview=true{}",
+            e.body_text(),
+            if explain {
+                ", &class=K (a class index)"
+            } else {
+                ""
+            }
         ))
     })?;
+    if query.class.is_some() && !explain {
+        return Err(ApiError::bad_request(
+            "class=K asks for an explanation: post to /v1/explain?class=K",
+        ));
+    }
     let body = image_bytes(request, app.limits.body_bytes).await?;
-    let top = query.top.unwrap_or(3);
+    let extras = Extras {
+        invert: query.invert,
+        preview: query.preview,
+        explain: explain.then_some(query.class),
+    };
     let answer = app
-        .predict(body, top, query.invert, query.preview, arrived)
+        .predict(body, query.top.unwrap_or(3), extras, arrived)
         .await
         .map_err(ApiError::from)?;
     app.metrics.latency.observe(arrived.elapsed().as_secs_f64());

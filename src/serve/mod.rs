@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::AutodiffBackend;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -59,8 +59,10 @@ pub struct ServeOptions {
 }
 
 /// Serves the chosen record of `options.run` on `device` until SIGTERM or Ctrl-C.
-pub fn serve<B: Backend>(options: ServeOptions, device: B::Device) -> Result<()> {
-    let model = load_model::<B>(&options.run, &options.checkpoint, &device)?;
+/// Runs on the autodiff form of the backend, so that `/v1/explain` can take Grad-CAM's one
+/// gradient; predictions use the network without autodiff.
+pub fn serve<A: AutodiffBackend>(options: ServeOptions, device: A::Device) -> Result<()> {
+    let model = load_model::<A>(&options.run, &options.checkpoint, &device)?;
     model
         .config
         .check_batch(options.batching.max_batch, false)
@@ -71,8 +73,8 @@ pub fn serve<B: Backend>(options: ServeOptions, device: B::Device) -> Result<()>
     );
     let info = ModelInfo::of(&model, &options.backend, options.run.path().to_path_buf());
     let metrics = Arc::new(Metrics::new(options.batching.max_batch));
-    let next = worker::NextModel::<B>::default();
-    let reloader = reloader::<B>(&options, device.clone(), next.clone());
+    let next = worker::NextModel::<A>::default();
+    let reloader = reloader::<A>(&options, device.clone(), next.clone());
     // The model thread is not joined: by the time `listen` returns, the requests in flight
     // have their answers, and what is left of the thread ends with the process.
     let (queue, _model_thread) =
@@ -94,10 +96,10 @@ pub fn serve<B: Backend>(options: ServeOptions, device: B::Device) -> Result<()>
 }
 
 /// Loads the run's record again on `device` and leaves it for the worker.
-fn reloader<B: Backend>(
+fn reloader<A: AutodiffBackend>(
     options: &ServeOptions,
-    device: B::Device,
-    next: worker::NextModel<B>,
+    device: A::Device,
+    next: worker::NextModel<A>,
 ) -> app::Reloader {
     let (run, choice, backend) = (
         options.run.clone(),
@@ -105,7 +107,7 @@ fn reloader<B: Backend>(
         options.backend.clone(),
     );
     Box::new(move || {
-        let model: LoadedModel<B> = load_model(&run, &choice, &device)?;
+        let model: LoadedModel<A> = load_model(&run, &choice, &device)?;
         let info = ModelInfo::of(&model, &backend, run.path().to_path_buf());
         *next.lock().expect("not poisoned") = Some(model);
         Ok(info)

@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use burn::tensor::backend::Backend;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
 use tokio::sync::oneshot;
 
-use crate::inference::{LoadedModel, Prediction, predict};
+use crate::explain::{Explanation, GradCam};
+use crate::inference::{LoadedModel, Prediction, input_batch, predict, rank};
 
 use super::metrics::Metrics;
 
@@ -26,6 +28,8 @@ pub struct Job {
     pub input: Vec<f32>,
     /// How many classes to answer.
     pub top: usize,
+    /// Whether to explain the prediction, and which class: `Some(None)` its top class.
+    pub explain: Option<Option<usize>>,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Result<Answer, ModelFailed>>,
 }
@@ -44,6 +48,8 @@ pub struct Answer {
     pub checkpoint: PathBuf,
     /// How many images shared the forward pass.
     pub batch: usize,
+    /// The Grad-CAM map, when the job asked for it.
+    pub explanation: Option<Explanation>,
 }
 
 /// How requests are batched.
@@ -113,22 +119,43 @@ impl Queue {
 }
 
 /// A model waiting to replace the worker's one before its next batch.
-pub type NextModel<B> = Arc<Mutex<Option<LoadedModel<B>>>>;
+pub type NextModel<A> = Arc<Mutex<Option<LoadedModel<A>>>>;
+
+/// The worker's two views of one record: the network without autodiff for predictions, and
+/// Grad-CAM's (the same weights, no copy) for explanations.
+struct Served<A: AutodiffBackend> {
+    model: LoadedModel<A::InnerBackend>,
+    explainer: GradCam<A>,
+}
+
+impl<A: AutodiffBackend> Served<A> {
+    fn new(loaded: LoadedModel<A>) -> Self {
+        Self {
+            explainer: GradCam::new(loaded.net.clone()),
+            model: LoadedModel {
+                net: loaded.net.valid(),
+                config: loaded.config,
+                data: loaded.data,
+                source: loaded.source,
+            },
+        }
+    }
+}
 
 /// Starts the worker thread on `model`; it runs until the [`Queue`] is dropped and every
 /// queued job is answered.
-pub fn start<B: Backend>(
-    model: LoadedModel<B>,
-    device: B::Device,
+pub fn start<A: AutodiffBackend>(
+    model: LoadedModel<A>,
+    device: A::Device,
     batching: Batching,
-    next: NextModel<B>,
+    next: NextModel<A>,
     metrics: Arc<Metrics>,
 ) -> (Queue, JoinHandle<()>) {
     let (jobs, received) = sync_channel(batching.queue);
     let depth = Arc::new(AtomicUsize::new(0));
     let arriving = Arc::new(AtomicUsize::new(0));
     let worker = Worker {
-        model,
+        served: Served::new(model),
         device,
         batching,
         next,
@@ -151,11 +178,11 @@ pub fn start<B: Backend>(
     )
 }
 
-struct Worker<B: Backend> {
-    model: LoadedModel<B>,
-    device: B::Device,
+struct Worker<A: AutodiffBackend> {
+    served: Served<A>,
+    device: A::Device,
     batching: Batching,
-    next: NextModel<B>,
+    next: NextModel<A>,
     depth: Arc<AtomicUsize>,
     arriving: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
@@ -164,14 +191,14 @@ struct Worker<B: Backend> {
 /// How often a waiting worker looks again whether requests are still on their way.
 const RECHECK: Duration = Duration::from_micros(500);
 
-impl<B: Backend> Worker<B> {
+impl<A: AutodiffBackend> Worker<A> {
     fn run(mut self, jobs: Receiver<Job>) {
         let mut last = 0;
         while let Ok(first) = jobs.recv() {
             let batch = self.gather(first, &jobs, last);
             last = batch.len();
             if let Some(model) = self.next.lock().expect("not poisoned").take() {
-                self.model = model;
+                self.served = Served::new(model);
             }
             self.answer(batch);
         }
@@ -204,35 +231,64 @@ impl<B: Backend> Worker<B> {
         batch
     }
 
-    /// One forward pass for `batch`; every job gets its answer, or the reason it has none.
+    /// One forward pass for `batch` (two when some jobs ask for an explanation and some do
+    /// not); every job gets its answer, or the reason it has none.
     fn answer(&self, batch: Vec<Job>) {
         let size = batch.len();
         self.metrics.batch_size.observe(size as f64);
-        let (inputs, replies): (Vec<_>, Vec<_>) = batch
-            .into_iter()
-            .map(|j| (j.input, (j.top, j.reply)))
-            .unzip();
-        let classes = self.model.data.classes.len();
-        // A panic inside the backend must not leave the server without its worker.
-        let ranked = catch_unwind(AssertUnwindSafe(|| {
-            predict(&self.model, inputs, classes, &self.device)
-        }));
-        match ranked {
-            Ok(ranked) => {
-                for ((top, reply), mut predictions) in replies.into_iter().zip(ranked) {
-                    predictions.truncate(top);
-                    let _ = reply.send(Ok(Answer {
-                        top: predictions,
-                        checkpoint: self.model.source.clone(),
-                        batch: size,
-                    }));
-                }
+        let (explained, plain): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|job| job.explain.is_some());
+        for jobs in [plain, explained] {
+            if jobs.is_empty() {
+                continue;
             }
-            Err(_) => {
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(ModelFailed));
+            let (inputs, replies): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .map(|j| (j.input, (j.top, j.explain, j.reply)))
+                .unzip();
+            let asked: Vec<Option<Option<usize>>> = replies.iter().map(|r| r.1).collect();
+            // A panic inside the backend must not leave the server without its worker.
+            let answers = catch_unwind(AssertUnwindSafe(|| self.pass(inputs, &asked)));
+            match answers {
+                Ok(Some(answers)) => {
+                    for ((top, _, reply), (mut predictions, explanation)) in
+                        replies.into_iter().zip(answers)
+                    {
+                        predictions.truncate(top);
+                        let _ = reply.send(Ok(Answer {
+                            top: predictions,
+                            checkpoint: self.served.model.source.clone(),
+                            batch: size,
+                            explanation,
+                        }));
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    for (_, _, reply) in replies {
+                        let _ = reply.send(Err(ModelFailed));
+                    }
                 }
             }
         }
+    }
+
+    /// Every class ranked for each input, with its map where `asked` wants one (all or none
+    /// of one pass's jobs do); `None` when the explainer refuses a class.
+    fn pass(
+        &self,
+        inputs: Vec<Vec<f32>>,
+        asked: &[Option<Option<usize>>],
+    ) -> Option<Vec<(Vec<Prediction>, Option<Explanation>)>> {
+        let model = &self.served.model;
+        let classes = model.data.classes.len();
+        if asked.iter().all(Option::is_none) {
+            let ranked = predict(model, inputs, classes, &self.device);
+            return Some(ranked.into_iter().map(|r| (r, None)).collect());
+        }
+        let images = input_batch(model, inputs, &self.device);
+        let chosen: Vec<Option<usize>> = asked.iter().map(|a| a.flatten()).collect();
+        let (maps, logits) = self.served.explainer.explain(images, &chosen).ok()?;
+        let ranked = rank(logits, &model.data.classes, classes);
+        Some(ranked.into_iter().zip(maps.into_iter().map(Some)).collect())
     }
 }
