@@ -370,3 +370,123 @@ fn spearman_of_a_ranking_with_itself_is_one_and_reversed_minus_one() {
     assert!((spearman(&a, &reversed) + 1.0).abs() < 1e-12);
     assert_eq!(spearman(&a, &[0.0; 5]), 0.0);
 }
+
+#[test]
+fn a_corrupt_record_is_one_line_before_anything_is_explained() {
+    let run_dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(trained_run()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, run_dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let record = run_dir.path().join("model.mpk");
+    let bytes = std::fs::read(&record).unwrap();
+    std::fs::write(&record, &bytes[..bytes.len() / 3]).unwrap();
+    let pictures = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "infer",
+        "--artifact-dir",
+        &run_dir.path().display().to_string(),
+        &probes()[0].display().to_string(),
+        "--explain",
+        "--explain-dir",
+        &pictures.path().display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("model.mpk"), "{err}");
+    assert_eq!(std::fs::read_dir(pictures.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn eval_draws_the_most_confident_mistakes_named_by_their_paths() {
+    // Five squares filed under `blank` (wrong labels) and five under `square`.
+    let folder = tempfile::tempdir().unwrap();
+    let probes = probes();
+    let (mislabelled, right) = probes[..10].split_at(5);
+    for (class, files) in [("blank", mislabelled), ("square", right)] {
+        std::fs::create_dir_all(folder.path().join(class)).unwrap();
+        for file in files {
+            std::fs::copy(
+                file,
+                folder.path().join(class).join(file.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    let run_dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(trained_run()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, run_dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = run(&[
+        "eval",
+        "--artifact-dir",
+        &run_dir.path().display().to_string(),
+        "--images",
+        &folder.path().display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mistakes.html"), "{}", stdout(&out));
+    let html = std::fs::read_to_string(run_dir.path().join("mistakes.html")).unwrap();
+    let figures: Vec<&str> = html.split("<figure>").skip(1).collect();
+    assert_eq!(figures.len(), 5, "the five mislabelled squares: {html}");
+    let mut last = f64::INFINITY;
+    for figure in &figures {
+        let name = figure
+            .split("<code>")
+            .nth(1)
+            .unwrap()
+            .split("</code>")
+            .next()
+            .unwrap();
+        assert!(
+            name.contains("/blank/")
+                && mislabelled
+                    .iter()
+                    .any(|f| name.ends_with(f.file_name().unwrap().to_str().unwrap())),
+            "{name} is one of the mislabelled files"
+        );
+        assert!(figure.contains("predicted <b>square</b>") && figure.contains("true <b>blank</b>"));
+        assert!(figure.contains("data:image/png;base64,"));
+        let confidence: f64 = figure
+            .split("predicted <b>square</b> ")
+            .nth(1)
+            .unwrap()
+            .split('%')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            confidence <= last,
+            "most confident first: {confidence} after {last}"
+        );
+        last = confidence;
+    }
+    let sheet = image::open(run_dir.path().join("mistakes.png")).unwrap();
+    let one = image::load_from_memory(&{
+        use base64::Engine;
+        let data = figures[0]
+            .split("base64,")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap()
+    })
+    .unwrap();
+    assert_eq!(sheet.width(), 4 * one.width(), "four pictures to a row");
+    assert_eq!(
+        sheet.height(),
+        2 * one.height(),
+        "five pictures on two rows"
+    );
+}

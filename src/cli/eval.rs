@@ -3,16 +3,21 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::tensor::backend::Backend;
+use burn::data::dataset::Dataset;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 
 use super::{BackendArgs, ModelArgs, check_batch};
-use crate::backend::{Devices, InferenceTask, count_tuned_keys};
+use crate::backend::{Devices, TrainingTask, count_tuned_keys};
 use crate::data::{
-    FashionMnist, ImageFiles, ImageFolder, ImageTransform, Purpose, ScanOptions, Split, SplitImages,
+    Encoded, FashionMnist, ImageFiles, ImageFolder, ImageTransform, Purpose, ScanOptions, Split,
+    SplitImages, path_text,
 };
-use crate::evaluation::{self, Evaluation};
-use crate::inference::{self, LoadedModel};
+use crate::evaluation::{self, Evaluation, Mistake};
+use crate::explain::{GradCam, Legend, overlay_png};
+use crate::inference::{self, LoadedModel, Reader};
+use crate::report::{Drawn, write_mistakes};
 use crate::run::RunDir;
 
 /// Flags of `alexnet eval`.
@@ -91,13 +96,14 @@ impl EvalArgs {
     }
 }
 
-/// Evaluation on the chosen backend, without autodiff.
+/// Evaluation on the chosen backend: the network without autodiff, and Grad-CAM on its autodiff
+/// form for the gallery of mistakes.
 pub struct EvalTask<'a>(pub &'a EvalArgs);
 
-impl InferenceTask for EvalTask<'_> {
+impl TrainingTask for EvalTask<'_> {
     type Output = Result<()>;
 
-    fn run<B: Backend>(self, devices: Devices<B>) -> Result<()> {
+    fn run<A: AutodiffBackend>(self, devices: Devices<A>) -> Result<()> {
         if let Some(cache) = &devices.kernel_cache {
             eprintln!(
                 "kernels: the first batches compile and tune GPU kernels ({} tuned kernels \
@@ -111,8 +117,9 @@ impl InferenceTask for EvalTask<'_> {
         if args.batch_size == 0 || args.limit == Some(0) {
             anyhow::bail!("--batch-size and --limit must be at least 1");
         }
-        let run = args.model.run::<B>(&device)?;
-        let model = inference::load_model::<B>(&run, &args.model.checkpoint, &device)?;
+        let run = args.model.run::<A>(&device)?;
+        let loaded = inference::load_model::<A>(&run, &args.model.checkpoint, &device)?;
+        let (model, explainer) = (loaded.valid(), GradCam::new(loaded.net));
         check_batch(&model.config, args.batch_size, "--batch-size")?;
         let (name, images) = args.images(&model, &run)?;
         let transform = ImageTransform::new(model.config.image_size, model.config.in_channels)
@@ -120,22 +127,109 @@ impl InferenceTask for EvalTask<'_> {
         let classes = model.data.classes.clone();
         let settings = (transform, args.batch_size, classes.len());
         let images = images.limited(args.limit);
-        let scored =
-            evaluation::evaluate(&model.net, images, settings, args.skip_bad_images, &device)?;
-        let report = Evaluation::new(&model.source, (name, classes), scored);
-        let written = crate::report::save_evaluation(&run, &report, args.png)?;
+        let scored = evaluation::evaluate(
+            &model.net,
+            images.clone(),
+            settings,
+            args.skip_bad_images,
+            &device,
+        )?;
+        let gallery = match scored.left_out {
+            0 => Some(draw_mistakes(
+                &explainer,
+                &model,
+                (&name, &images),
+                &scored.mistakes,
+                &device,
+            )?),
+            _ => None,
+        };
+        let report = Evaluation::new(&model.source, (name.clone(), classes), scored);
+        let mut written = crate::report::save_evaluation(&run, &report, args.png)?;
+        match gallery {
+            Some(drawn) => written.extend(write_mistakes(&run, &name, &drawn)?),
+            None => eprintln!(
+                "note: no gallery of mistakes this time: images were left out, so their places \
+                 in the split are not known"
+            ),
+        }
         match args.json {
             true => println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serialises")
             ),
             false => print!(
-                "{}\nwrote {} and {}\n",
+                "{}\nwrote {}\n",
                 report.to_text(),
-                written[0].display(),
-                written[1].display()
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
         Ok(())
     }
+}
+
+/// The mistakes of an evaluation of `images` (named `split`), each drawn with the Grad-CAM map
+/// of the class it was taken for.
+fn draw_mistakes<A: AutodiffBackend>(
+    explainer: &GradCam<A>,
+    model: &LoadedModel<A::InnerBackend>,
+    (split, images): (&str, &SplitImages),
+    mistakes: &[Mistake],
+    device: &A::Device,
+) -> Result<Vec<Drawn>> {
+    if mistakes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reader = Reader::of(model, false)?;
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    for mistake in mistakes {
+        let (name, input) = match images {
+            SplitImages::FashionMnist(data) => {
+                let item = data.get(mistake.position).expect("an evaluated image");
+                (format!("{split}[{}]", mistake.position), reader.item(item)?)
+            }
+            SplitImages::Files(files) => {
+                let file = files.get(mistake.position).expect("an evaluated image");
+                let input = reader.read(Encoded::File(&file.path))?;
+                (path_text::encode(&file.path), input)
+            }
+        };
+        names.push(name);
+        values.extend(input);
+    }
+    let (channels, side) = (model.config.in_channels, model.config.image_size);
+    let shape = [mistakes.len(), channels, side, side];
+    let batch = Tensor::from_data(TensorData::new(values.clone(), shape), device);
+    let predicted: Vec<Option<usize>> = mistakes.iter().map(|m| Some(m.predicted)).collect();
+    let (maps, _) = explainer.explain(batch, &predicted)?;
+    let classes = &model.data.classes;
+    let inputs = values.chunks_exact(channels * side * side);
+    mistakes
+        .iter()
+        .zip(maps)
+        .zip(inputs.zip(names))
+        .map(|((mistake, map), (input, name))| {
+            let (predicted, truth) = (&classes[mistake.predicted], &classes[mistake.truth]);
+            let title = format!(
+                "{predicted} {:.0}%, true {truth}",
+                100.0 * mistake.probability
+            );
+            let legend = Legend {
+                title: &title,
+                opacity: 0.5,
+            };
+            let picture = overlay_png(input, channels, model.data.preprocess, &map, legend)?;
+            Ok(Drawn {
+                name,
+                truth: (truth.clone(), mistake.truth_probability),
+                predicted: (predicted.clone(), mistake.probability),
+                picture,
+            })
+        })
+        .collect()
 }

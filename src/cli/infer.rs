@@ -9,7 +9,6 @@ use std::time::Instant;
 use alexnet_model::Arch;
 use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
-use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::Args;
 use rayon::prelude::*;
@@ -289,13 +288,7 @@ impl TrainingTask for InferTask<'_> {
     fn run<B: AutodiffBackend>(self, devices: Devices<B>) -> Result<()> {
         let device = devices.main;
         let loaded = load::<B>(self.0, &device)?;
-        let explainer = GradCam::new(loaded.net.clone());
-        let model = LoadedModel {
-            net: loaded.net.valid(),
-            config: loaded.config,
-            data: loaded.data,
-            source: loaded.source,
-        };
+        let (model, explainer) = (loaded.valid(), GradCam::new(loaded.net));
         infer(self.0, &model, Some(&explainer), &device)
     }
 }
@@ -512,8 +505,10 @@ impl<B: Backend> Batch<'_, B> {
         let classes = &self.model.data.classes;
         let mut results = Vec::with_capacity(good.len());
         for ((input, values), map) in good.iter().zip(maps) {
+            let label = classes.get(map.class).map_or("?", String::as_str);
+            let title = format!("Grad-CAM of {label} (class {})", map.class);
             let legend = Legend {
-                label: classes.get(map.class).map_or("?", String::as_str),
+                title: &title,
                 opacity: 0.5,
             };
             let config = &self.model.config;

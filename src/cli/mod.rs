@@ -310,7 +310,10 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
             args.backend
                 .training(gpu, &devices, serve::ServeTask(&args))
         }
-        Command::Eval(args) => args.backend.inference(gpu, eval::EvalTask(&args)),
+        Command::Eval(args) => {
+            let devices = args.backend.device_list();
+            args.backend.training(gpu, &devices, eval::EvalTask(&args))
+        }
         Command::Summary(args) => args.backend.inference(gpu, summary::SummaryTask(&args)),
         Command::Import(args) => args.backend.inference(gpu, import::ImportTask(&args)),
         Command::Export(args) => args.backend.inference(gpu, export::ExportTask(&args)),

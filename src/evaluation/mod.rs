@@ -9,6 +9,7 @@ use alexnet_model::AlexNet;
 use anyhow::{Context, Result, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::ElementConversion;
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 
@@ -97,6 +98,35 @@ pub struct Scored {
     pub confusion: ConfusionMatrix,
     /// Images that could not be decoded and were left out (only when asked to skip them).
     pub left_out: usize,
+    /// The most confident wrong predictions, most confident first (at most [`MISTAKES`]).
+    pub mistakes: Vec<Mistake>,
+}
+
+/// How many of the most confident wrong predictions an evaluation keeps for its gallery.
+pub const MISTAKES: usize = 16;
+
+/// A wrong prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mistake {
+    /// The image's place among the images evaluated (those left out not counted).
+    pub position: usize,
+    /// Its true class.
+    pub truth: usize,
+    /// The class predicted.
+    pub predicted: usize,
+    /// The predicted class's probability.
+    pub probability: f32,
+    /// The true class's probability.
+    pub truth_probability: f32,
+}
+
+/// Keeps `mistake` if it is among the [`MISTAKES`] most confident so far.
+fn keep(mistakes: &mut Vec<Mistake>, mistake: Mistake) {
+    let at = mistakes.partition_point(|m| m.probability >= mistake.probability);
+    if at < MISTAKES {
+        mistakes.insert(at, mistake);
+        mistakes.truncate(MISTAKES);
+    }
 }
 
 /// Runs `net` over `data` in batches of `batch_size`, read as `transform` says, accumulating
@@ -125,25 +155,40 @@ pub fn evaluate<B: Backend>(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut confusion = ConfusionMatrix::new(classes);
     let mut loss_sum = 0.0;
+    let mut mistakes = Vec::new();
+    let mut position = 0;
     for batch in loader.iter() {
         let logits = net.forward(batch.images);
         let n = batch.targets.dims()[0];
         let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
         loss_sum += loss.into_scalar().elem::<f64>() * n as f64;
-        let predicted: Vec<i64> = logits
-            .argmax(1)
+        let probabilities: Vec<f32> = softmax(logits, 1)
             .into_data()
-            .convert::<i64>()
+            .convert::<f32>()
             .to_vec()
-            .expect("ints");
+            .expect("floats");
         let truth: Vec<i64> = batch
             .targets
             .into_data()
             .convert::<i64>()
             .to_vec()
             .expect("ints");
-        for (t, p) in truth.iter().zip(&predicted) {
-            confusion.add(*t as usize, *p as usize);
+        for (t, row) in truth.iter().zip(probabilities.chunks_exact(classes)) {
+            let (t, p) = (*t as usize, argmax(row));
+            confusion.add(t, p);
+            if p != t {
+                let (probability, truth_probability) = (row[p], row[t]);
+                let (truth, predicted) = (t, p);
+                let mistake = Mistake {
+                    position,
+                    truth,
+                    predicted,
+                    probability,
+                    truth_probability,
+                };
+                keep(&mut mistakes, mistake);
+            }
+            position += 1;
         }
     }
     let failed = bad.found();
@@ -158,7 +203,15 @@ pub fn evaluate<B: Backend>(
         loss: loss_sum / confusion.total().max(1) as f64,
         confusion,
         left_out: failed.len(),
+        mistakes,
     })
+}
+
+/// The first largest value's index, as `argmax` takes it.
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
 
 impl Evaluation {
@@ -168,6 +221,7 @@ impl Evaluation {
             loss,
             confusion,
             left_out,
+            ..
         } = scored;
         let (precision, recall, f1) = (
             confusion.precision(),

@@ -21,8 +21,8 @@ const BAR_WIDTH: usize = 14;
 /// What the picture says about the map.
 #[derive(Debug, Clone, Copy)]
 pub struct Legend<'a> {
-    /// The explained class's name.
-    pub label: &'a str,
+    /// The line above the picture: which class's map it is.
+    pub title: &'a str,
     /// How much of the heatmap covers the image, 0 to 1.
     pub opacity: f32,
 }
@@ -55,7 +55,7 @@ pub fn overlay_png(
         }
     }
     draw_bar(&mut rgb, width, shown);
-    let svg = legend_svg([width, height], shown, map.class, legend.label);
+    let svg = legend_svg([width, height], shown, legend.title);
     png_with_svg_over(&rgb, [width as u32, height as u32], &svg)
 }
 
@@ -121,8 +121,8 @@ fn draw_bar(rgb: &mut [u8], width: usize, shown: usize) {
 }
 
 /// The title and the bar's scale, as SVG text.
-fn legend_svg([width, height]: [usize; 2], shown: usize, class: usize, label: &str) -> String {
-    let label = label
+fn legend_svg([width, height]: [usize; 2], shown: usize, title: &str) -> String {
+    let title = title
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");
@@ -131,7 +131,7 @@ fn legend_svg([width, height]: [usize; 2], shown: usize, class: usize, label: &s
     format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">
 <g font-family="sans-serif" font-size="12" fill="black">
-<text x="4" y="16">Grad-CAM of {label} (class {class})</text>
+<text x="4" y="16">{title}</text>
 <text x="{x}" y="{top}">1</text>
 <text x="{x}" y="{bottom}">0</text>
 </g></svg>"#

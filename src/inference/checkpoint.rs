@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use alexnet_model::{AlexNet, AlexNetConfig};
 use anyhow::{Result, bail};
-use burn::tensor::backend::Backend;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::run::{self, DataConfig, RecordError, RunDir, TrainingConfig};
 
@@ -51,6 +52,19 @@ pub struct LoadedModel<B: Backend> {
     pub data: DataConfig,
     /// The record it was loaded from.
     pub source: PathBuf,
+}
+
+impl<A: AutodiffBackend> LoadedModel<A> {
+    /// The same model without autodiff (the weights are shared, not copied): a model loaded on
+    /// an autodiff backend for Grad-CAM predicts with this.
+    pub fn valid(&self) -> LoadedModel<A::InnerBackend> {
+        LoadedModel {
+            net: self.net.valid(),
+            config: self.config.clone(),
+            data: self.data.clone(),
+            source: self.source.clone(),
+        }
+    }
 }
 
 fn available(run: &RunDir) -> String {

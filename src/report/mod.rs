@@ -1,5 +1,6 @@
 //! What a user sees of a run: training curves, the confusion-matrix picture, and the run report.
 
+mod mistakes;
 mod plot;
 mod run_report;
 
@@ -11,6 +12,7 @@ use crate::evaluation::Evaluation;
 use crate::render::svg_to_png;
 use crate::run::{EpochHistory, RunDir};
 
+pub use mistakes::{Drawn, write_mistakes};
 pub use plot::{Curves, SERIES, write_confusion_svg, write_curves_svg};
 pub use run_report::{EpochRow, FinalMetrics, ImagesSummary, RunReport};
 

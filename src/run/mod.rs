@@ -202,6 +202,12 @@ impl RunDir {
         self.path.join("eval.json")
     }
 
+    /// `mistakes.html`: the last evaluation's most confident wrong predictions, each with its
+    /// Grad-CAM map; `mistakes.png` beside it holds the same pictures on one sheet.
+    pub fn mistakes_file(&self) -> PathBuf {
+        self.path.join("mistakes.html")
+    }
+
     /// `confusion.svg`: the last evaluation's confusion matrix.
     pub fn confusion_file(&self) -> PathBuf {
         self.path.join("confusion.svg")

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use tokio::sync::oneshot;
 
@@ -131,13 +130,8 @@ struct Served<A: AutodiffBackend> {
 impl<A: AutodiffBackend> Served<A> {
     fn new(loaded: LoadedModel<A>) -> Self {
         Self {
-            explainer: GradCam::new(loaded.net.clone()),
-            model: LoadedModel {
-                net: loaded.net.valid(),
-                config: loaded.config,
-                data: loaded.data,
-                source: loaded.source,
-            },
+            model: loaded.valid(),
+            explainer: GradCam::new(loaded.net),
         }
     }
 }
