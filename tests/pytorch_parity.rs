@@ -386,6 +386,11 @@ fn check_grad_cam<B: AutodiffBackend>(net: Net, backend: &str) {
                 .zip(&theirs)
                 .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
             let tolerance = (2.0 * f32_errors[i]).max(1e-4f64);
+            eprintln!(
+                "{backend}, {key} {target}, image {i}: Grad-CAM within {diff:.1e} \
+                 (PyTorch f32: {:.1e})",
+                f32_errors[i]
+            );
             assert!(
                 diff <= tolerance,
                 "{backend}, {key} {target}, image {i}: Grad-CAM differs by {diff:.2e} > {tolerance:.1e}"
