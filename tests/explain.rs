@@ -285,7 +285,19 @@ fn a_class_asked_for_is_the_one_explained_and_one_out_of_range_is_one_line() {
     assert!(err.contains("2 classes (0 to 1)"), "{err}");
 }
 
-/// The maps of `net` for the first synthetic test images, each image's top class.
+/// A copy of the trained run's files (not its subfolders), to damage or to evaluate into.
+fn copy_of_trained_run() -> tempfile::TempDir {
+    let run_dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(trained_run()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, run_dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    run_dir
+}
+
+/// The maps `explainer` draws of `images`, each image's top class.
 fn maps(explainer: &GradCam<Train>, images: Tensor<Flex, 4>) -> Vec<Explanation> {
     let classes = vec![None; images.dims()[0]];
     explainer.explain(images, &classes).unwrap().0
@@ -373,13 +385,7 @@ fn spearman_of_a_ranking_with_itself_is_one_and_reversed_minus_one() {
 
 #[test]
 fn a_corrupt_record_is_one_line_before_anything_is_explained() {
-    let run_dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(trained_run()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, run_dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let run_dir = copy_of_trained_run();
     let record = run_dir.path().join("model.mpk");
     let bytes = std::fs::read(&record).unwrap();
     std::fs::write(&record, &bytes[..bytes.len() / 3]).unwrap();
@@ -416,13 +422,7 @@ fn eval_draws_the_most_confident_mistakes_named_by_their_paths() {
             .unwrap();
         }
     }
-    let run_dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(trained_run()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, run_dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let run_dir = copy_of_trained_run();
     let out = run(&[
         "eval",
         "--artifact-dir",

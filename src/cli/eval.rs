@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 
 use super::{BackendArgs, ModelArgs, check_batch};
@@ -186,7 +185,7 @@ fn draw_mistakes<A: AutodiffBackend>(
     }
     let reader = Reader::of(model, false)?;
     let mut names = Vec::new();
-    let mut values = Vec::new();
+    let mut inputs = Vec::new();
     for mistake in mistakes {
         let (name, input) = match images {
             SplitImages::FashionMnist(data) => {
@@ -200,19 +199,16 @@ fn draw_mistakes<A: AutodiffBackend>(
             }
         };
         names.push(name);
-        values.extend(input);
+        inputs.push(input);
     }
-    let (channels, side) = (model.config.in_channels, model.config.image_size);
-    let shape = [mistakes.len(), channels, side, side];
-    let batch = Tensor::from_data(TensorData::new(values.clone(), shape), device);
+    let batch = inference::input_batch(model, inputs.clone(), device);
     let predicted: Vec<Option<usize>> = mistakes.iter().map(|m| Some(m.predicted)).collect();
     let (maps, _) = explainer.explain(batch, &predicted)?;
-    let classes = &model.data.classes;
-    let inputs = values.chunks_exact(channels * side * side);
+    let (classes, channels) = (&model.data.classes, model.config.in_channels);
     mistakes
         .iter()
         .zip(maps)
-        .zip(inputs.zip(names))
+        .zip(inputs.iter().zip(names))
         .map(|((mistake, map), (input, name))| {
             let (predicted, truth) = (&classes[mistake.predicted], &classes[mistake.truth]);
             let title = format!(
