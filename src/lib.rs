@@ -3,6 +3,7 @@
 //! The network itself lives in the `alexnet-model` crate; this crate adds the data pipeline,
 //! training through burn-train's `Learner`, progress reporting and the command line.
 
+pub mod assess;
 pub mod backend;
 pub mod bench;
 pub mod cli;

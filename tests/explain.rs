@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use alexnet::data::{FashionMnist, FashionMnistBatcher, Split};
-use alexnet::explain::{Explanation, GradCam};
+use alexnet::explain::{Explanation, GradCam, Target};
 use alexnet::inference::{self, CheckpointChoice};
 use alexnet::run::RunDir;
 use burn::backend::{Autodiff, Flex};
@@ -299,8 +299,8 @@ fn copy_of_trained_run() -> tempfile::TempDir {
 
 /// The maps `explainer` draws of `images`, each image's top class.
 fn maps(explainer: &GradCam<Train>, images: Tensor<Flex, 4>) -> Vec<Explanation> {
-    let classes = vec![None; images.dims()[0]];
-    explainer.explain(images, &classes).unwrap().0
+    let targets = vec![Target::default(); images.dims()[0]];
+    explainer.explain(images, &targets).unwrap().0
 }
 
 /// Spearman's rank correlation (ties get their mean rank); 0 where a map is flat, which
@@ -489,4 +489,96 @@ fn eval_draws_the_most_confident_mistakes_named_by_their_paths() {
         2 * one.height(),
         "five pictures on two rows"
     );
+}
+
+/// A copy of the whole trained run (logs and checkpoints too), for `report` to work on.
+fn whole_copy_of_trained_run() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            match path.is_dir() {
+                true => copy(&path, &target),
+                false => drop(std::fs::copy(&path, &target).unwrap()),
+            }
+        }
+    }
+    let run_dir = tempfile::tempdir().unwrap();
+    copy(trained_run(), run_dir.path());
+    run_dir
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn training_ends_by_evaluating_the_final_model_on_its_validation_images_with_a_gallery() {
+    let dir = trained_run();
+    let eval = read_json(&dir.join("eval.json"));
+    assert_eq!(eval["split"], "val");
+    assert_eq!(eval["examples"], (2 * PROBES) as u64);
+    assert!(eval["checkpoint"].as_str().unwrap().ends_with("model.mpk"));
+    // The same images and weights as the last epoch's validation pass: the same accuracy.
+    let report = read_json(&dir.join("report.json"));
+    let last = report["epochs"].as_array().unwrap().last().unwrap().clone();
+    let accuracy = eval["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - last["test_acc"].as_f64().unwrap()).abs() < 1e-9,
+        "eval {accuracy} against the last epoch's {last}"
+    );
+    assert_eq!(report["evaluation"]["accuracy"], eval["accuracy"]);
+    let wrong = ((1.0 - accuracy) * (2 * PROBES) as f64).round() as usize;
+    let html = std::fs::read_to_string(dir.join("mistakes.html")).unwrap();
+    assert_eq!(html.matches("<figure>").count(), wrong.min(16), "{html}");
+    assert!(dir.join("mistakes.png").exists() || wrong == 0);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("mistakes.html"), "{md}");
+}
+
+#[test]
+fn report_brings_the_evaluation_and_gallery_up_to_date_and_leaves_a_current_one_alone() {
+    let run_dir = whole_copy_of_trained_run();
+    let dir = run_dir.path();
+    let trained = read_json(&dir.join("eval.json"));
+    for file in [
+        "eval.json",
+        "mistakes.html",
+        "mistakes.png",
+        "confusion.svg",
+    ] {
+        std::fs::remove_file(dir.join(file)).unwrap_or(());
+    }
+    let artifacts = dir.display().to_string();
+    let no_gallery = run(&["report", "--artifact-dir", &artifacts, "--no-gallery"]);
+    assert!(no_gallery.status.success(), "{}", stderr(&no_gallery));
+    assert!(
+        !dir.join("eval.json").exists(),
+        "--no-gallery evaluates nothing"
+    );
+
+    let out = run(&["report", "--artifact-dir", &artifacts]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("evaluating"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mistakes.html"), "{}", stdout(&out));
+    let eval = read_json(&dir.join("eval.json"));
+    assert_eq!(eval["accuracy"], trained["accuracy"]);
+    assert_eq!(eval["split"], "val");
+    let gallery = dir.join("mistakes.html");
+    let modified = || std::fs::metadata(&gallery).unwrap().modified().unwrap();
+    let drawn = modified();
+
+    let again = run(&["report", "--artifact-dir", &artifacts]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
+    assert_eq!(modified(), drawn, "a current gallery is left alone");
+
+    // A model written after the gallery (a run resumed and trained further) is evaluated anew.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let model = std::fs::read(dir.join("model.mpk")).unwrap();
+    std::fs::write(dir.join("model.mpk"), model).unwrap();
+    let newer = run(&["report", "--artifact-dir", &artifacts]);
+    assert!(stderr(&newer).contains("evaluating"), "{}", stderr(&newer));
+    assert!(modified() > drawn);
 }

@@ -6,7 +6,8 @@
 //! through `alexnet import`'s reader from a PyTorch-layout state dict. What is compared: the
 //! resize of real test images, logits, the mean cross-entropy, one SGD step with dropout off
 //! (gradients and updated weights, through `alexnet export`'s writer), dropout's convention,
-//! and the top 5 of JPEG photos, which two JPEG decoders give slightly different pixels.
+//! the top 5 of JPEG photos, which two JPEG decoders give slightly different pixels, and the
+//! Grad-CAM and Grad-CAM++ maps of both networks.
 
 #![cfg(feature = "flex")]
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use alexnet::data::{FashionMnistBatcher, FashionMnistItem, ImageBatch, ImageTransform};
-use alexnet::explain::GradCam;
+use alexnet::explain::{GradCam, Method, Target};
 use alexnet::interop;
 use alexnet::training::Classifier;
 use alexnet_model::{AlexNet, AlexNetConfig, Arch, Preprocess};
@@ -337,10 +338,9 @@ fn one_sgd_step_matches_torchvision_on_ndarray() {
     check_sgd_step::<Autodiff<burn::backend::NdArray>>(Net::Imagenet, "ndarray, ImageNet network");
 }
 
-/// JPEG photos: our decoder (the image crate's) and PIL's libjpeg differ by a level here and
-/// there, so the logits differ by more than float noise; the top 5 classes must not.
-/// pytorch-grad-cam's maps from hooks (`parity.py gradcam`) against [`GradCam`] on the same
-/// weights and images: the top class's and the label's, scaled to [0, 1], within 1e-4, or
+/// pytorch-grad-cam's maps from hooks (`parity.py gradcam`), Grad-CAM's and Grad-CAM++'s,
+/// against [`GradCam`] on the same weights and images: the top class's and the label's, scaled
+/// to [0, 1], within 1e-4, or
 /// within twice PyTorch's own float32 error where a ReLU of the classifier that rounding flips
 /// makes a map ill-conditioned (up to 2e-2; the fixture measures it per image).
 fn check_grad_cam<B: AutodiffBackend>(net: Net, backend: &str) {
@@ -365,36 +365,41 @@ fn check_grad_cam<B: AutodiffBackend>(net: Net, backend: &str) {
             "top" => vec![None; classes.len()],
             _ => classes.iter().copied().map(Some).collect(),
         };
-        let (maps, _) = explainer.explain(images.clone(), &asked).unwrap();
-        let f32_errors = floats(&expected["torch_f32_error"]);
-        let scaled = expected["scaled"].as_array().unwrap();
-        for (i, (map, expected)) in maps.iter().zip(scaled).enumerate() {
-            assert_eq!(
-                map.class, classes[i],
-                "{backend}, {key} {target}, image {i}: class"
-            );
-            let theirs: Vec<f64> = expected
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(floats)
-                .collect();
-            let ours: Vec<f64> = map.grid.iter().flatten().map(|&v| f64::from(v)).collect();
-            assert_eq!(ours.len(), theirs.len(), "{backend}, {key}: grid size");
-            let diff = ours
-                .iter()
-                .zip(&theirs)
-                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-            let tolerance = (2.0 * f32_errors[i]).max(1e-4f64);
-            eprintln!(
-                "{backend}, {key} {target}, image {i}: Grad-CAM within {diff:.1e} \
-                 (PyTorch f32: {:.1e})",
-                f32_errors[i]
-            );
-            assert!(
-                diff <= tolerance,
-                "{backend}, {key} {target}, image {i}: Grad-CAM differs by {diff:.2e} > {tolerance:.1e}"
-            );
+        let methods = [
+            (Method::GradCam, expected),
+            (Method::GradCamPlusPlus, &expected["plus_plus"]),
+        ];
+        for (method, expected) in methods {
+            let targets = Target::all(&asked, method);
+            let (maps, _) = explainer.explain(images.clone(), &targets).unwrap();
+            let f32_errors = floats(&expected["torch_f32_error"]);
+            let scaled = expected["scaled"].as_array().unwrap();
+            for (i, (map, expected)) in maps.iter().zip(scaled).enumerate() {
+                let case = format!("{backend}, {key} {target}, {}, image {i}", method.title());
+                assert_eq!(map.class, classes[i], "{case}: class");
+                assert_eq!(map.method, method, "{case}: method");
+                let theirs: Vec<f64> = expected
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(floats)
+                    .collect();
+                let ours: Vec<f64> = map.grid.iter().flatten().map(|&v| f64::from(v)).collect();
+                assert_eq!(ours.len(), theirs.len(), "{case}: grid size");
+                let diff = ours
+                    .iter()
+                    .zip(&theirs)
+                    .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+                let tolerance = (2.0 * f32_errors[i]).max(1e-4f64);
+                eprintln!(
+                    "{case}: within {diff:.1e} (PyTorch f32: {:.1e})",
+                    f32_errors[i]
+                );
+                assert!(
+                    diff <= tolerance,
+                    "{case}: differs by {diff:.2e} > {tolerance:.1e}"
+                );
+            }
         }
     }
 }
@@ -412,6 +417,8 @@ fn grad_cam_matches_pytorch_hooks_on_ndarray() {
     check_grad_cam::<Autodiff<burn::backend::NdArray>>(Net::Imagenet, "ndarray");
 }
 
+/// JPEG photos: our decoder (the image crate's) and PIL's libjpeg differ by a level here and
+/// there, so the logits differ by more than float noise; the top 5 classes must not.
 #[test]
 fn jpeg_photos_give_torchvisions_top5() {
     let device = Default::default();

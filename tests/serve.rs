@@ -305,6 +305,46 @@ fn explain_answers_the_map_infer_draws_for_the_class_asked() {
 
     let other = request(server.addr, "POST", "/v1/explain?class=9", &[], &body).json();
     assert_eq!(other["explanation"]["class"], 9);
+    assert_eq!(other["explanation"]["method"], "gradcam");
+
+    // Grad-CAM++, asked with the `+` escaped and typed as is (which a query reads as spaces).
+    let infer = run(&[
+        "infer",
+        "--artifact-dir",
+        &run_dir,
+        &file_arg,
+        "--explain",
+        "--explain-method",
+        "gradcam++",
+        "--explain-dir",
+        &explain_dir,
+        "--json",
+    ]);
+    assert!(infer.status.success(), "{}", stderr(&infer));
+    let expected: Value = serde_json::from_slice(&infer.stdout).unwrap();
+    let expected = &expected[0]["explanation"];
+    assert_eq!(expected["method"], "gradcam++");
+    for query in ["?method=gradcam%2B%2B", "?method=gradcam++"] {
+        let plus = request(
+            server.addr,
+            "POST",
+            &format!("/v1/explain{query}"),
+            &[],
+            &body,
+        );
+        assert_eq!(plus.status, 200, "{query}: {}", plus.text());
+        let map = &plus.json()["explanation"];
+        assert_eq!(map["method"], "gradcam++", "{query}");
+        let (ours, theirs) = (grid(&map["grid"]), grid(&expected["grid"]));
+        let diff = ours
+            .iter()
+            .zip(&theirs)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            diff < 1e-5,
+            "{query}: serve and infer maps differ by {diff}"
+        );
+    }
     assert!(
         server
             .predict("", &body)
@@ -313,7 +353,7 @@ fn explain_answers_the_map_infer_draws_for_the_class_asked() {
             .is_none()
     );
     let metrics = server.get("/metrics").text();
-    let counted = "alexnet_http_requests_total{path=\"/v1/explain\",status=\"200\"} 2";
+    let counted = "alexnet_http_requests_total{path=\"/v1/explain\",status=\"200\"} 4";
     assert!(metrics.contains(counted), "no {counted} in\n{metrics}");
 }
 
@@ -406,6 +446,18 @@ fn bad_requests_get_their_status_and_one_line_and_the_server_keeps_serving() {
             explain(&good, "?class=two"),
             400,
             "&class=K",
+        ),
+        (
+            "explain: unknown method",
+            explain(&good, "?method=lime"),
+            400,
+            "unknown method `lime`: use method=gradcam or method=gradcam%2B%2B",
+        ),
+        (
+            "a method to predict",
+            post(&good, "?method=gradcam"),
+            400,
+            "post to /v1/explain",
         ),
         (
             "explain: over the limit",

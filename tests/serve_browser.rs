@@ -127,6 +127,8 @@ struct Shown {
     /// With "show where the network looked" ticked: the heatmap (a data URL), its caption and
     /// its opacity after the slider was set to 30.
     heat: (String, String, String),
+    /// The heatmap's alt text once Grad-CAM++ is picked as the method.
+    plus_plus_alt: String,
 }
 
 /// Serves `run_dir`, uploads `image` through the page's file control in headless Chromium and
@@ -195,6 +197,7 @@ async fn upload_on_page(run_dir: &Path, image: &Path) -> Shown {
     let seen = client.find(Locator::Id("seen")).await.unwrap();
     let seen = seen.attr("src").await.unwrap().unwrap_or_default();
     let heat = explain_on_page(&client).await;
+    let plus_plus_alt = pick_grad_cam_plus_plus(&client).await;
     if let Some(path) = std::env::var_os("ALEXNET_SCREENSHOT") {
         std::fs::write(&path, client.screenshot().await.unwrap()).unwrap();
     }
@@ -205,7 +208,24 @@ async fn upload_on_page(run_dir: &Path, image: &Path) -> Shown {
         seen,
         result_shown_before,
         heat,
+        plus_plus_alt,
     }
+}
+
+/// Picks Grad-CAM++ in the method list and waits for its heatmap: its alt text.
+async fn pick_grad_cam_plus_plus(client: &fantoccini::Client) -> String {
+    let script = "const s = document.getElementById('explain-method'); s.value = 'gradcam++'; \
+                  s.dispatchEvent(new Event('change'));";
+    client.execute(script, vec![]).await.unwrap();
+    let heat = client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(
+            "//img[@id='heat'][starts-with(@alt, 'Grad-CAM++')]",
+        ))
+        .await
+        .unwrap();
+    heat.attr("alt").await.unwrap().unwrap_or_default()
 }
 
 /// Ticks "show where the network looked", waits for the heatmap over the image, and sets its
@@ -296,6 +316,8 @@ async fn the_page_classifies_an_uploaded_image_as_infer_does() {
     let best = &expected[0].0;
     assert!(caption.contains(&format!("looked for {best}")), "{caption}");
     assert_eq!(opacity, "0.3");
+    let plus_plus = &shown.plus_plus_alt;
+    assert_eq!(plus_plus, &format!("Grad-CAM++ heatmap of {best}"));
 }
 
 /// ImageNet's network on a real colour photo: the page agrees with `infer`, and the network's

@@ -253,11 +253,23 @@ def imagenet_fixtures(out):
     report(out, loss, loss32, fixture["torch_f32_logit_error"], tensors)
 
 
-def grad_cam(net, layer, images, classes, dtype=torch.float64):
-    """pytorch-grad-cam's GradCAM with ClassifierOutputTarget(class) per image, in float64:
-    the layer's output A and the class score's gradient dA through hooks; the map is
-    relu(sum_c mean(dA_c) * A_c), scaled by (x - min) / (1e-7 + max - min). `classes[i]` None
-    takes the image's top class. Returns (classes, raw maps, scaled maps) in float64."""
+def plus_plus_weights(maps, grads):
+    """pytorch-grad-cam's GradCAMPlusPlus.get_cam_weights: Grad-CAM++'s alpha (equation 19 of
+    Chattopadhay et al. 2018) times the positive gradients, summed over the grid."""
+    square = grads ** 2
+    cube = square * grads
+    sums = maps.sum(dim=(2, 3), keepdim=True)
+    alpha = square / (2 * square + sums * cube + 0.000001)
+    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+    return (torch.clamp(grads, min=0) * alpha).sum(dim=(2, 3), keepdim=True)
+
+
+def grad_cam(net, layer, images, classes, dtype=torch.float64, plus_plus=False):
+    """pytorch-grad-cam's GradCAM (or GradCAMPlusPlus) with ClassifierOutputTarget(class) per
+    image: the layer's output A and the class score's gradient dA through hooks; the map is
+    relu(sum_c w_c * A_c), w_c = mean(dA_c) (or Grad-CAM++'s weights), scaled by
+    (x - min) / (1e-7 + max - min). `classes[i]` None takes the image's top class. Returns
+    (classes, raw maps, scaled maps) in float64."""
     saved = {}
 
     def keep(_module, _inputs, output):
@@ -271,7 +283,10 @@ def grad_cam(net, layer, images, classes, dtype=torch.float64):
     chosen = [int(logits[i].argmax()) if c is None else c for i, c in enumerate(classes)]
     score = sum(logits[i, c] for i, c in enumerate(chosen))
     score.backward()
-    weights = saved["grad"].mean(dim=(2, 3), keepdim=True)
+    if plus_plus:
+        weights = plus_plus_weights(saved["maps"], saved["grad"])
+    else:
+        weights = saved["grad"].mean(dim=(2, 3), keepdim=True)
     raw = torch.relu((weights * saved["maps"]).sum(dim=1)).detach()
     flat = raw.flatten(1)
     low = flat.min(dim=1).values[:, None, None]
@@ -292,8 +307,9 @@ def gradcam_fixtures(out):
     imagenet_net.load_state_dict(formula_weights(imagenet_net), strict=True)
     photos = imagenet_inputs(PNG_PHOTOS)
     fixture = {
-        "about": "reference/pytorch/parity.py gradcam: Grad-CAM through hooks on the last "
-                 "convolution's ReLU, formula weights, float64; regenerate with that script",
+        "about": "reference/pytorch/parity.py gradcam: Grad-CAM and Grad-CAM++ (plus_plus) "
+                 "through hooks on the last convolution's ReLU, formula weights, float64; "
+                 "regenerate with that script",
         "torch": torch.__version__,
     }
     cases = [("d2l", d2l_net, d2l_net[11], d2l_images, d2l_labels),
@@ -309,6 +325,15 @@ def gradcam_fixtures(out):
             errors = (scaled32 - scaled).flatten(1).abs().max(dim=1).values
             entry[target] = {"classes": chosen, "raw": raw.tolist(), "scaled": scaled.tolist(),
                              "torch_f32_error": errors.tolist()}
+            net.zero_grad()
+            _, _, plus = grad_cam(net, layer, images, chosen, plus_plus=True)
+            net.zero_grad()
+            _, _, plus32 = grad_cam(net, layer, images, chosen, torch.float32, plus_plus=True)
+            plus_errors = (plus32 - plus).flatten(1).abs().max(dim=1).values
+            entry[target]["plus_plus"] = {"scaled": plus.tolist(),
+                                          "torch_f32_error": plus_errors.tolist()}
+            print(f"{name} {target} Grad-CAM++: PyTorch f32 within "
+                  f"{float(plus_errors.max()):.1e}")
             nonzero = float((raw > 0).double().mean())
             print(f"{name} {target}: classes {chosen}, grid {list(raw.shape[1:])}, "
                   f"{100 * nonzero:.0f}% of cells above zero, PyTorch f32 within "

@@ -19,7 +19,7 @@ use crate::data::{
     ImageFiles, ImageFolder, ImageTransform, LoaderOptions, Purpose, Sample, ScanOptions, Split,
     SplitImages,
 };
-use crate::explain::GradCam;
+use crate::explain::{GradCam, Target};
 use crate::run::TrainingConfig;
 use crate::training::Classifier;
 use crate::training::optimizer::{Algorithm, Sgd};
@@ -272,7 +272,7 @@ pub fn run<B: AutodiffBackend>(
         Some(forward_gflop),
         || drop(net.forward(infer_images.clone()).into_data()),
     );
-    let top_classes = vec![None; settings.infer_batch];
+    let top_classes = vec![Target::default(); settings.infer_batch];
     let explained = measure(
         settings,
         ("explained", gpu),

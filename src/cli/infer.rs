@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{BackendArgs, ModelArgs, check_batch};
 use crate::backend::{Devices, InferenceTask, TrainingTask};
 use crate::data::{Encoded, FashionMnist, Split, images_in, path_text};
-use crate::explain::{Explainer, GradCam, Legend, overlay_png};
+use crate::explain::{Explainer, GradCam, Legend, Method, Target, overlay_png};
 use crate::human::thousands;
 use crate::inference::{self, LoadedModel, Prediction, Reader};
 
@@ -63,6 +63,10 @@ pub struct InferArgs {
     /// The class to explain, by index [default: each image's top class].
     #[arg(long, value_name = "K", requires = "explain")]
     pub explain_class: Option<usize>,
+    /// How to weight the last convolution's channels: Grad-CAM's gradient means, or
+    /// Grad-CAM++'s weights (which cover several objects of a class better).
+    #[arg(long, value_enum, default_value = "gradcam", requires = "explain")]
+    pub explain_method: Method,
     /// Folder for the heatmaps (created if missing), one `NAME.png` per image.
     #[arg(long, value_name = "DIR", requires = "explain")]
     pub explain_dir: Option<PathBuf>,
@@ -112,6 +116,7 @@ struct InputResult {
 #[derive(Debug, Serialize)]
 struct ExplanationResult {
     class: usize,
+    method: Method,
     png: String,
     grid: Vec<Vec<f32>>,
 }
@@ -128,7 +133,7 @@ impl InputResult {
             .map(|p| format!("{} {:.1}%", p.label, 100.0 * p.probability))
             .collect();
         let explained = self.explanation.as_ref().map_or(String::new(), |e| {
-            format!(" (Grad-CAM of class {}: {})", e.class, e.png)
+            format!(" ({} of class {}: {})", e.method.title(), e.class, e.png)
         });
         format!("{}{truth}: {}{explained}", self.input, ranked.join(", "))
     }
@@ -330,7 +335,13 @@ fn infer<B: Backend>(
     let reader = Reader::of(model, args.invert)?;
     let inputs = args.inputs()?;
     let mut explaining = match (explainer, &args.explain_dir) {
-        (Some(explainer), Some(dir)) => Some(Explaining::new(explainer, dir, args.explain_class)?),
+        (Some(explainer), Some(dir)) => {
+            let target = Target {
+                class: args.explain_class,
+                method: args.explain_method,
+            };
+            Some(Explaining::new(explainer, dir, target)?)
+        }
         _ => None,
     };
     let mut outputs = Outputs::open(args)?;
@@ -375,10 +386,10 @@ fn infer<B: Backend>(
     Ok(())
 }
 
-/// `--explain`: the explainer, the class asked for, and where the pictures go.
+/// `--explain`: the explainer, the class and method asked for, and where the pictures go.
 struct Explaining<'a, B: Backend> {
     explainer: &'a dyn Explainer<B>,
-    class: Option<usize>,
+    target: Target,
     dir: PathBuf,
     /// File names given so far, so that two images of the same name get two pictures (a
     /// picture of an earlier command is replaced).
@@ -386,11 +397,11 @@ struct Explaining<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Explaining<'a, B> {
-    fn new(explainer: &'a dyn Explainer<B>, dir: &Path, class: Option<usize>) -> Result<Self> {
+    fn new(explainer: &'a dyn Explainer<B>, dir: &Path, target: Target) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Self {
             explainer,
-            class,
+            target,
             dir: dir.to_path_buf(),
             taken: HashSet::new(),
         })
@@ -500,13 +511,13 @@ impl<B: Backend> Batch<'_, B> {
         }
         let values = good.iter().map(|(_, v)| (*v).clone()).collect();
         let images = inference::input_batch(self.model, values, device);
-        let classes = vec![explaining.class; good.len()];
-        let (maps, logits) = explaining.explainer.explain(images, &classes)?;
+        let targets = vec![explaining.target; good.len()];
+        let (maps, logits) = explaining.explainer.explain(images, &targets)?;
         let classes = &self.model.data.classes;
         let mut results = Vec::with_capacity(good.len());
         for ((input, values), map) in good.iter().zip(maps) {
             let label = classes.get(map.class).map_or("?", String::as_str);
-            let title = format!("Grad-CAM of {label} (class {})", map.class);
+            let title = format!("{} of {label} (class {})", map.method.title(), map.class);
             let legend = Legend {
                 title: &title,
                 opacity: 0.5,
@@ -519,6 +530,7 @@ impl<B: Backend> Batch<'_, B> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             results.push(ExplanationResult {
                 class: map.class,
+                method: map.method,
                 png: path_text::encode(&path),
                 grid: map.grid,
             });

@@ -245,8 +245,8 @@ impl Cli {
             Command::Import(args) => Some(&args.backend.gpu),
             Command::Export(args) => Some(&args.backend.gpu),
             Command::Backends(args) => Some(&args.gpu),
+            Command::Report(args) => Some(&args.backend.gpu),
             Command::Plot(_)
-            | Command::Report(_)
             | Command::ExportImages(_)
             | Command::Download(_)
             | Command::Completions { .. } => None,
@@ -326,7 +326,12 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
         Command::ExportImages(args) => export_images::export(&args),
         Command::Download(args) => download::download(&args),
         Command::Plot(args) => report::plot(&args),
-        Command::Report(args) => report::report(&args),
+        Command::Report(args) if args.no_gallery => report::report(&args),
+        Command::Report(args) => {
+            let devices = args.backend.device_list();
+            args.backend
+                .training(gpu, &devices, report::ReportTask(&args))
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -1,10 +1,16 @@
 //! `alexnet plot` and `alexnet report`: pictures and summaries of any run, even an interrupted one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
+use super::BackendArgs;
+use crate::assess::{Assess, assess, is_current, run_split};
+use crate::backend::{Devices, TrainingTask};
+use crate::data::Split;
+use crate::inference::{self, CheckpointChoice};
 use crate::report::{self, RunReport};
 use crate::run::RunDir;
 
@@ -28,6 +34,16 @@ pub struct ReportArgs {
     /// Print report.json instead of Markdown.
     #[arg(long)]
     pub json: bool,
+    /// Leave the evaluation out: by default the final model (else the newest checkpoint) is
+    /// evaluated on the run's validation images, with a gallery of its most confident mistakes,
+    /// unless eval.json already holds that evaluation.
+    #[arg(long)]
+    pub no_gallery: bool,
+    /// Directory with the Fashion-MNIST files.
+    #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 fn run_report(run: &RunDir) -> Result<RunReport> {
@@ -47,6 +63,63 @@ pub fn plot(args: &PlotArgs) -> Result<()> {
     let report = run_report(&run)?;
     for path in report::plot_run(&run, report.config.epochs, args.png)? {
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `report` on the chosen backend: the evaluation and its gallery brought up to date, then the
+/// report.
+pub struct ReportTask<'a>(pub &'a ReportArgs);
+
+impl TrainingTask for ReportTask<'_> {
+    type Output = Result<()>;
+
+    fn run<A: AutodiffBackend>(self, devices: Devices<A>) -> Result<()> {
+        let args = self.0;
+        let run = RunDir::new(&args.artifact_dir);
+        run_report(&run)?;
+        if let Err(err) = evaluate_newest::<A>(&run, args.data_dir.as_deref(), &devices.main) {
+            eprintln!("warning: no gallery of mistakes: {err:#} (`alexnet eval` writes it)");
+        }
+        report(args)
+    }
+}
+
+/// Evaluates the run's final model, else its newest checkpoint, on the images it validated on,
+/// unless `eval.json` already holds that evaluation.
+fn evaluate_newest<A: AutodiffBackend>(
+    run: &RunDir,
+    data_dir: Option<&Path>,
+    device: &A::Device,
+) -> Result<()> {
+    let config = run.load_config()?;
+    let choice = match run.model_file().exists() {
+        true => CheckpointChoice::Final,
+        false => CheckpointChoice::Last,
+    };
+    let loaded = inference::load_model::<A>(run, &choice, device)?;
+    let (name, images) = run_split(run, &loaded.data, Split::Test, data_dir)?;
+    let images = images.limited(config.limit_test);
+    if is_current(run, &loaded.source, (&name, &images)) {
+        eprintln!(
+            "the gallery of mistakes is up to date: {}",
+            run.mistakes_file().display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "evaluating {} on {name} ({} images)",
+        loaded.source.display(),
+        images.len()
+    );
+    let how = Assess {
+        batch_size: config.batch_size,
+        skip_bad: config.data.skip_bad_images,
+        png: false,
+    };
+    let assessed = assess(run, loaded, (name, images), how, device)?;
+    for path in &assessed.written {
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::BackendArgs;
 use super::config_flags::ConfigFlags;
+use crate::assess::Assessed;
 use crate::backend::{DeviceChoice, Devices, TrainingTask};
 use crate::run::RunDir;
 use crate::training::{self, Cadence, Display, RunOptions, Start, TrainOutcome};
@@ -130,8 +131,12 @@ impl TrainingTask for TrainTask<'_> {
             kernel_cache: devices.kernel_cache,
         };
         let epochs = plan.config.epochs;
-        let (log, model_path) = match training::train::<B>(devices.all, plan, &options)? {
-            TrainOutcome::Trained { epochs, model_path } => (epochs, model_path),
+        let (log, model_path, assessed) = match training::train::<B>(devices.all, plan, &options)? {
+            TrainOutcome::Trained {
+                epochs,
+                model_path,
+                assessed,
+            } => (epochs, model_path, assessed),
             TrainOutcome::AlreadyFinished(early_stop) => {
                 let how =
                     early_stop.map_or(format!("finished all {epochs} epochs"), |s| s.describe());
@@ -156,6 +161,26 @@ impl TrainingTask for TrainTask<'_> {
             log.examples_per_sec(),
             devices.label
         );
+        if let Some(assessed) = assessed {
+            say_assessed(&assessed);
+        }
         Ok(())
     }
+}
+
+/// Names what the final model's evaluation wrote, with its accuracy, for the user to open.
+fn say_assessed(assessed: &Assessed) {
+    let eval = &assessed.evaluation;
+    let files: Vec<String> = assessed
+        .written
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    println!(
+        "final model on {} ({} images): accuracy {:.3}; wrote {}",
+        eval.split,
+        eval.examples,
+        eval.accuracy,
+        files.join(", ")
+    );
 }

@@ -1,5 +1,5 @@
-//! Why the network predicts what it predicts: Grad-CAM (Selvaraju et al. 2017) on the last
-//! convolution, and its picture over the image.
+//! Why the network predicts what it predicts: Grad-CAM (Selvaraju et al. 2017) or Grad-CAM++
+//! (Chattopadhay et al. 2018) on the last convolution, and its picture over the image.
 //!
 //! Burn has no hooks on a layer's output, so the network is run in two parts: the layers up to
 //! the last convolution's ReLU without autodiff, then the rest on the autodiff backend from that
@@ -17,11 +17,92 @@ use serde::Serialize;
 
 pub use picture::{Legend, heatmap_png, overlay_png};
 
+/// How the last convolution's channels are weighted into the map; both take the same one
+/// gradient, so they cost the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+pub enum Method {
+    /// Grad-CAM: each channel weighted by its gradient's mean.
+    #[default]
+    #[serde(rename = "gradcam")]
+    #[value(name = "gradcam")]
+    GradCam,
+    /// Grad-CAM++: each channel weighted by its positive gradients, each scaled by the
+    /// closed-form alpha of the paper's equation 19, as pytorch-grad-cam's `GradCAMPlusPlus`
+    /// computes it; it covers several objects of a class better than Grad-CAM's mean.
+    #[serde(rename = "gradcam++")]
+    #[value(name = "gradcam++")]
+    GradCamPlusPlus,
+}
+
+impl Method {
+    /// Both methods.
+    pub const ALL: [Method; 2] = [Method::GradCam, Method::GradCamPlusPlus];
+
+    /// The method's name, as flags and JSON spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::GradCam => "gradcam",
+            Method::GradCamPlusPlus => "gradcam++",
+        }
+    }
+
+    /// The method's name in a picture's title or a line of text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Method::GradCam => "Grad-CAM",
+            Method::GradCamPlusPlus => "Grad-CAM++",
+        }
+    }
+
+    /// The method named `name`, as flags and JSON spell it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The channel weights `[batch, channels, 1, 1]` from the maps `A` and the score's gradient.
+    fn weights<B: Backend>(self, maps: &Tensor<B, 4>, gradient: &Tensor<B, 4>) -> Tensor<B, 4> {
+        match self {
+            Method::GradCam => gradient.clone().mean_dim(3).mean_dim(2),
+            Method::GradCamPlusPlus => {
+                let square = gradient.clone().powi_scalar(2);
+                let cube = square.clone() * gradient.clone();
+                let sums = maps.clone().sum_dim(3).sum_dim(2);
+                let alpha = square.clone() / (square * 2.0 + sums * cube + 1e-6);
+                let alpha = alpha.mask_fill(gradient.clone().equal_elem(0.0), 0.0);
+                (gradient.clone().clamp_min(0.0) * alpha)
+                    .sum_dim(3)
+                    .sum_dim(2)
+            }
+        }
+    }
+}
+
+/// What to explain of one image: a class (its top class where `None`), by a method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The class whose score to explain; `None`: the image's top class.
+    pub class: Option<usize>,
+    /// How to weight the channels.
+    pub method: Method,
+}
+
+impl Target {
+    /// Each of `classes` by `method`.
+    pub fn all(classes: &[Option<usize>], method: Method) -> Vec<Self> {
+        classes
+            .iter()
+            .map(|&class| Self { class, method })
+            .collect()
+    }
+}
+
 /// One image's class-activation map.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
     /// The class whose score was explained.
     pub class: usize,
+    /// How it was computed.
+    pub method: Method,
     /// The map on the last convolution's grid, row by row, scaled to [0, 1] as pytorch-grad-cam
     /// scales it: `(x - min) / (max - min)`, all zero where the map is flat.
     pub grid: Vec<Vec<f32>>,
@@ -29,14 +110,14 @@ pub struct Explanation {
 
 /// What explains a batch of predictions on backend `B`, whatever autodiff backend computes it.
 pub trait Explainer<B: Backend> {
-    /// Each image's map for its class in `classes` (its top class where `None`), and the logits.
+    /// Each image's map for its target, and the logits.
     ///
     /// # Errors
     /// A class outside the network's classes.
     fn explain(
         &self,
         images: Tensor<B, 4>,
-        classes: &[Option<usize>],
+        targets: &[Target],
     ) -> Result<(Vec<Explanation>, Tensor<B, 2>)>;
 }
 
@@ -44,13 +125,14 @@ impl<A: AutodiffBackend> Explainer<A::InnerBackend> for GradCam<A> {
     fn explain(
         &self,
         images: Tensor<A::InnerBackend, 4>,
-        classes: &[Option<usize>],
+        targets: &[Target],
     ) -> Result<(Vec<Explanation>, Tensor<A::InnerBackend, 2>)> {
-        GradCam::explain(self, images, classes)
+        GradCam::explain(self, images, targets)
     }
 }
 
-/// Grad-CAM of a network: the network without parameter gradients and where it is cut.
+/// Grad-CAM (and Grad-CAM++, which differs only in the channel weights) of a network: the
+/// network without parameter gradients and where it is cut.
 pub struct GradCam<B: AutodiffBackend> {
     net: AlexNet<B>,
     /// The same network without autodiff, for the layers up to the cut.
@@ -77,18 +159,18 @@ impl<B: AutodiffBackend> GradCam<B> {
         }
     }
 
-    /// The map of each image `[batch, channels, side, side]` for its class in `classes` (its
-    /// top class where `None`), and the logits of the images.
+    /// The map of each image `[batch, channels, side, side]` for its target, and the logits of
+    /// the images.
     ///
     /// # Errors
     /// A class outside the network's classes.
     pub fn explain(
         &self,
         images: Tensor<B::InnerBackend, 4>,
-        classes: &[Option<usize>],
+        targets: &[Target],
     ) -> Result<(Vec<Explanation>, Tensor<B::InnerBackend, 2>)> {
         let [batch, ..] = images.dims();
-        assert_eq!(classes.len(), batch, "one class choice per image");
+        assert_eq!(targets.len(), batch, "one target per image");
         let maps = self.inner.layers()[..=self.cut]
             .iter()
             .fold(Activation::Maps(images), |x, layer| layer.forward(x));
@@ -97,14 +179,17 @@ impl<B: AutodiffBackend> GradCam<B> {
         };
         let tracked = Tensor::<B, 4>::from_inner(maps.clone()).require_grad();
         let logits = self.head(tracked.clone());
-        let classes = chosen_classes(&logits.clone().inner(), classes)?;
+        let asked: Vec<Option<usize>> = targets.iter().map(|t| t.class).collect();
+        let classes = chosen_classes(&logits.clone().inner(), &asked)?;
         let num_classes = logits.dims()[1];
         let one_hot = one_hot(&classes, num_classes, &logits.device());
         let gradients = (logits.clone() * one_hot).sum().backward();
         let gradient = tracked
             .grad(&gradients)
             .expect("the maps are tracked and reach the logits");
-        Ok((explanations(maps, gradient, &classes), logits.inner()))
+        let methods: Vec<Method> = targets.iter().map(|t| t.method).collect();
+        let explained = explanations(maps, gradient, &classes, &methods);
+        Ok((explained, logits.inner()))
     }
 
     /// The layers after the cut, as in evaluation: dropout is left out (it is active on an
@@ -161,26 +246,44 @@ fn one_hot<B: Backend>(classes: &[usize], num_classes: usize, device: &B::Device
     )
 }
 
-/// Grad-CAM from the maps `A [batch, channels, h, w]` and the score's gradient: each channel
-/// weighted by its gradient's mean, summed over channels, ReLU, then scaled to [0, 1].
+/// The maps from the activations `A [batch, channels, h, w]` and the score's gradient: the
+/// channels weighted by each image's method, summed, ReLU, then scaled to [0, 1].
 fn explanations<B: Backend>(
     maps: Tensor<B, 4>,
     gradient: Tensor<B, 4>,
     classes: &[usize],
+    methods: &[Method],
 ) -> Vec<Explanation> {
     let [_, _, height, width] = maps.dims();
-    let weights = gradient.mean_dim(3).mean_dim(2);
-    let cam = (maps * weights).sum_dim(1).clamp_min(0.0);
-    let values: Vec<f32> = cam.into_data().convert::<f32>().to_vec().expect("f32 data");
-    values
-        .chunks_exact(height * width)
-        .zip(classes)
-        .map(|(map, &class)| Explanation {
-            class,
-            grid: scaled(map)
-                .chunks_exact(width)
-                .map(<[f32]>::to_vec)
-                .collect(),
+    let cells = height * width;
+    // Each method used, over the whole batch (cheap beside the pass that made the gradient).
+    let cams: Vec<(Method, Vec<f32>)> = Method::ALL
+        .into_iter()
+        .filter(|method| methods.contains(method))
+        .map(|method| {
+            let weights = method.weights(&maps, &gradient);
+            let cam = (maps.clone() * weights).sum_dim(1).clamp_min(0.0);
+            (
+                method,
+                cam.into_data().convert::<f32>().to_vec().expect("f32 data"),
+            )
+        })
+        .collect();
+    classes
+        .iter()
+        .zip(methods)
+        .enumerate()
+        .map(|(image, (&class, &method))| {
+            let (_, cam) = cams.iter().find(|(m, _)| *m == method).expect("computed");
+            let map = &cam[image * cells..(image + 1) * cells];
+            Explanation {
+                class,
+                method,
+                grid: scaled(map)
+                    .chunks_exact(width)
+                    .map(<[f32]>::to_vec)
+                    .collect(),
+            }
         })
         .collect()
 }

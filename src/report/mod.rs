@@ -14,7 +14,7 @@ use crate::run::{EpochHistory, RunDir};
 
 pub use mistakes::{Drawn, write_mistakes};
 pub use plot::{Curves, SERIES, write_confusion_svg, write_curves_svg};
-pub use run_report::{EpochRow, FinalMetrics, ImagesSummary, RunReport};
+pub use run_report::{EpochRow, EvaluationSummary, FinalMetrics, ImagesSummary, RunReport};
 
 /// Draws the run's `curves.svg` from `history` over epochs `1..=epochs`: what training does after
 /// every epoch and `alexnet plot` does from the logs.

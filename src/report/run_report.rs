@@ -30,6 +30,50 @@ pub struct EpochRow {
     pub test_top3: Option<f64>,
 }
 
+/// The last evaluation written into the run (`eval.json`: by `eval`, `report` or the end of
+/// `train`), and whether its gallery of mistakes is there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationSummary {
+    /// The record evaluated.
+    pub checkpoint: String,
+    /// The images evaluated: a split's name or a folder.
+    pub split: String,
+    /// Examples evaluated.
+    pub examples: u64,
+    /// Images left out because they could not be read.
+    #[serde(default)]
+    pub left_out: usize,
+    /// Overall accuracy.
+    pub accuracy: f64,
+    /// Whether `mistakes.html` and `mistakes.png` hold this evaluation's gallery.
+    #[serde(default)]
+    pub gallery: bool,
+}
+
+impl EvaluationSummary {
+    /// The run's `eval.json`, if it has a readable one.
+    pub fn of(run: &RunDir) -> Option<Self> {
+        let text = std::fs::read_to_string(run.eval_file()).ok()?;
+        let summary: Self = serde_json::from_str(&text).ok()?;
+        let gallery = run.mistakes_file().exists();
+        Some(Self { gallery, ..summary })
+    }
+
+    fn to_markdown(&self) -> String {
+        let gallery = match self.gallery {
+            true => {
+                "; the most confident mistakes with their Grad-CAM maps: mistakes.html, \
+                     mistakes.png"
+            }
+            false => "",
+        };
+        format!(
+            "- evaluation of {} on {} ({} images): accuracy {:.3}; eval.json, confusion.svg{gallery}\n",
+            self.checkpoint, self.split, self.examples, self.accuracy
+        )
+    }
+}
+
 /// d2l's closing line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinalMetrics {
@@ -82,6 +126,9 @@ pub struct RunReport {
     /// Why the run ended before its last epoch, when early stopping ended it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stop: Option<EarlyStop>,
+    /// The last evaluation written into the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationSummary>,
 }
 
 /// What an image-folder run learnt from.
@@ -236,6 +283,7 @@ impl RunReport {
             examples_per_sec: (train_seconds > 0.0).then(|| examples as f64 / train_seconds),
             wall_seconds: journalled.iter().map(|m| m.epoch_seconds).sum(),
             images: ImagesSummary::of(run, &config)?,
+            evaluation: EvaluationSummary::of(run),
             epochs,
             config,
         })
@@ -289,6 +337,9 @@ impl RunReport {
                 "- {rate:.1} examples/sec; wall time {:.0} s\n",
                 self.wall_seconds
             );
+        }
+        if let Some(evaluation) = &self.evaluation {
+            md += &evaluation.to_markdown();
         }
         md += &settings_lines(c, self.early_stop.as_ref());
         if let Some(images) = &self.images {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::data::Encoded;
-use crate::explain::heatmap_png;
+use crate::explain::{Method, Target, heatmap_png};
 use crate::inference::{LoadedModel, Prediction, Reader};
 
 use super::metrics::Metrics;
@@ -117,6 +117,8 @@ pub struct Predicted {
 pub struct ExplainedMap {
     /// The class explained.
     pub class: usize,
+    /// How: `gradcam` or `gradcam++`.
+    pub method: Method,
     /// Its name.
     pub label: String,
     /// The map on the last convolution's grid, scaled to [0, 1], row by row.
@@ -133,8 +135,9 @@ pub struct Extras {
     pub invert: bool,
     /// Answer the image as the network saw it.
     pub preview: bool,
-    /// Explain the prediction: `Some(None)` its top class, `Some(Some(k))` class k.
-    pub explain: Option<Option<usize>>,
+    /// Explain the prediction: which class (its top one where the target's class is `None`),
+    /// by which method.
+    pub explain: Option<Target>,
 }
 
 /// The limits of a request.
@@ -315,7 +318,11 @@ impl App {
         if top == 0 || top > classes {
             return Err(PredictError::TopOutOfRange { top, classes });
         }
-        if let Some(class) = extras.explain.flatten().filter(|&class| class >= classes) {
+        if let Some(class) = extras
+            .explain
+            .and_then(|t| t.class)
+            .filter(|&class| class >= classes)
+        {
             return Err(PredictError::ClassOutOfRange { class, classes });
         }
         let arriving = self.queue.arriving();
@@ -324,6 +331,7 @@ impl App {
         let mut answer = self.ask_model(input, top, extras.explain, arriving).await?;
         let explanation = answer.explanation.take().map(|map| ExplainedMap {
             class: map.class,
+            method: map.method,
             label: info.classes.get(map.class).cloned().unwrap_or_default(),
             png: data_url(&heatmap_png(&map, info.image_size)),
             grid: map.grid,
@@ -368,7 +376,7 @@ impl App {
         &self,
         input: Vec<f32>,
         top: usize,
-        explain: Option<Option<usize>>,
+        explain: Option<Target>,
         arriving: Arriving,
     ) -> Result<Answer, PredictError> {
         let (reply, answer) = oneshot::channel();

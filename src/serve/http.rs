@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::app::{App, Extras, PredictError, Predicted, ReloadRefused};
 use super::metrics::RequestLabels;
+use crate::explain::{Method as ExplainMethod, Target};
 
 /// The web page: plain HTML, CSS and JavaScript in one file, served from the binary.
 const PAGE: &str = include_str!("page.html");
@@ -261,6 +262,21 @@ struct PredictQuery {
     preview: bool,
     /// `/v1/explain`: the class to explain (default: the top one).
     class: Option<usize>,
+    /// `/v1/explain`: `gradcam` (default) or `gradcam++`.
+    method: Option<String>,
+}
+
+/// The method `?method=` names. A `+` in a query string reads as a space, and no method's name
+/// has one, so spaces are read back as the `+` of `gradcam++` typed by hand.
+fn method(query: &PredictQuery) -> Result<ExplainMethod, ApiError> {
+    let Some(name) = &query.method else {
+        return Ok(ExplainMethod::default());
+    };
+    ExplainMethod::from_name(&name.replace(' ', "+")).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown method `{name}`: use method=gradcam or method=gradcam%2B%2B (Grad-CAM++)"
+        ))
+    })
 }
 
 async fn predict(
@@ -292,22 +308,26 @@ async fn answer(
             "bad query ({}): use ?top=K (a whole number), &invert=true, &preview=true{}",
             e.body_text(),
             if explain {
-                ", &class=K (a class index)"
+                ", &class=K (a class index), &method=gradcam or gradcam%2B%2B"
             } else {
                 ""
             }
         ))
     })?;
-    if query.class.is_some() && !explain {
+    if (query.class.is_some() || query.method.is_some()) && !explain {
         return Err(ApiError::bad_request(
-            "class=K asks for an explanation: post to /v1/explain?class=K",
+            "class=K and method=M ask for an explanation: post to /v1/explain?class=K",
         ));
     }
+    let method = method(&query)?;
     let body = image_bytes(request, app.limits.body_bytes).await?;
     let extras = Extras {
         invert: query.invert,
         preview: query.preview,
-        explain: explain.then_some(query.class),
+        explain: explain.then_some(Target {
+            class: query.class,
+            method,
+        }),
     };
     let answer = app
         .predict(body, query.top.unwrap_or(3), extras, arrived)

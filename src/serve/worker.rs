@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::AutodiffBackend;
 use tokio::sync::oneshot;
 
-use crate::explain::{Explanation, GradCam};
+use crate::explain::{Explanation, GradCam, Target};
 use crate::inference::{LoadedModel, Prediction, input_batch, predict, rank};
 
 use super::metrics::Metrics;
@@ -27,8 +27,8 @@ pub struct Job {
     pub input: Vec<f32>,
     /// How many classes to answer.
     pub top: usize,
-    /// Whether to explain the prediction, and which class: `Some(None)` its top class.
-    pub explain: Option<Option<usize>>,
+    /// Whether to explain the prediction, and which class by which method.
+    pub explain: Option<Target>,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Result<Answer, ModelFailed>>,
 }
@@ -240,7 +240,7 @@ impl<A: AutodiffBackend> Worker<A> {
                 .into_iter()
                 .map(|j| (j.input, (j.top, j.explain, j.reply)))
                 .unzip();
-            let asked: Vec<Option<Option<usize>>> = replies.iter().map(|r| r.1).collect();
+            let asked: Vec<Option<Target>> = replies.iter().map(|r| r.1).collect();
             // A panic inside the backend must not leave the server without its worker.
             let answers = catch_unwind(AssertUnwindSafe(|| self.pass(inputs, &asked)));
             match answers {
@@ -271,7 +271,7 @@ impl<A: AutodiffBackend> Worker<A> {
     fn pass(
         &self,
         inputs: Vec<Vec<f32>>,
-        asked: &[Option<Option<usize>>],
+        asked: &[Option<Target>],
     ) -> Option<Vec<(Vec<Prediction>, Option<Explanation>)>> {
         let model = &self.served.model;
         let classes = model.data.classes.len();
@@ -280,8 +280,8 @@ impl<A: AutodiffBackend> Worker<A> {
             return Some(ranked.into_iter().map(|r| (r, None)).collect());
         }
         let images = input_batch(model, inputs, &self.device);
-        let chosen: Vec<Option<usize>> = asked.iter().map(|a| a.flatten()).collect();
-        let (maps, logits) = self.served.explainer.explain(images, &chosen).ok()?;
+        let targets: Vec<Target> = asked.iter().map(|a| a.unwrap_or_default()).collect();
+        let (maps, logits) = self.served.explainer.explain(images, &targets).ok()?;
         let ranked = rank(logits, &model.data.classes, classes);
         Some(ranked.into_iter().zip(maps.into_iter().map(Some)).collect())
     }

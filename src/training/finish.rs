@@ -2,6 +2,8 @@
 //! why the run stopped and what was kept.
 
 use alexnet_model::AlexNet;
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -9,7 +11,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use super::interrupt::{StopReason, TrainingStopped};
 use super::launch::Launched;
 use super::options::TrainOutcome;
-use crate::data::{BadImages, SkippedFile};
+use crate::assess::{Assess, Assessed, NamedImages, assess, split_name};
+use crate::data::{BadImages, SkippedFile, Split};
+use crate::inference::{CheckpointChoice, load_model};
 use crate::report::RunReport;
 use crate::run::{self, EarlyStop, RunDir, TrainingConfig};
 
@@ -93,6 +97,7 @@ pub fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome>
         interrupter,
         bad,
         early_stop,
+        test_set,
     } = launched;
     record_bad_images(&run, &bad);
     let last_epoch = log.epochs().last().map(|e| e.epoch);
@@ -137,10 +142,50 @@ pub fn finish<B: AutodiffBackend>(launched: Launched<B>) -> Result<TrainOutcome>
         .into());
     }
     let model_path = run.save_model(&net)?;
+    let device = net
+        .devices()
+        .into_iter()
+        .next()
+        .expect("a network has a device");
+    let held_out = (split_name(&config.data, Split::Test).to_string(), test_set);
+    let assessed = assess_final::<B>(&run, &config, &model_path, held_out, &device)
+        .inspect_err(|err| {
+            eprintln!(
+                "warning: no evaluation of the final model: {err:#} (`alexnet eval` writes it)"
+            )
+        })
+        .ok()
+        .map(Box::new);
+    if assessed.is_some()
+        && let Err(err) = RunReport::from_run(&run).and_then(|r| r.save(&run))
+    {
+        eprintln!("warning: the run report leaves the evaluation out: {err:#}");
+    }
     Ok(TrainOutcome::Trained {
         epochs: log,
         model_path,
+        assessed,
     })
+}
+
+/// The final model, read back from its record, evaluated on the images the run validated on:
+/// `eval.json`, the confusion matrix and the gallery of its most confident mistakes, as `eval`
+/// writes them.
+fn assess_final<B: AutodiffBackend>(
+    run: &RunDir,
+    config: &TrainingConfig,
+    model_path: &Path,
+    held_out: NamedImages,
+    device: &B::Device,
+) -> Result<Assessed> {
+    let record = CheckpointChoice::Path(model_path.to_path_buf());
+    let loaded = load_model::<B>(run, &record, device)?;
+    let how = Assess {
+        batch_size: config.batch_size,
+        skip_bad: config.data.skip_bad_images,
+        png: false,
+    };
+    assess(run, loaded, held_out, how, device)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use super::prepare::Prepared;
 use super::progress::ProgressLines;
 use super::renderer::{EpochLines, Renderer};
 use super::throughput::ExamplesPerSecond;
-use crate::data::BadImages;
+use crate::data::{BadImages, SplitImages};
 use crate::run::{self, RunDir, RunLock, TrainingConfig};
 
 /// What [`launch`] leaves for [`finish`].
@@ -45,6 +45,8 @@ pub struct Launched<B: AutodiffBackend> {
     pub bad: [BadImages; 2],
     /// The early-stopping strategy, when the run has one.
     pub early_stop: Option<EarlyStopping>,
+    /// The images the run validates on, which the final model is then assessed on.
+    pub test_set: SplitImages,
 }
 
 /// burn-train's parts for optimizer `X`.
@@ -71,6 +73,7 @@ pub fn launch<B: AutodiffBackend, X: Algorithm<B>>(
     let interrupter = Interrupter::new();
     let bad = [("training", sizes.0), ("validation", sizes.1)]
         .map(|(split, images)| bad_images(&config, &interrupter, split, images));
+    let held_out = test_set.clone();
     let loaders = loaders::<B>(&config, done, (train_set, test_set), (&devices[0], &bad));
     let log = EpochLog::default();
     let earlier = journalled_losses(&run, done);
@@ -120,6 +123,7 @@ pub fn launch<B: AutodiffBackend, X: Algorithm<B>>(
         interrupter,
         bad,
         early_stop,
+        test_set: held_out,
     }
 }
 

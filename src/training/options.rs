@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::epochs::EpochLog;
 use super::plan::Start;
 use super::progress::Cadence;
+use crate::assess::Assessed;
 use crate::run::EarlyStop;
 
 /// Where and how one training run happens, beyond its configuration.
@@ -44,6 +45,9 @@ pub enum TrainOutcome {
         epochs: EpochLog,
         /// Where the final model record was written.
         model_path: PathBuf,
+        /// The final model's evaluation on the validation images, with its gallery of mistakes;
+        /// `None` when it failed (said on stderr: the model is kept all the same).
+        assessed: Option<Box<Assessed>>,
     },
     /// A resumed run that had already trained all its epochs, or been stopped early (and
     /// `--epochs` was not raised); its final files are complete.
