@@ -350,3 +350,32 @@ impl Evaluation {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mistake(position: usize, probability: f32) -> Mistake {
+        Mistake {
+            position,
+            truth: 0,
+            predicted: 1,
+            probability,
+            truth_probability: 1.0 - probability,
+        }
+    }
+
+    #[test]
+    fn the_most_confident_mistakes_are_kept_most_confident_first() {
+        let confidence = |position: usize| ((position * 37) % 97) as f32 / 97.0;
+        let mut kept = Vec::new();
+        // Confidences in a scrambled order, more of them than the gallery holds.
+        for position in 0..3 * MISTAKES {
+            keep(&mut kept, mistake(position, confidence(position)));
+        }
+        let mut all: Vec<f32> = (0..3 * MISTAKES).map(confidence).collect();
+        all.sort_by(|a, b| b.total_cmp(a));
+        let kept: Vec<f32> = kept.iter().map(|m| m.probability).collect();
+        assert_eq!(kept, all[..MISTAKES], "the top {MISTAKES}, descending");
+    }
+}
