@@ -108,6 +108,7 @@ fn main() {
     let backward = median_ms(5, || relu::backward_in_place(&mut grad, &dy));
     println!("relu1    in place  forward {forward:8.1} ms   backward {backward:8.1} ms");
 
+    bench_linear("fc1 (224 px)", batch, [6400, 4096]);
     bench_linear("fc1 (96 px)", batch, [256, 4096]);
     bench_linear("fc2", batch, [4096, 4096]);
     bench_linear("fc3", batch, [4096, 10]);
@@ -127,6 +128,10 @@ fn bench_linear(name: &str, batch: usize, [inputs, outputs]: [usize; 2]) {
     );
     let dy = noise(batch * outputs, 10);
     let forward = median_ms(9, || drop(linear::forward(&x, &w, Some(&b), &s)));
-    let backward = median_ms(9, || drop(linear::backward(&x, &w, &dy, &s, true)));
+    let all = linear::Wanted {
+        input: true,
+        parameters: true,
+    };
+    let backward = median_ms(9, || drop(linear::backward(&x, &w, &dy, &s, all)));
     println!("{name:8} linear    forward {forward:8.1} ms   backward {backward:8.1} ms");
 }

@@ -19,6 +19,8 @@ pub mod relu;
 pub mod scratch;
 pub mod sgd;
 pub mod small_gemm;
+#[cfg(target_arch = "x86_64")]
+mod stream_gemm;
 pub mod winograd;
 
 #[cfg(any(feature = "flex", feature = "cudnn"))]

@@ -37,43 +37,61 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &LinearShape)
 pub struct Gradients {
     /// `dy · Wᵀ`, when asked for.
     pub x: Option<Vec<f32>>,
-    /// `xᵀ · dy`.
-    pub weight: Vec<f32>,
-    /// The column sums of `dy`.
-    pub bias: Vec<f32>,
+    /// `xᵀ · dy`, when asked for.
+    pub weight: Option<Vec<f32>>,
+    /// The column sums of `dy`, with the weight's.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Which gradients a backward pass computes: a frozen layer's parameters want none (Grad-CAM's
+/// network, fine-tuning's frozen layers), where the weight gradient was most of the work (the
+/// `inputs x outputs` product written in full).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Wanted {
+    /// The input's.
+    pub input: bool,
+    /// The weight's and the bias's.
+    pub parameters: bool,
 }
 
 /// The gradients given the output gradient `dy[batch, outputs]`.
 ///
 /// # Panics
 /// If a buffer's length does not fit the shape.
-pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &LinearShape, input: bool) -> Gradients {
+pub fn backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    s: &LinearShape,
+    wanted: Wanted,
+) -> Gradients {
     assert_eq!(x.len(), s.batch * s.inputs, "input length");
     assert_eq!(weight.len(), s.inputs * s.outputs, "weight length");
     assert_eq!(dy.len(), s.batch * s.outputs, "output gradient length");
-    let dx = input.then(|| {
+    let dx = wanted.input.then(|| {
         let mut dx = vec![0.0; s.batch * s.inputs];
         let dy = Operand::rows(dy, s.outputs);
         let weight_t = Operand::transposed(weight, s.outputs);
         matmul([s.batch, s.outputs, s.inputs], dy, weight_t, &mut dx, false);
         dx
     });
-    let mut dw = vec![0.0; s.inputs * s.outputs];
-    let x_t = Operand::transposed(x, s.inputs);
-    matmul(
-        [s.inputs, s.batch, s.outputs],
-        x_t,
-        Operand::rows(dy, s.outputs),
-        &mut dw,
-        false,
-    );
-    let mut bias = vec![0.0; s.outputs];
-    for row in dy.chunks_exact(s.outputs) {
-        crate::im2col::add_assign(&mut bias, row);
-    }
+    let weight_grad = wanted.parameters.then(|| {
+        let mut dw = vec![0.0; s.inputs * s.outputs];
+        let x_t = Operand::transposed(x, s.inputs);
+        let dy = Operand::rows(dy, s.outputs);
+        matmul([s.inputs, s.batch, s.outputs], x_t, dy, &mut dw, false);
+        dw
+    });
+    let bias = wanted.parameters.then(|| {
+        let mut bias = vec![0.0; s.outputs];
+        for row in dy.chunks_exact(s.outputs) {
+            crate::im2col::add_assign(&mut bias, row);
+        }
+        bias
+    });
     Gradients {
         x: dx,
-        weight: dw,
+        weight: weight_grad,
         bias,
     }
 }
@@ -99,8 +117,16 @@ mod tests {
         let (x, w, b) = (ramp(9 * 70, 0.03), ramp(70 * 50, 0.02), ramp(50, 0.1));
         let dy = ramp(9 * 50, 0.05);
         let y = forward(&x, &w, Some(&b), &s);
-        let grads = backward(&x, &w, &dy, &s, true);
+        let all = Wanted {
+            input: true,
+            parameters: true,
+        };
+        let grads = backward(&x, &w, &dy, &s, all);
         let dx = grads.x.as_ref().expect("asked for");
+        let (dw, db) = (
+            grads.weight.expect("asked for"),
+            grads.bias.expect("asked for"),
+        );
         let close = |got: f32, want: f64| (got as f64 - want).abs() < 1e-4;
         for i in 0..s.batch {
             for o in 0..s.outputs {
@@ -122,13 +148,24 @@ mod tests {
                 let want: f64 = (0..s.batch)
                     .map(|i| x[i * s.inputs + k] as f64 * dy[i * s.outputs + o] as f64)
                     .sum();
-                assert!(close(grads.weight[k * s.outputs + o], want), "dW[{k}, {o}]");
+                assert!(close(dw[k * s.outputs + o], want), "dW[{k}, {o}]");
             }
         }
         for o in 0..s.outputs {
             let want: f64 = (0..s.batch).map(|i| dy[i * s.outputs + o] as f64).sum();
-            assert!(close(grads.bias[o], want), "db[{o}]");
+            assert!(close(db[o], want), "db[{o}]");
         }
-        assert!(backward(&x, &w, &dy, &s, false).x.is_none());
+        let input_only = Wanted {
+            parameters: false,
+            ..all
+        };
+        let frozen = backward(&x, &w, &dy, &s, input_only);
+        assert_eq!(frozen.x.as_ref(), Some(dx), "the same input gradient");
+        assert!(frozen.weight.is_none() && frozen.bias.is_none());
+        let no_input = Wanted {
+            input: false,
+            ..all
+        };
+        assert!(backward(&x, &w, &dy, &s, no_input).x.is_none());
     }
 }

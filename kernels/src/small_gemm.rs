@@ -1,4 +1,5 @@
-//! Matrix products with few rows (a linear layer's batch of 8 to 64), on both cores.
+//! Matrix products with few rows (a linear layer's batch of 8 to 64), on both cores; fewer
+//! than 8 rows go to [`crate::stream_gemm`].
 //!
 //! Why not the `gemm` crate alone: its blocking is made for large products. At 32 rows and a
 //! 4096x4096 weight it ran at 80 GFLOP/s on two cores of an Intel Xeon (AVX-512), about 60% of
@@ -94,6 +95,9 @@ enum Path {
     /// Dot products of `a`'s rows with `b`'s columns, both contiguous.
     #[cfg(target_arch = "x86_64")]
     Dots(Isa),
+    /// Fewer rows than a tile: each thread streams a range of `b`'s rows.
+    #[cfg(target_arch = "x86_64")]
+    Stream(Isa),
     /// The `gemm` crate.
     Gemm,
 }
@@ -112,13 +116,18 @@ impl Path {
     /// The path on a CPU whose best register tiles are `isa`'s.
     #[cfg(target_arch = "x86_64")]
     fn for_isa(isa: Isa, [m, k, n]: [usize; 3], a: &Operand, b: &Operand) -> Self {
+        if m < TILE_ROWS && n >= TILE_COLS && k >= MIN_DOT_DEPTH && b.col_stride == 1 {
+            return Self::Stream(isa);
+        }
         let sized = (TILE_ROWS..=MAX_ROWS).contains(&m) && n >= TILE_COLS;
         if sized && b.col_stride == 1 {
             return Self::Panels(isa);
         }
         // Short dot products (a classifier's few outputs) spend more on their final horizontal
-        // sums than on the products.
-        if sized && b.row_stride == 1 && a.col_stride == 1 && k >= MIN_DOT_DEPTH {
+        // sums than on the products. Fewer rows than a tile take them too: each task reads a
+        // few whole rows of `b` (an input gradient at batch 1, as Grad-CAM takes it).
+        let rows = (1..=MAX_ROWS).contains(&m) && n >= TILE_COLS;
+        if rows && b.row_stride == 1 && a.col_stride == 1 && k >= MIN_DOT_DEPTH {
             return Self::Dots(isa);
         }
         Self::Gemm
@@ -134,6 +143,8 @@ impl Path {
             Self::Dots(Isa::Avx512) => dots::<avx512::Avx512>(dims, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
             Self::Dots(Isa::Avx2) => dots::<avx2::Avx2>(dims, a, b, c, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Stream(isa) => crate::stream_gemm::matmul(isa, dims, a, b, c, accumulate),
             Self::Gemm => {
                 let [m, k, n] = dims;
                 // SAFETY: `matmul` checked every operand's extent; `c` is exclusively borrowed.
@@ -748,20 +759,32 @@ mod tests {
 
     #[test]
     fn other_sizes_take_the_gemm_crate_and_match() {
-        check([1, 100, 200]);
-        check([7, 64, 300]);
+        check([1, 40, 200]);
         check([65, 40, 100]);
         check([32, 100, 10]);
     }
 
     #[test]
-    fn the_register_tiles_take_batches_of_8_to_64() {
+    fn batches_of_1_to_7_stream_the_weight_and_match() {
+        // Depth not a multiple of the four rows taken at once nor of the threads; columns
+        // past a chunk; a transposed `a` (strided reads of the input).
+        check([1, 100, 200]);
+        check([1, 1031, 600]);
+        check([7, 64, 300]);
+        check([3, 257, 48]);
+    }
+
+    #[test]
+    fn the_register_tiles_take_batches_of_8_to_64_and_fewer_rows_stream() {
         let (a, b) = (vec![0.0; 32 * 64], vec![0.0; 64 * 96]);
         let path = |m: usize, b: Operand| Path::choose([m, 64, 96], &Operand::rows(&a, 64), &b);
         let tiles = tiles_available();
         assert_eq!(path(32, Operand::rows(&b, 96)) == Path::Gemm, !tiles);
         assert_eq!(path(32, Operand::transposed(&b, 64)) == Path::Gemm, !tiles);
-        assert_eq!(path(2, Operand::rows(&b, 96)), Path::Gemm);
+        let streamed = path(2, Operand::rows(&b, 96));
+        assert_eq!(matches!(streamed, Path::Stream(_)), tiles, "{streamed:?}");
+        let dots = path(2, Operand::transposed(&b, 64));
+        assert_eq!(matches!(dots, Path::Dots(_)), tiles, "{dots:?}");
         let shallow = Path::choose(
             [32, 10, 96],
             &Operand::rows(&a, 10),

@@ -24,11 +24,22 @@ use crate::im2col::{ConvShape, Grouping, add_assign, matmul};
 /// Output tile side.
 const M: usize = 2;
 
-/// Whether the convolution takes this module's path: it fits (see [`fits`]) and its maps are
-/// large enough for Winograd to pay off.
+/// Whether the convolution takes this module's path: it fits (see [`fits`]), and its maps and
+/// batch are large enough for Winograd to pay off.
 pub fn applies(shape: &ConvShape) -> bool {
-    fits(shape) && shape.output[0].min(shape.output[1]) >= min_side(shape.kernel[0])
+    fits(shape)
+        && shape.output[0].min(shape.output[1]) >= min_side(shape.kernel[0])
+        && shape.batch >= MIN_BATCH
 }
+
+/// The fewest images at which Winograd beats im2col + GEMM. Each call transforms the whole
+/// weight (16 or 36 products per output channel and input channel), and the products over a
+/// few images' tiles are too short to hide it. Forward passes on two cores of an Intel Xeon
+/// (family 6, model 207), im2col against Winograd, d2l's layers at 224 px: at batch 1 conv2
+/// 7.2 against 12.5 ms and conv3-5 1.7-2.6 against 4.3-6.4; at batch 4 22.9 against 24.7 and
+/// 6.5-9.6 against 8.1-12.2; at batch 8 Winograd is level on conv2 (41.5 against 40.5) and
+/// ahead on conv3-5 (12.5-16.7 against 14.0-22.1). torchvision's layers alike.
+const MIN_BATCH: usize = 8;
 
 /// Whether `shape` is a 3x3 or 5x5, stride-1 convolution that keeps the input's size, which
 /// these kernels compute.
@@ -611,15 +622,20 @@ mod tests {
     }
 
     #[test]
-    fn applies_only_to_same_size_3x3_and_5x5_stride_1_on_large_enough_maps() {
+    fn applies_only_to_same_size_3x3_and_5x5_stride_1_on_large_enough_maps_and_batches() {
         for kernel in [3, 5] {
-            assert!(applies(&shape(1, [1, 1], [12, 12], kernel)));
+            assert!(applies(&shape(8, [1, 1], [12, 12], kernel)));
+            assert!(
+                !applies(&shape(4, [1, 1], [12, 12], kernel)),
+                "too few images"
+            );
             assert!(fits(&shape(1, [1, 1], [4, 4], kernel)));
-            assert!(!applies(&shape(1, [1, 1], [4, 4], kernel)));
+            assert!(!applies(&shape(8, [1, 1], [4, 4], kernel)));
         }
-        assert!(applies(&shape(1, [1, 1], [6, 6], 3)));
-        assert!(!applies(&shape(1, [1, 1], [10, 10], 5)));
-        let s = shape(1, [1, 1], [8, 8], 3);
+        assert!(applies(&shape(8, [1, 1], [6, 6], 3)));
+        assert!(!applies(&shape(8, [1, 1], [10, 10], 5)));
+        let s = shape(8, [1, 1], [8, 8], 3);
+        assert!(applies(&s));
         for other in [
             ConvShape {
                 stride: [2, 2],
@@ -641,7 +657,7 @@ mod tests {
                 padding: [1, 2],
                 ..s
             },
-            shape(1, [1, 1], [8, 8], 7),
+            shape(8, [1, 1], [8, 8], 7),
         ] {
             assert!(!applies(&other), "{other:?}");
         }

@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 
 use super::{WeightedOp, apply, contiguous, flex_tensor, register_weighted, saved, values};
-use crate::linear::{self as kernels, LinearShape};
+use crate::linear::{self as kernels, LinearShape, Wanted};
 
 /// Outputs a layer needs to take this path: a narrow layer (a classifier's 10 outputs) is as
 /// fast through Burn's matmul, whose backward pass there took a quarter of ours.
@@ -67,20 +67,26 @@ impl Backward<Flex, 3> for LinearBackward {
     ) {
         let (saved, parents) = saved(ops, grads, checkpointer);
         let s = saved.shape;
+        let wanted = Wanted {
+            input: saved.input_tracked,
+            parameters: parents[1].is_some() || parents[2].is_some(),
+        };
         let gradients = kernels::backward(
             values(&saved.x),
             values(&saved.weight),
             values(&saved.dy),
             &s,
-            saved.input_tracked,
+            wanted,
         );
         register_weighted(
             grads,
             parents,
             [
                 gradients.x.map(|dx| flex_tensor(dx, [s.batch, s.inputs])),
-                Some(flex_tensor(gradients.weight, [s.inputs, s.outputs])),
-                Some(flex_tensor(gradients.bias, [s.outputs])),
+                gradients
+                    .weight
+                    .map(|dw| flex_tensor(dw, [s.inputs, s.outputs])),
+                gradients.bias.map(|db| flex_tensor(db, [s.outputs])),
             ],
         );
     }
@@ -161,6 +167,36 @@ mod tests {
                     "batch {batch}, {name}: max difference {diff}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_frozen_layer_gives_its_input_gradient_only_at_any_batch() {
+        use burn::module::Module;
+        let device = Default::default();
+        Train::seed(&device, 12);
+        for batch in [1, 3, 9] {
+            let layer: Linear<Train> = LinearConfig::new(300, 200).init(&device).no_grad();
+            let x =
+                Tensor::<Train, 2>::random([batch, 300], Distribution::Normal(0.0, 1.0), &device)
+                    .require_grad();
+            let g =
+                Tensor::<Train, 2>::random([batch, 200], Distribution::Normal(0.0, 1.0), &device);
+            let input_grad = |y: Tensor<Train, 2>| {
+                let grads = (y * g.clone()).sum().backward();
+                assert!(
+                    layer.weight.grad(&grads).is_none(),
+                    "batch {batch}: no weight gradient"
+                );
+                x.grad(&grads).expect("tracked input")
+            };
+            let fast = input_grad(linear(&layer, x.clone()).unwrap_or_else(|_| panic!("taken")));
+            let stock = input_grad(layer.forward(x.clone()));
+            let diff = (fast - stock).abs().max().into_scalar();
+            assert!(
+                diff < 1e-4,
+                "batch {batch}: input gradients differ by {diff}"
+            );
         }
     }
 
