@@ -2,14 +2,15 @@
 """Throughput of d2l's AlexNet (or torchvision's, --arch imagenet) in PyTorch, the counterpart of
 `alexnet bench`.
 
-Prints one line on stdout, `train_img_per_s=<x> infer_img_per_s=<y>`, and the details (each
-step's time, the CPU, the load average) on stderr. A training step is what d2l's timer
-covers: zero_grad, forward, cross-entropy, backward, SGD update (lr 0.01) and reading the
-loss; inference is an evaluation-mode forward pass without gradients, and the predicted
-classes. Each runs --warmup untimed steps, then --iters timed ones; the figure is the batch
-size over the median step time. On CUDA every step ends with torch.cuda.synchronize(), so
-the clock stops when the GPU is done. `--arch imagenet` times torchvision's `alexnet()` (random
-weights, 1,000 classes) on random RGB pixels, as `alexnet bench --arch imagenet` does.
+Prints one line on stdout, `train_img_per_s=<x> infer_img_per_s=<y> infer_p50_ms=<p>
+infer_p99_ms=<q>`, and the details (each step's time, the CPU, the load average) on stderr. A
+training step is what d2l's timer covers: zero_grad, forward, cross-entropy, backward, SGD
+update (lr 0.01) and reading the loss; inference is an evaluation-mode forward pass under
+torch.inference_mode(), and the predicted classes. Each runs --warmup untimed steps, then
+--iters timed ones; the figure is the batch size over the median step time, and inference's
+p50 and p99 step latency. On CUDA every step ends with torch.cuda.synchronize(), so the clock
+stops when the GPU is done. `--arch imagenet` times torchvision's `alexnet()` (random weights,
+1,000 classes) on random RGB pixels, as `alexnet bench --arch imagenet` does.
 """
 import argparse
 import json
@@ -51,6 +52,16 @@ def step_times(step, warmup, iters):
         step()
         times.append(time.perf_counter() - start)
     return times
+
+
+def percentile(values, p):
+    """The nearest-rank percentile p (0 to 100), as `alexnet bench` takes its p99 (its p50 is
+    the upper median, which this gives for 50 too)."""
+    ordered = sorted(values)
+    if p == 50:
+        return ordered[len(ordered) // 2]
+    rank = -(-p * len(ordered) // 100)
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
 def main():
@@ -103,7 +114,7 @@ def main():
     infer_images = batch(infer_batch, a.resize, *data)[0].to(device)
 
     def infer_step():
-        with torch.no_grad():
+        with torch.inference_mode():
             net(infer_images).argmax(1).cpu()
         sync()
 
@@ -112,6 +123,7 @@ def main():
 
     train_rate = a.batch / statistics.median(train_times)
     infer_rate = infer_batch / statistics.median(infer_times)
+    infer_p50, infer_p99 = (1e3 * percentile(infer_times, p) for p in (50, 99))
     for name, times in (("train", train_times), ("infer", infer_times)):
         print(f"[bench_ref] {name} step s: " + " ".join(f"{t:.3f}" for t in times),
               file=sys.stderr)
@@ -121,8 +133,10 @@ def main():
             json.dump({"torch": torch.__version__, "device": where, "args": vars(a),
                        "arch": a.arch,
                        "train_step_seconds": train_times, "infer_step_seconds": infer_times,
-                       "train_img_per_s": train_rate, "infer_img_per_s": infer_rate}, f, indent=1)
-    print(f"train_img_per_s={train_rate:.2f} infer_img_per_s={infer_rate:.2f}", flush=True)
+                       "train_img_per_s": train_rate, "infer_img_per_s": infer_rate,
+                       "infer_p50_ms": infer_p50, "infer_p99_ms": infer_p99}, f, indent=1)
+    print(f"train_img_per_s={train_rate:.2f} infer_img_per_s={infer_rate:.2f} "
+          f"infer_p50_ms={infer_p50:.2f} infer_p99_ms={infer_p99:.2f}", flush=True)
 
 
 if __name__ == "__main__":

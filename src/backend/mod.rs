@@ -6,6 +6,7 @@ mod cudnn;
 mod dispatch;
 mod kernel_cache;
 pub mod probe;
+mod threads;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ pub use cudnn::{CudnnMode, CudnnStatus};
 pub use dispatch::{Devices, InferenceTask, TrainingTask, run_inference, run_training};
 pub use kernel_cache::{CacheStatus, KernelCache, TuneLevel, count_tuned_keys};
 pub use probe::{BackendDevices, DeviceInfo, default_backend, probe_all};
+pub use threads::on_rayon_worker;
 
 /// How the GPU backends keep and tune their kernels.
 #[derive(Debug, Clone)]

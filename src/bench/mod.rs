@@ -63,8 +63,11 @@ impl BenchSettings {
 pub struct Throughput {
     /// Median images per second.
     pub images_per_sec: f64,
-    /// Median seconds per step.
+    /// Median seconds per step (the 50th percentile of the step's latency).
     pub median_step_seconds: f64,
+    /// The 99th percentile of the step's seconds (nearest rank: with fewer than 100 steps, the
+    /// slowest but the last 1%).
+    pub p99_step_seconds: f64,
     /// Achieved GFLOP/s from the analytic FLOP count (absent for the data pipeline).
     pub gflops: Option<f64>,
     /// Images per step.
@@ -153,6 +156,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The nearest-rank percentile `p` (0 to 100) of `values`.
+fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = (p / 100.0 * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
 /// Runs `work`, waits for the device, and returns the result with the seconds it took.
 fn time<B: Backend, T>(device: &B::Device, work: impl FnOnce() -> T) -> (T, f64) {
     let start = Instant::now();
@@ -188,11 +198,12 @@ fn measure(
             start.elapsed().as_secs_f64()
         })
         .collect();
-    let seconds = median(times);
+    let seconds = median(times.clone());
     let images_per_sec = batch as f64 / seconds;
     Throughput {
         images_per_sec,
         median_step_seconds: seconds,
+        p99_step_seconds: percentile(times, 99.0),
         gflops: gflop_per_image.map(|g| g * images_per_sec),
         batch,
     }
@@ -454,8 +465,11 @@ impl BenchReport {
                 .gflops
                 .map_or(String::new(), |g| format!(", {g:.1} GFLOP/s"));
             format!(
-                "{name:<14} {:>9.1} images/s  (batch {}, median step {:.3} s{gflops})\n",
-                t.images_per_sec, t.batch, t.median_step_seconds
+                "{name:<14} {:>9.1} images/s  (batch {}, step p50 {:.1} ms, p99 {:.1} ms{gflops})\n",
+                t.images_per_sec,
+                t.batch,
+                1e3 * t.median_step_seconds,
+                1e3 * t.p99_step_seconds
             )
         };
         format!(

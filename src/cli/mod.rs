@@ -40,7 +40,7 @@ pub use warmup::WarmupArgs;
 
 use crate::backend::{
     self, BackendKind, CudnnMode, DeviceChoice, GpuOptions, InferenceTask, KernelCache,
-    TrainingTask, TuneLevel,
+    TrainingTask, TuneLevel, on_rayon_worker,
 };
 use crate::inference::CheckpointChoice;
 use crate::run::{ConfigError, RunDir};
@@ -273,18 +273,6 @@ pub unsafe fn export_driver_caches(cli: &Cli, gpu: &GpuOptions) {
     }
 }
 
-/// Runs `work` on one of rayon's worker threads (when there are several), so that the CPU
-/// backends' parallel ops split their work between that thread and the other workers. Called
-/// from the main thread instead, each op wakes the workers from a third, waiting thread: on 2
-/// cores with 2 workers a worker then started up to 3 ms late in some ops (conv1 at 96 px,
-/// batch 32: 5.0 ms forward against 2.7 ms from a worker).
-fn on_rayon_worker<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    match rayon::current_num_threads() {
-        0 | 1 => work(),
-        _ => rayon::scope(|_| work()),
-    }
-}
-
 /// Runs the parsed command, GPU work with `gpu` (from [`Cli::gpu_options`]).
 pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
     match cli.command {
@@ -301,10 +289,14 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
         }
         Command::Infer(args) if args.explain => {
             let devices = args.backend.device_list();
-            args.backend
-                .training(gpu, &devices, infer::InferTask(&args))
+            on_rayon_worker(|| {
+                args.backend
+                    .training(gpu, &devices, infer::InferTask(&args))
+            })
         }
-        Command::Infer(args) => args.backend.inference(gpu, infer::InferTask(&args)),
+        Command::Infer(args) => {
+            on_rayon_worker(|| args.backend.inference(gpu, infer::InferTask(&args)))
+        }
         Command::Serve(args) => {
             let devices = args.backend.device_list();
             args.backend
@@ -312,7 +304,7 @@ pub fn run(cli: Cli, gpu: &GpuOptions) -> Result<()> {
         }
         Command::Eval(args) => {
             let devices = args.backend.device_list();
-            args.backend.training(gpu, &devices, eval::EvalTask(&args))
+            on_rayon_worker(|| args.backend.training(gpu, &devices, eval::EvalTask(&args)))
         }
         Command::Summary(args) => args.backend.inference(gpu, summary::SummaryTask(&args)),
         Command::Import(args) => args.backend.inference(gpu, import::ImportTask(&args)),
@@ -382,21 +374,4 @@ fn model_config(
     let config = alexnet_model::AlexNetConfig::for_arch(arch).with_image_size(resize);
     config.validate().map_err(ConfigError::Model)?;
     Ok(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::on_rayon_worker;
-
-    #[test]
-    fn commands_run_on_a_rayon_worker_when_there_are_several() {
-        // From a thread outside the pool, as `main` is.
-        let worker = std::thread::spawn(|| on_rayon_worker(rayon::current_thread_index))
-            .join()
-            .unwrap();
-        match rayon::current_num_threads() {
-            0 | 1 => assert_eq!(worker, None),
-            _ => assert!(worker.is_some(), "ran on the calling thread"),
-        }
-    }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::AutodiffBackend;
 use tokio::sync::oneshot;
 
+use crate::backend::on_rayon_worker;
 use crate::explain::{Explanation, GradCam, Target};
 use crate::inference::{LoadedModel, Prediction, input_batch, predict, rank};
 
@@ -242,7 +243,9 @@ impl<A: AutodiffBackend> Worker<A> {
                 .unzip();
             let asked: Vec<Option<Target>> = replies.iter().map(|r| r.1).collect();
             // A panic inside the backend must not leave the server without its worker.
-            let answers = catch_unwind(AssertUnwindSafe(|| self.pass(inputs, &asked)));
+            let answers = catch_unwind(AssertUnwindSafe(|| {
+                on_rayon_worker(|| self.pass(inputs, &asked))
+            }));
             match answers {
                 Ok(Some(answers)) => {
                     for ((top, _, reply), (mut predictions, explanation)) in
