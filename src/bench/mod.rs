@@ -494,3 +494,23 @@ impl BenchReport {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{median, percentile};
+
+    #[test]
+    fn the_p99_is_the_nearest_rank_and_the_median_the_upper_middle() {
+        let hundred: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(hundred.clone(), 99.0), 99.0);
+        assert_eq!(percentile(hundred.clone(), 100.0), 100.0);
+        assert_eq!(median(hundred), 51.0);
+        let few = vec![3.0, 9.0, 1.0, 4.0, 2.0];
+        assert_eq!(
+            percentile(few.clone(), 99.0),
+            9.0,
+            "the slowest of fewer than 100"
+        );
+        assert_eq!(percentile(few, 0.0), 1.0);
+    }
+}
