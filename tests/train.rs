@@ -97,8 +97,8 @@ fn small_real_run_learns_and_writes_its_artifacts() {
     );
     assert!(last.loss < epochs[0].loss, "loss should fall: {epochs:?}");
 
-    // No per-batch lines: besides the epoch lines, only the three closing lines.
-    assert_eq!(other.len(), 3, "{other:?}");
+    // No per-batch lines: besides the epoch lines, only the four closing lines.
+    assert_eq!(other.len(), 4, "{other:?}");
     assert!(other[0].starts_with("final model: "), "{other:?}");
     assert_eq!(
         other[1],
@@ -108,6 +108,12 @@ fn small_real_run_learns_and_writes_its_artifacts() {
         )
     );
     assert!(other[2].contains(" examples/sec on cpu (flex"), "{other:?}");
+    // The final model evaluated on the same test images: the last epoch's accuracy.
+    let evaluated = format!(
+        "final model on test (512 images): accuracy {:.3}; wrote ",
+        last.test_acc
+    );
+    assert!(other[3].starts_with(&evaluated), "{other:?}");
 
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
@@ -119,6 +125,8 @@ fn small_real_run_learns_and_writes_its_artifacts() {
     assert_eq!(config["limit_train"], 2048);
     for file in [
         "model.mpk",
+        "eval.json",
+        "mistakes.html",
         "checkpoint/model-4.mpk",
         "checkpoint/optim-4.mpk",
         "checkpoint/model-3.mpk",
