@@ -6,7 +6,7 @@ mod confusion;
 use std::path::Path;
 
 use alexnet_model::AlexNet;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::ElementConversion;
 use burn::tensor::activation::softmax;
@@ -341,13 +341,6 @@ impl Evaluation {
             out.push('\n');
         }
         out
-    }
-
-    /// Writes the report as JSON to `path`.
-    pub fn save_json(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).expect("evaluation serialises");
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

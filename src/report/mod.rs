@@ -43,7 +43,10 @@ pub fn plot_run(run: &RunDir, epochs: usize, png: bool) -> Result<Vec<PathBuf>> 
 /// asked); returns the paths written.
 pub fn save_evaluation(run: &RunDir, eval: &Evaluation, png: bool) -> Result<Vec<PathBuf>> {
     let json = run.eval_file();
-    eval.save_json(&json)?;
+    // Whole or not at all, as the run's other files: a kill while training ends evaluates its
+    // final model must not leave half a file that `report` then reads.
+    let text = serde_json::to_string_pretty(eval).expect("evaluations serialise") + "\n";
+    crate::run::write_atomically(&json, text.as_bytes())?;
     let picture = run.confusion_file();
     write_confusion_svg(eval, &picture)?;
     let mut written = vec![json, picture.clone()];
