@@ -80,7 +80,8 @@ fn available(run: &RunDir) -> String {
 }
 
 /// The record file `choice` names in `run`.
-fn resolve(run: &RunDir, choice: &CheckpointChoice) -> Result<PathBuf> {
+/// The record file `choice` names in `run`, without reading it.
+pub fn resolve(run: &RunDir, choice: &CheckpointChoice) -> Result<PathBuf> {
     let dir = run.path();
     let path = match choice {
         CheckpointChoice::Final => {

@@ -5,6 +5,6 @@ mod checkpoint;
 mod images;
 mod predict;
 
-pub use checkpoint::{CheckpointChoice, LoadedModel, load_model};
+pub use checkpoint::{CheckpointChoice, LoadedModel, load_model, resolve};
 pub use images::load_image;
 pub use predict::{Prediction, Reader, input_batch, predict, rank};
