@@ -20,7 +20,7 @@ use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use common::{run, stderr, stdout, synthetic_data_dir};
+use common::{ProcessDir, run, stderr, stdout, synthetic_data_dir};
 use image::{GrayImage, Luma};
 use serde_json::Value;
 
@@ -80,10 +80,10 @@ fn draw(dir: &Path, classes: &[&str], count: usize, seed: u64) {
 
 /// The folders (`train/`, `val/`, `probe/`) and a run trained on them, made once per test
 /// binary.
-fn trained() -> &'static (tempfile::TempDir, PathBuf) {
-    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+fn trained() -> &'static (ProcessDir, PathBuf) {
+    static RUN: OnceLock<(ProcessDir, PathBuf)> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = ProcessDir::new("explain-shapes");
         let images = dir.path().join("images");
         draw(&images.join("train"), &CLASSES, TRAIN, 1);
         draw(&images.join("val"), &CLASSES, PROBES, 2);
@@ -126,9 +126,9 @@ const BARS_EXPLAINED: usize = 20;
 
 /// A run trained on the synthetic set of `common`, made once per test binary.
 fn bars_run() -> &'static Path {
-    static RUN: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static RUN: OnceLock<ProcessDir> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = ProcessDir::new("explain-bars");
         let artifacts = dir.path().display().to_string();
         let data = synthetic_data_dir().display().to_string();
         let side = BARS_SIDE.to_string();

@@ -17,9 +17,9 @@ use common::{run, stderr, stdout, synthetic_data_dir};
 
 /// A finished 2-epoch run at 65 px, trained once for all tests here.
 fn trained_run() -> &'static Path {
-    static RUN: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static RUN: OnceLock<common::ProcessDir> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::ProcessDir::new("inference-run");
         let data = synthetic_data_dir().to_path_buf();
         let mut args = common::small_run_args(dir.path(), &data);
         for a in [

@@ -81,9 +81,9 @@ impl Net {
 
     /// The formula weights as a safetensors state dict, made once per test process.
     fn weights_file(self) -> &'static Path {
-        static FILES: [OnceLock<(tempfile::TempDir, PathBuf)>; 2] = [const { OnceLock::new() }; 2];
+        static FILES: [OnceLock<(common::ProcessDir, PathBuf)>; 2] = [const { OnceLock::new() }; 2];
         let (_, path) = &FILES[self as usize].get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = common::ProcessDir::new(&format!("parity-weights-{}", self as usize));
             let path = dir.path().join("formula.safetensors");
             state_dict::write(&path, self.formula_state(), None);
             (dir, path)

@@ -10,24 +10,24 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::serve::{Server, ranked};
-use common::{run, stderr, stdout, synthetic_data_dir, tiny_run_args};
+use common::{ProcessDir, run, stderr, stdout, synthetic_data_dir, tiny_run_args};
 use serde_json::Value;
 
 /// A run trained for two epochs on the synthetic set (65 px), and PNG files of its test images.
 struct Fixture {
-    run: tempfile::TempDir,
-    images: tempfile::TempDir,
+    run: ProcessDir,
+    images: ProcessDir,
 }
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let run_dir = tempfile::tempdir().unwrap();
+        let run_dir = ProcessDir::new("serve-run");
         let args = tiny_run_args(run_dir.path(), &["--epochs", "2"]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let trained = run(&args);
         assert!(trained.status.success(), "{}", stderr(&trained));
-        let images = tempfile::tempdir().unwrap();
+        let images = ProcessDir::new("serve-images");
         let data = synthetic_data_dir().display().to_string();
         let out = images.path().display().to_string();
         let exported = run(&[

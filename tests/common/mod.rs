@@ -34,6 +34,19 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that a failed command said one `error:` line and no panic; returns the line.
+pub fn one_line_error(out: &Output, what: &str) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "{what}: expected a refusal: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what}: {err}"
+    );
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{what}: one error line: {err}");
+    errors[0].to_string()
+}
+
 /// The real Fashion-MNIST directory (Debian's `dataset-fashion-mnist`, or $FASHION_MNIST_DIR),
 /// for the tests that check learning on the real images. When it is missing the test says what
 /// it needs and is skipped, except under CI (`CI` set), where it fails.
@@ -67,6 +80,43 @@ pub fn is_root(test: &str) -> bool {
     root
 }
 
+/// A folder for what a test binary makes once and keeps in a `static`. Statics are never
+/// dropped, so a `TempDir` kept there is left behind (over 1 GB per run of tests/explain.rs).
+/// This one lives in Cargo's temporary folder for tests, is named after the process, and the
+/// folders that ended processes left under the same name are removed when it is made.
+pub struct ProcessDir(PathBuf);
+
+impl ProcessDir {
+    pub fn new(name: &str) -> Self {
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let prefix = format!("{name}-");
+        for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            let file_name = entry.file_name();
+            let pid = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|pid| pid.parse::<i32>().ok());
+            if pid.is_some_and(|pid| !is_running(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = parent.join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn is_running(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+    let answer = unsafe { libc::kill(pid, 0) };
+    answer == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// Training images of the synthetic set: 64 per class.
 pub const SYNTHETIC_TRAIN: usize = 640;
 /// Test images of the synthetic set: 16 per class.
@@ -77,9 +127,9 @@ pub const SYNTHETIC_TEST: usize = 160;
 /// in a few steps. Made once per test binary. The end-to-end tests of files, resume, faults
 /// and the dashboard use it, so they run without the data package.
 pub fn synthetic_data_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<ProcessDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = ProcessDir::new("synthetic-data");
         for (prefix, count, seed) in [
             ("train", SYNTHETIC_TRAIN, 1u64),
             ("t10k", SYNTHETIC_TEST, 2),
