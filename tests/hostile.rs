@@ -18,7 +18,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use alexnet::data::path_text;
-use common::{alexnet, folder_run_args, png_stating, run, stderr, stdout};
+use common::{alexnet, folder_run_args, one_line_error, png_stating, run, stderr, stdout};
 use image::{GrayImage, Luma};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -99,19 +99,6 @@ fn recorded(run_dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
         }
     }
     files
-}
-
-/// Asserts that a failed command said one `error:` line and no panic.
-fn one_line_error(out: &Output, what: &str) -> String {
-    let err = stderr(out);
-    assert!(!out.status.success(), "{what}: expected a refusal: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{what}: {err}"
-    );
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{what}: one error line: {err}");
-    errors[0].to_string()
 }
 
 /// Asserts that each `error:` line of `infer` but the last names a file of `tree`, and the last

@@ -49,24 +49,9 @@ fn fixture() -> &'static Fixture {
 
 /// The exported test images, sorted.
 fn test_images() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walk(fixture().images.path());
-    files.sort();
+    let files = common::files_under(fixture().images.path());
     assert!(files.len() >= 10, "{files:?}");
     files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flat_map(|e| {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
 }
 
 /// The requests the tests send a server.

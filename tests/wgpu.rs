@@ -221,7 +221,7 @@ fn a_second_warmup_tunes_nothing_and_a_damaged_cache_is_tuned_again() {
 
     // Overwrite one tuner's file with garbage: its entries are dropped, said once, tuned again.
     let dir = std::path::PathBuf::from(cold["kernel_cache"].as_str().unwrap());
-    let file = walk(&dir)
+    let file = common::files_under(&dir)
         .into_iter()
         .find(|p| p.to_string_lossy().ends_with("conv-forward-tune.json.log"))
         .expect("the conv forward tuner's cache file");
@@ -233,15 +233,4 @@ fn a_second_warmup_tunes_nothing_and_a_damaged_cache_is_tuned_again() {
     assert!(notes[0].contains("tuned again"), "{err}");
     assert_eq!(count(&repaired, "tuned_keys"), entries, "{repaired}");
     assert_eq!(count(&repaired, "cached_keys"), tuned);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        match entry.path().is_dir() {
-            true => files.extend(walk(&entry.path())),
-            false => files.push(entry.path()),
-        }
-    }
-    files
 }

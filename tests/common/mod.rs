@@ -34,6 +34,22 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Every file under `dir`, in its subfolders too, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            match entry.path().is_dir() {
+                true => walk(&entry.path(), files),
+                false => files.push(entry.path()),
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+}
+
 /// Asserts that a failed command said one `error:` line and no panic; returns the line.
 pub fn one_line_error(out: &Output, what: &str) -> String {
     let err = stderr(out);
@@ -63,6 +79,29 @@ pub fn real_data() -> Option<PathBuf> {
         "this test needs the real Fashion-MNIST files, missing from {}: run \
          `apt-get install -y dataset-fashion-mnist` (or set FASHION_MNIST_DIR)",
         dir.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{need}");
+    eprintln!("skipped: {need}");
+    None
+}
+
+/// A Python with ONNX, ONNX Runtime, Pillow and tritonclient (reference/onnx/requirements.txt):
+/// $ONNX_PYTHON, which .ci/run sets to the virtual environment it makes, else `python3`. When
+/// it lacks them the test says what it needs and is skipped, except under CI, where it fails.
+pub fn onnx_python() -> Option<PathBuf> {
+    let python = std::env::var_os("ONNX_PYTHON").map_or_else(|| "python3".into(), PathBuf::from);
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import onnx, onnxruntime, PIL, numpy, tritonclient.grpc",
+        ])
+        .output();
+    if probe.is_ok_and(|out| out.status.success()) {
+        return Some(python);
+    }
+    let need = format!(
+        "this test needs {} with reference/onnx/requirements.txt installed:          `python3 -m venv ENV && ENV/bin/pip install -r reference/onnx/requirements.txt`,          then ONNX_PYTHON=ENV/bin/python",
+        python.display()
     );
     assert!(std::env::var_os("CI").is_none(), "{need}");
     eprintln!("skipped: {need}");
