@@ -9,6 +9,7 @@ use std::time::Instant;
 use alexnet_model::Arch;
 use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::Args;
 use rayon::prelude::*;
@@ -55,6 +56,10 @@ pub struct InferArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also give each image's logits (the network's scores before softmax, one per class) in
+    /// the JSON of --json and --jsonl, to compare with another runtime (an exported ONNX model).
+    #[arg(long)]
+    pub logits: bool,
     /// Explain each prediction: a Grad-CAM heatmap of the last convolution over the image the
     /// network saw, written as a PNG per image to --explain-dir (computed on the backend's
     /// autodiff form; no training state is needed).
@@ -101,6 +106,9 @@ struct InputResult {
     true_label: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     top: Vec<Prediction>,
+    /// With --logits: the network's scores, in class order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logits: Option<Vec<f32>>,
     /// How the image's colours were changed to the network's: `grey to RGB` (as PIL's
     /// `convert("RGB")` does) or `colour to grey`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -353,6 +361,7 @@ fn infer<B: Backend>(
             reader: &reader,
             inputs: chunk,
             top,
+            logits: args.logits,
         };
         let results = batch.classify(explaining.as_mut(), device)?;
         // One input that cannot be read is the command's one error line.
@@ -433,6 +442,7 @@ struct Batch<'a, B: Backend> {
     reader: &'a Reader,
     inputs: &'a [Input],
     top: usize,
+    logits: bool,
 }
 
 impl<B: Backend> Batch<'_, B> {
@@ -453,18 +463,37 @@ impl<B: Backend> Batch<'_, B> {
             .zip(&read)
             .filter_map(|(input, values)| Some((input, values.as_ref().ok()?)))
             .collect();
-        let (predictions, explanations) = match explaining {
-            None => {
-                let values = good.iter().map(|(_, v)| (*v).clone()).collect();
-                let ranked = inference::predict(self.model, values, self.top, device);
-                (ranked, Vec::new())
+        let values: Vec<Vec<f32>> = good.iter().map(|(_, v)| (*v).clone()).collect();
+        let (logits, explanations) = match explaining {
+            _ if values.is_empty() => {
+                return Ok(self.results(read, Vec::new(), Vec::new(), Vec::new()));
             }
-            Some(explaining) => self.explain(&good, explaining, device)?,
+            None => {
+                let images = inference::input_batch(self.model, values, device);
+                (self.model.net.forward(images), Vec::new())
+            }
+            Some(explaining) => self.explain(&good, values, explaining, device)?,
         };
+        let rows = match self.logits {
+            true => inference::logit_rows(logits.clone()),
+            false => Vec::new(),
+        };
+        let predictions = inference::rank(logits, &self.model.data.classes, self.top);
+        Ok(self.results(read, predictions, rows, explanations))
+    }
+
+    /// Each input's result, from what was read and what the readable ones gave, in order.
+    fn results(
+        &self,
+        read: Vec<Result<Vec<f32>>>,
+        predictions: Vec<Vec<Prediction>>,
+        logits: Vec<Vec<f32>>,
+        explanations: Vec<ExplanationResult>,
+    ) -> Vec<InputResult> {
         let mut predictions = predictions.into_iter();
+        let mut logits = logits.into_iter();
         let mut explanations = explanations.into_iter();
-        Ok(self
-            .inputs
+        self.inputs
             .iter()
             .zip(read)
             .map(|(input, values)| {
@@ -475,13 +504,14 @@ impl<B: Backend> Batch<'_, B> {
                     }
                     Input::File(_) => None,
                 };
-                let (top, explanation, error) = match values {
+                let (top, scores, explanation, error) = match values {
                     Ok(_) => (
                         predictions.next().unwrap_or_default(),
+                        logits.next(),
                         explanations.next(),
                         None,
                     ),
-                    Err(err) => (Vec::new(), None, Some(format!("{err:#}"))),
+                    Err(err) => (Vec::new(), None, None, Some(format!("{err:#}"))),
                 };
                 let converted = match (input, &error) {
                     (Input::File(path), None) => self.reader.conversion(path),
@@ -491,25 +521,24 @@ impl<B: Backend> Batch<'_, B> {
                     input: input.name(),
                     true_label,
                     top,
+                    logits: scores,
                     converted,
                     explanation,
                     error,
                 }
             })
-            .collect())
+            .collect()
     }
 
-    /// The predictions of the readable inputs and their explanations, each picture written.
+    /// The logits of the readable inputs (`values`) and their explanations, each picture
+    /// written.
     fn explain(
         &self,
         good: &[(&Input, &Vec<f32>)],
+        values: Vec<Vec<f32>>,
         explaining: &mut Explaining<B>,
         device: &B::Device,
-    ) -> Result<(Vec<Vec<Prediction>>, Vec<ExplanationResult>)> {
-        if good.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let values = good.iter().map(|(_, v)| (*v).clone()).collect();
+    ) -> Result<(Tensor<B, 2>, Vec<ExplanationResult>)> {
         let images = inference::input_batch(self.model, values, device);
         let targets = vec![explaining.target; good.len()];
         let (maps, logits) = explaining.explainer.explain(images, &targets)?;
@@ -535,7 +564,7 @@ impl<B: Backend> Batch<'_, B> {
                 grid: map.grid,
             });
         }
-        Ok((inference::rank(logits, classes, self.top), results))
+        Ok((logits, results))
     }
 }
 

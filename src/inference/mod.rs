@@ -7,4 +7,4 @@ mod predict;
 
 pub use checkpoint::{CheckpointChoice, LoadedModel, load_model, resolve};
 pub use images::load_image;
-pub use predict::{Prediction, Reader, input_batch, predict, rank};
+pub use predict::{Prediction, Reader, input_batch, logit_rows, predict, rank};

@@ -131,6 +131,18 @@ pub fn input_batch<B: Backend>(
     )
 }
 
+/// Each row of `logits` as numbers: what `infer --logits` prints for comparison with another
+/// runtime.
+pub fn logit_rows<B: Backend>(logits: Tensor<B, 2>) -> Vec<Vec<f32>> {
+    let width = logits.dims()[1];
+    let values: Vec<f32> = logits
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("f32 data");
+    values.chunks_exact(width).map(<[f32]>::to_vec).collect()
+}
+
 /// The `top` most probable classes of each row of `logits`, most probable first.
 pub fn rank<B: Backend>(
     logits: Tensor<B, 2>,
