@@ -14,6 +14,7 @@ pub mod explain;
 pub mod human;
 pub mod inference;
 pub mod interop;
+pub mod onnx;
 pub mod render;
 pub mod report;
 pub mod run;

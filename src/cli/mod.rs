@@ -75,8 +75,8 @@ pub enum Command {
     /// Download a weights file (by default torchvision's ImageNet AlexNet) into the cache folder
     /// and print its path.
     Download(DownloadArgs),
-    /// Write a run's network as d2l's PyTorch state dict (safetensors), for
-    /// `net.load_state_dict` in PyTorch.
+    /// Write a run's network as its PyTorch state dict (safetensors), for `net.load_state_dict`
+    /// in PyTorch, or as an ONNX model (--format onnx) for ONNX Runtime, tract, Triton, TensorRT.
     Export(ExportArgs),
     /// Write a Fashion-MNIST split as a folder of PNG images, one subfolder per class: the
     /// layout `train --images` reads.

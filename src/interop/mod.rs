@@ -22,7 +22,9 @@ use burn_store::{
     PytorchStore, SafetensorsStore,
 };
 
-pub use format::{ExportedInput, Format, exported_input};
+pub use format::{
+    ARCH_KEY, CHANNELS_KEY, CLASSES_KEY, ExportedInput, Format, IMAGE_SIZE_KEY, exported_input,
+};
 
 use crate::run;
 
