@@ -14,7 +14,7 @@ use alexnet::onnx::{self, Batch, Description};
 use alexnet_model::{AlexNet, AlexNetConfig, Arch, Preprocess};
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use common::{ProcessDir, one_line_error, onnx_python, run, stderr, stdout, tiny_run_args};
+use common::{ProcessDir, one_line_error, run, stderr, stdout, test_python, tiny_run_args};
 use serde_json::Value;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::{
@@ -373,7 +373,7 @@ fn photo_pngs(dir: &Path) -> Vec<PathBuf> {
 /// (formula weights, imported) on photos, and for d2l's on Fashion-MNIST-style PNGs.
 #[test]
 fn onnx_runtime_agrees_with_infer_on_real_images() {
-    let Some(python) = onnx_python() else { return };
+    let Some(python) = test_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("torchvision.safetensors");
     let config = AlexNetConfig::for_arch(Arch::Imagenet);

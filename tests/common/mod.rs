@@ -85,11 +85,11 @@ pub fn real_data() -> Option<PathBuf> {
     None
 }
 
-/// A Python with ONNX, ONNX Runtime, Pillow and tritonclient (reference/onnx/requirements.txt):
-/// $ONNX_PYTHON, which .ci/run sets to the virtual environment it makes, else `python3`. When
+/// A Python with ONNX, ONNX Runtime, Pillow and tritonclient (reference/test-requirements.txt):
+/// $TEST_PYTHON, which .ci/run sets to the virtual environment it makes, else `python3`. When
 /// it lacks them the test says what it needs and is skipped, except under CI, where it fails.
-pub fn onnx_python() -> Option<PathBuf> {
-    let python = std::env::var_os("ONNX_PYTHON").map_or_else(|| "python3".into(), PathBuf::from);
+pub fn test_python() -> Option<PathBuf> {
+    let python = std::env::var_os("TEST_PYTHON").map_or_else(|| "python3".into(), PathBuf::from);
     let probe = Command::new(&python)
         .args([
             "-c",
@@ -100,7 +100,9 @@ pub fn onnx_python() -> Option<PathBuf> {
         return Some(python);
     }
     let need = format!(
-        "this test needs {} with reference/onnx/requirements.txt installed:          `python3 -m venv ENV && ENV/bin/pip install -r reference/onnx/requirements.txt`,          then ONNX_PYTHON=ENV/bin/python",
+        "this test needs {} with reference/test-requirements.txt installed: `python3 -m venv \
+         ENV && ENV/bin/pip install -r reference/test-requirements.txt`, then \
+         TEST_PYTHON=ENV/bin/python",
         python.display()
     );
     assert!(std::env::var_os("CI").is_none(), "{need}");
