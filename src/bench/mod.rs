@@ -26,6 +26,9 @@ use crate::training::optimizer::{Algorithm, Sgd};
 use crate::training::warmup::random_batch;
 
 pub mod layers;
+mod stages;
+
+pub use stages::{StageReport, loader_stages};
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +321,24 @@ pub struct FolderBench {
     pub num_workers: usize,
 }
 
+impl FolderBench {
+    /// The folder scanned as training scans it (every image, none held out), and the channels
+    /// to read: as asked, else as training would choose.
+    fn scan(&self) -> Result<(ImageFolder, usize)> {
+        let options = ScanOptions {
+            val_fraction: 0.0,
+            seed: 0,
+            skip_bad: false,
+            purpose: Purpose::Training,
+        };
+        let scanned = ImageFolder::scan(&self.dir, options)?;
+        let channels = self
+            .channels
+            .unwrap_or(if scanned.all_grey { 1 } else { 3 });
+        Ok((scanned, channels))
+    }
+}
+
 /// What `bench --images` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoaderReport {
@@ -384,17 +405,8 @@ pub fn loader_throughput<B: Backend>(
     folder: &FolderBench,
 ) -> Result<LoaderReport> {
     let start = Instant::now();
-    let options = ScanOptions {
-        val_fraction: 0.0,
-        seed: 0,
-        skip_bad: false,
-        purpose: Purpose::Training,
-    };
-    let scanned = ImageFolder::scan(&folder.dir, options)?;
+    let (scanned, channels) = folder.scan()?;
     let scan_seconds = start.elapsed().as_secs_f64();
-    let channels = folder
-        .channels
-        .unwrap_or(if scanned.all_grey { 1 } else { 3 });
     let files: Vec<_> = scanned.train.iter().chain(&scanned.val).cloned().collect();
     let images = SplitImages::Files(ImageFiles::new(scanned.root.clone(), files));
     let bad = BadImages::collect();

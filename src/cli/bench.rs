@@ -95,6 +95,10 @@ pub struct BenchArgs {
     /// in batches of --batch, a pass per timed step (after --warmup passes).
     #[arg(long, value_name = "DIR", conflicts_with = "layers")]
     pub images: Option<PathBuf>,
+    /// With --images: time each step of reading an image on one core (file, decode, channels,
+    /// resize, normalisation, batch tensor) beside the loader on every core.
+    #[arg(long, requires = "images")]
+    pub stages: bool,
     /// With --images: channels to read [default: 1 when every image is grey, else 3].
     #[arg(long, value_name = "1|3", requires = "images")]
     pub channels: Option<usize>,
@@ -142,6 +146,14 @@ impl TrainingTask for BenchTask<'_> {
                 channels: args.channels,
                 num_workers: loader.num_workers,
             };
+            if args.stages {
+                let report = bench::loader_stages::<B>(&device, settings, &folder)?;
+                match args.json {
+                    true => println!("{}", serde_json::to_string_pretty(&report)?),
+                    false => print!("{}", report.to_text()),
+                }
+                return Ok(());
+            }
             let report = bench::loader_throughput::<B>(&device, settings, &folder)?;
             match args.json {
                 true => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -2,6 +2,7 @@
 //! pixels) and the pixels themselves, converted to the model's channels and resized to its
 //! side as [`Resize`] says.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use alexnet_model::Preprocess;
 
 use super::augment::Augmentation;
 use super::path_text::Shown;
+use super::resize::Resize;
 
 /// Why an image file cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -261,32 +263,51 @@ pub fn read_header(path: &Path) -> Result<Header, ImageError> {
 }
 
 /// Grey levels as PIL's `convert("L")` computes them from colour (ITU-R 601-2 luma, in PIL's
-/// fixed-point arithmetic), which torchvision's `Grayscale` calls; grey images as they are.
-fn luma(image: &DynamicImage) -> Vec<u8> {
-    if image.color().has_color() {
-        image
-            .to_rgb8()
-            .pixels()
-            .map(|p| {
-                let [r, g, b] = p.0.map(u32::from);
-                ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
-            })
-            .collect()
-    } else {
-        image.to_luma8().into_raw()
+/// fixed-point arithmetic), which torchvision's `Grayscale` calls; grey images as they are
+/// (borrowed when they are 8-bit already).
+fn luma(image: &DynamicImage) -> Cow<'_, [u8]> {
+    if !image.color().has_color() {
+        return match image.as_luma8() {
+            Some(grey) => Cow::Borrowed(grey.as_raw()),
+            None => Cow::Owned(image.to_luma8().into_raw()),
+        };
+    }
+    let rgb = rgb(image);
+    let grey = rgb.chunks_exact(3).map(|p| {
+        let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+        ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
+    });
+    Cow::Owned(grey.collect())
+}
+
+/// Red, green and blue interleaved, as PIL's `convert("RGB")` gives them (borrowed when the
+/// decoder gave exactly that).
+fn rgb(image: &DynamicImage) -> Cow<'_, [u8]> {
+    match image.as_rgb8() {
+        Some(rgb) => Cow::Borrowed(rgb.as_raw()),
+        None => Cow::Owned(image.to_rgb8().into_raw()),
     }
 }
 
-/// The image's channel planes, each `width * height` bytes: one grey plane, or red, green and
-/// blue (a grey image's level in all three).
-fn planes(image: &DynamicImage, channels: usize) -> Vec<Vec<u8>> {
-    if channels == 1 {
-        return vec![luma(image)];
+/// A decoded image's bytes as the network reads them: grey levels, or red, green and blue
+/// interleaved; a grey image read by a colour network stays one channel, which the resize
+/// copies into all three (PIL's `convert("RGB")` of grey repeats the level).
+pub struct Pixels<'a> {
+    bytes: Cow<'a, [u8]>,
+    channels: usize,
+    width: usize,
+    height: usize,
+}
+
+impl Pixels<'_> {
+    /// The channel planes, each `width * height` bytes, for the steps that work plane by
+    /// plane (augmentation's crops and flips): `planes` of them.
+    fn planes(&self, planes: usize) -> Vec<Vec<u8>> {
+        let c = self.channels;
+        (0..planes)
+            .map(|p| self.bytes.iter().skip(p % c).step_by(c).copied().collect())
+            .collect()
     }
-    let rgb = image.to_rgb8().into_raw();
-    (0..3)
-        .map(|c| rgb.iter().skip(c).step_by(3).copied().collect())
-        .collect()
 }
 
 /// Reads image files into the network's input: `channels` planes of `side x side` values,
@@ -341,18 +362,60 @@ impl ImageTransform {
         at: (usize, usize),
     ) -> Result<(), ImageError> {
         let image = image.decode()?;
-        let size = (image.width() as usize, image.height() as usize);
-        let planes = planes(&image, self.channels);
-        let planes: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
-        let sides = (self.preprocess.resize_to(self.side), self.side);
-        augment.write(at, &planes, size, sides, out);
+        let pixels = self.pixels(&image);
+        self.resize(&pixels, (augment, at), out);
         self.normalise(out);
         Ok(())
     }
 
+    // The steps of `read_augmented`, which `bench --images --stages` times one by one.
+
+    /// The decoded image's bytes in this transform's channels (grey, or RGB).
+    pub fn pixels<'a>(&self, image: &'a DynamicImage) -> Pixels<'a> {
+        let (bytes, channels) = match self.channels == 3 && image.color().has_color() {
+            true => (rgb(image), 3),
+            false => (luma(image), 1),
+        };
+        Pixels {
+            bytes,
+            channels,
+            width: image.width() as usize,
+            height: image.height() as usize,
+        }
+    }
+
+    /// `pixels` resized, cropped and changed as `augment` draws for image `at`, into `out`
+    /// (values in [0, 1]). Without augmentation the channels are resized interleaved, as
+    /// decoded; augmentation's crops and flips work on planes.
+    pub fn resize(
+        &self,
+        pixels: &Pixels,
+        (augment, at): (&Augmentation, (usize, usize)),
+        out: &mut [f32],
+    ) {
+        let size = (pixels.width, pixels.height);
+        let sides = (self.preprocess.resize_to(self.side), self.side);
+        if augment.any() {
+            let planes = pixels.planes(self.channels);
+            let planes: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
+            return augment.write(at, &planes, size, sides, out);
+        }
+        let area = self.side * self.side;
+        let (resized, copies) = out.split_at_mut(pixels.channels * area);
+        Resize::cropped(size.0, size.1, sides.0, sides.1).resize_interleaved(
+            &pixels.bytes,
+            pixels.channels,
+            resized,
+        );
+        // A grey image read as colour: the same plane in green and blue.
+        for copy in copies.chunks_exact_mut(area) {
+            copy.copy_from_slice(&resized[..area]);
+        }
+    }
+
     /// Each channel of `out` normalised by its mean and standard deviation, as torchvision's
     /// `Normalize` does in float32 (`(x - mean) / std`), where the preprocessing has them.
-    fn normalise(&self, out: &mut [f32]) {
+    pub fn normalise(&self, out: &mut [f32]) {
         let plane = self.side * self.side;
         for (channel, values) in out.chunks_exact_mut(plane).enumerate() {
             if let Some((mean, std)) = self.preprocess.mean_std(channel, self.channels) {

@@ -33,7 +33,7 @@ pub use folder::{
 };
 pub use idx::{IdxError, NUM_CLASSES, PIXELS, SIDE};
 pub use images::{
-    Encoded, Header, ImageError, ImageTransform, MAX_DECODE_BYTES, MAX_UPLOAD_DECODE_BYTES,
+    Encoded, Header, ImageError, ImageTransform, MAX_DECODE_BYTES, MAX_UPLOAD_DECODE_BYTES, Pixels,
     read_header,
 };
 pub use resize::Resize;

@@ -11,48 +11,106 @@
 /// Fractional bits of Pillow's fixed-point coefficients for 8-bit images (`PRECISION_BITS`).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// The filter taps of one axis: for each output coordinate, the first input index and the
-/// weights from there on, in Pillow's fixed point.
-#[derive(Debug, Clone, PartialEq)]
-struct Taps(Vec<(usize, Vec<i32>)>);
-
-impl Taps {
-    /// PIL's bilinear taps from `input` to `output` samples, keeping outputs `keep`, computed
-    /// in the order and precision of Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc`.
-    fn new(input: usize, output: usize, keep: std::ops::Range<usize>) -> Self {
-        let scale = input as f64 / output as f64;
-        let support = scale.max(1.0);
-        let inverse = 1.0 / support;
-        let taps = keep
-            .map(|i| {
-                let center = (i as f64 + 0.5) * scale;
-                let first = ((center - support + 0.5) as i64).max(0) as usize;
-                let end = ((center + support + 0.5) as usize).min(input);
-                let raw: Vec<f64> = (first..end)
-                    .map(|j| {
-                        let x = ((j as f64 - center + 0.5) * inverse).abs();
-                        if x < 1.0 { 1.0 - x } else { 0.0 }
-                    })
-                    .collect();
-                let total: f64 = raw.iter().sum();
-                let fixed = raw
-                    .iter()
-                    .map(|w| {
-                        let w = if total != 0.0 { w / total } else { *w };
-                        (0.5 + w * (1 << PRECISION_BITS) as f64) as i32
-                    })
-                    .collect();
-                (first, fixed)
+/// PIL's bilinear windows from `input` to `output` samples, keeping outputs `keep`: each
+/// output's first input index and weights, computed in the order and precision of Pillow's
+/// `precompute_coeffs` and `normalize_coeffs_8bpc`.
+fn pillow_windows(
+    input: usize,
+    output: usize,
+    keep: std::ops::Range<usize>,
+) -> Vec<(usize, Vec<i32>)> {
+    let scale = input as f64 / output as f64;
+    let support = scale.max(1.0);
+    let inverse = 1.0 / support;
+    keep.map(|i| {
+        let center = (i as f64 + 0.5) * scale;
+        let first = ((center - support + 0.5) as i64).max(0) as usize;
+        let end = ((center + support + 0.5) as usize).min(input);
+        let raw: Vec<f64> = (first..end)
+            .map(|j| {
+                let x = ((j as f64 - center + 0.5) * inverse).abs();
+                if x < 1.0 { 1.0 - x } else { 0.0 }
             })
             .collect();
-        Self(taps)
+        let total: f64 = raw.iter().sum();
+        let fixed = raw
+            .iter()
+            .map(|w| {
+                let w = if total != 0.0 { w / total } else { *w };
+                (0.5 + w * (1 << PRECISION_BITS) as f64) as i32
+            })
+            .collect();
+        (first, fixed)
+    })
+    .collect()
+}
+
+/// The filter taps of one axis: for each output coordinate, the first input index and `len`
+/// weights from there on, in Pillow's fixed point. Every output has the same number of taps
+/// (zero weights pad the shorter windows, which adds nothing to a sum), so that the passes
+/// run over fixed-length windows and the compiler can unroll and vectorise them.
+#[derive(Debug, Clone, PartialEq)]
+struct Taps {
+    starts: Vec<usize>,
+    weights: Vec<i32>,
+    len: usize,
+}
+
+impl Taps {
+    /// PIL's bilinear taps from `input` to `output` samples, keeping outputs `keep`.
+    fn new(input: usize, output: usize, keep: std::ops::Range<usize>) -> Self {
+        Self::padded(input, pillow_windows(input, output, keep))
+    }
+
+    /// The windows at one length, the longest's: a window that would run past the input's end
+    /// starts earlier instead, its weights shifted behind zeros.
+    fn padded(input: usize, windows: Vec<(usize, Vec<i32>)>) -> Self {
+        let len = windows.iter().map(|(_, w)| w.len()).max().unwrap_or(0);
+        let mut starts = Vec::with_capacity(windows.len());
+        let mut weights = vec![0; windows.len() * len];
+        for ((first, window), row) in windows.iter().zip(weights.chunks_exact_mut(len.max(1))) {
+            let start = (*first).min(input - len);
+            let shift = first - start;
+            row[shift..shift + window.len()].copy_from_slice(window);
+            starts.push(start);
+        }
+        Self {
+            starts,
+            weights,
+            len,
+        }
+    }
+
+    /// Each output's first input index and its weights.
+    fn windows(&self) -> impl Iterator<Item = (usize, &[i32])> {
+        self.starts
+            .iter()
+            .copied()
+            .zip(self.weights.chunks_exact(self.len.max(1)))
     }
 
     /// The input samples the taps read: from the first one's start to the last one's end.
     fn span(&self) -> std::ops::Range<usize> {
-        let start = self.0.first().map_or(0, |t| t.0);
-        let end = self.0.last().map_or(0, |(first, w)| first + w.len());
+        let start = self.starts.iter().copied().min().unwrap_or(0);
+        let end = self.starts.iter().map(|s| s + self.len).max().unwrap_or(0);
         start..end
+    }
+
+    /// One row of `C` interleaved channels filtered: each output's channels, rounded to bytes
+    /// as Pillow rounds between its two passes.
+    fn filter_row<const C: usize>(&self, src: &[u8], dst: &mut [u8]) {
+        for ((start, weights), out) in self.windows().zip(dst.chunks_exact_mut(C)) {
+            let window = &src[start * C..(start + self.len) * C];
+            let mut sums = [HALF; C];
+            for (&w, pixel) in weights.iter().zip(window.chunks_exact(C)) {
+                for (sum, &p) in sums.iter_mut().zip(pixel) {
+                    *sum += w * p as i32;
+                }
+            }
+            for (o, sum) in out.iter_mut().zip(sums) {
+                *o = clip8(sum) as u8;
+            }
+        }
     }
 }
 
@@ -129,39 +187,65 @@ impl Resize {
     /// Resizes one plane of `width * height` bytes into `out` (`side * side` values in
     /// `[0, 1]`, scaled as `ToTensor` does).
     pub fn resize_into(&self, pixels: &[u8], out: &mut [f32]) {
-        let side = self.side;
+        self.resize_interleaved(pixels, 1, out);
+    }
+
+    /// Resizes an image of `channels` interleaved channels (`width * height * channels` bytes,
+    /// as decoders give RGB) into `channels` planes of `side * side` values in `out`, channel
+    /// after channel, without splitting the channels first.
+    ///
+    /// # Panics
+    /// If `channels` is not 1 or 3.
+    pub fn resize_interleaved(&self, pixels: &[u8], channels: usize, out: &mut [f32]) {
+        let (side, row_len) = (self.side, self.side * channels);
         // Horizontal pass over the input rows the vertical taps read, rounded to 8 bits as PIL
         // does between its passes.
         let rows_read = self.vertical.span();
-        let mut rows = vec![0i32; rows_read.len() * side];
-        for (r, row) in rows.chunks_exact_mut(side).enumerate() {
-            let y = rows_read.start + r;
-            let src = &pixels[y * self.width..(y + 1) * self.width];
-            for (o, (first, weights)) in row.iter_mut().zip(&self.horizontal.0) {
-                let sum: i32 = weights
-                    .iter()
-                    .zip(&src[*first..])
-                    .map(|(w, &p)| w * p as i32)
-                    .sum();
-                *o = clip8(HALF + sum);
+        let mut rows = vec![0u8; rows_read.len() * row_len];
+        let stride = self.width * channels;
+        for (src, dst) in pixels[rows_read.start * stride..rows_read.end * stride]
+            .chunks_exact(stride)
+            .zip(rows.chunks_exact_mut(row_len))
+        {
+            match channels {
+                1 => self.horizontal.filter_row::<1>(src, dst),
+                3 => self.horizontal.filter_row::<3>(src, dst),
+                _ => panic!("1 or 3 channels, not {channels}"),
             }
         }
-        // Vertical pass, then scale to [0, 1] as `ToTensor` does.
-        let mut sums = vec![0i32; side];
-        for (r, (first, weights)) in self.vertical.0.iter().enumerate() {
+        // Vertical pass over whole rows (a zero weight is padding), then each channel scaled to
+        // [0, 1] into its plane, as `ToTensor` does.
+        let mut sums = vec![0i32; row_len];
+        for (r, (start, weights)) in self.vertical.windows().enumerate() {
             sums.fill(HALF);
-            for (k, w) in weights.iter().enumerate() {
-                let y = first + k - rows_read.start;
-                let src = &rows[y * side..(y + 1) * side];
-                sums.iter_mut().zip(src).for_each(|(d, s)| *d += w * s);
+            for (k, &w) in weights.iter().enumerate().filter(|(_, w)| **w != 0) {
+                let y = start + k - rows_read.start;
+                let src = &rows[y * row_len..(y + 1) * row_len];
+                sums.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &s)| *d += w * s as i32);
             }
-            let dst = &mut out[r * side..(r + 1) * side];
-            dst.iter_mut()
-                .zip(&sums)
-                .for_each(|(d, &s)| *d = clip8(s) as f32 / 255.0);
+            for (channel, plane) in out.chunks_exact_mut(side * side).enumerate() {
+                let dst = &mut plane[r * side..(r + 1) * side];
+                for (d, &s) in dst.iter_mut().zip(sums[channel..].iter().step_by(channels)) {
+                    *d = LEVELS[clip8(s) as usize];
+                }
+            }
         }
     }
 }
+
+/// Each byte's value in [0, 1] as `ToTensor` computes it (`b / 255.0`, the same float): a
+/// table, because a float division per value took a tenth of the resize.
+const LEVELS: [f32; 256] = {
+    let mut levels = [0.0; 256];
+    let mut b = 0;
+    while b < 256 {
+        levels[b] = b as f32 / 255.0;
+        b += 1;
+    }
+    levels
+};
 
 /// Half of one in Pillow's fixed point: every sum starts from it, so the shift rounds.
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
@@ -175,12 +259,100 @@ fn clip8(sum: i32) -> i32 {
 mod tests {
     use super::*;
 
+    /// Pillow's two passes written the plain way, one tap list per output and one plane at a
+    /// time: what the padded, interleaved passes must equal byte for byte.
+    fn plain_resize(
+        (width, height): (usize, usize),
+        (resize_to, side): (usize, usize),
+        plane: &[u8],
+    ) -> Vec<u8> {
+        let short = width.min(height);
+        let axis = |this: usize| {
+            let (resized, offset) = resized_and_offset(short, this, resize_to, side);
+            pillow_windows(this, resized, offset..offset + side)
+        };
+        let (horizontal, vertical) = (axis(width), axis(height));
+        let mid: Vec<Vec<i32>> = (0..height)
+            .map(|y| {
+                let src = &plane[y * width..(y + 1) * width];
+                horizontal
+                    .iter()
+                    .map(|(first, w)| {
+                        let sum: i32 = w
+                            .iter()
+                            .zip(&src[*first..])
+                            .map(|(w, &p)| w * p as i32)
+                            .sum();
+                        clip8(HALF + sum)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::with_capacity(side * side);
+        for (first, w) in &vertical {
+            out.extend((0..side).map(|x| {
+                let rows = mid[*first..].iter();
+                let sum: i32 = w.iter().zip(rows).map(|(w, row)| w * row[x]).sum();
+                clip8(HALF + sum) as u8
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn interleaved_channels_resize_as_each_plane_alone_does() {
+        let mut state = 7u64;
+        let mut byte = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        };
+        let sizes = [
+            (500, 375, 298, 224),
+            (375, 500, 256, 224),
+            (28, 28, 65, 65),
+            (31, 90, 40, 32),
+            (4000, 30, 28, 28),
+            (224, 224, 224, 224),
+            (97, 13, 13, 13),
+        ];
+        for (width, height, resize_to, side) in sizes {
+            let rgb: Vec<u8> = (0..width * height * 3).map(|_| byte()).collect();
+            let resize = Resize::cropped(width, height, resize_to, side);
+            let mut out = vec![0.0; 3 * side * side];
+            resize.resize_interleaved(&rgb, 3, &mut out);
+            for (c, plane_out) in out.chunks_exact(side * side).enumerate() {
+                let plane: Vec<u8> = rgb.iter().skip(c).step_by(3).copied().collect();
+                let want = plain_resize((width, height), (resize_to, side), &plane);
+                let got: Vec<u8> = plane_out
+                    .iter()
+                    .map(|v| (v * 255.0).round() as u8)
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "{width}x{height} to {resize_to}/{side}, channel {c}"
+                );
+                let mut alone = vec![0.0; side * side];
+                resize.resize_into(&plane, &mut alone);
+                assert_eq!(alone, plane_out, "{width}x{height}, plane {c} alone");
+            }
+        }
+    }
+
     const SIDE: usize = 28;
 
     fn resize(width: usize, height: usize, side: usize, pixels: &[u8]) -> Vec<f32> {
         let mut out = vec![0.0; side * side];
         Resize::new(width, height, side).resize_into(pixels, &mut out);
         out
+    }
+
+    #[test]
+    fn the_level_table_is_the_division() {
+        for b in 0..=255u8 {
+            assert_eq!(LEVELS[b as usize].to_bits(), (b as f32 / 255.0).to_bits());
+        }
     }
 
     #[test]
