@@ -64,9 +64,10 @@ pub enum ExportFormat {
 }
 
 fn parse_opset(text: &str) -> Result<i64, String> {
-    let opset: i64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not an opset number; pass one from 11 to 21"))?;
+    let opset: i64 = text.parse().map_err(|_| {
+        let (first, last) = (onnx::OPSETS.start(), onnx::OPSETS.end());
+        format!("`{text}` is not an opset number; pass one from {first} to {last}")
+    })?;
     onnx::OPSETS
         .contains(&opset)
         .then_some(opset)
@@ -205,20 +206,11 @@ fn print_onnx<B: Backend>(model: &LoadedModel<B>, out: &Path, bytes: usize, args
         bytes as f64 / 1e6,
         args.opset,
         onnx::INPUT,
-        args.batch_text(),
+        args.batch.dimension(),
         model.config.in_channels,
         onnx::OUTPUT,
         side = model.config.image_size,
     );
-}
-
-impl ExportArgs {
-    fn batch_text(&self) -> String {
-        match self.batch {
-            Batch::Dynamic => "batch".into(),
-            Batch::Fixed(n) => n.to_string(),
-        }
-    }
 }
 
 /// Refuses a file that exists, without --overwrite, before anything is read or written.

@@ -51,6 +51,16 @@ pub enum Batch {
     Fixed(usize),
 }
 
+impl Batch {
+    /// The batch dimension as the graph has it: its name, or its size.
+    pub fn dimension(self) -> String {
+        match self {
+            Self::Dynamic => BATCH_DIM.into(),
+            Self::Fixed(n) => n.to_string(),
+        }
+    }
+}
+
 /// What the model is told about its surroundings: the network's configuration, how images
 /// become its input, and its class names in label order.
 pub struct Description<'a> {
