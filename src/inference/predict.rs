@@ -131,11 +131,11 @@ pub fn input_batch<B: Backend>(
     )
 }
 
-/// Each row of `logits` as numbers: what `infer --logits` prints for comparison with another
-/// runtime.
-pub fn logit_rows<B: Backend>(logits: Tensor<B, 2>) -> Vec<Vec<f32>> {
-    let width = logits.dims()[1];
-    let values: Vec<f32> = logits
+/// Each row of `scores` as numbers: the logits `infer --logits` prints for comparison with
+/// another runtime, or the probabilities `rank` orders.
+pub fn logit_rows<B: Backend>(scores: Tensor<B, 2>) -> Vec<Vec<f32>> {
+    let width = scores.dims()[1];
+    let values: Vec<f32> = scores
         .into_data()
         .convert::<f32>()
         .to_vec()
@@ -149,15 +149,8 @@ pub fn rank<B: Backend>(
     classes: &[String],
     top: usize,
 ) -> Vec<Vec<Prediction>> {
-    let probabilities = softmax(logits, 1);
-    let width = probabilities.dims()[1];
-    let values: Vec<f32> = probabilities
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("f32 data");
-    values
-        .chunks_exact(width)
+    logit_rows(softmax(logits, 1))
+        .into_iter()
         .map(|row| {
             let mut ranked: Vec<Prediction> = row
                 .iter()
