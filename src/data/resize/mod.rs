@@ -8,6 +8,10 @@
 //! ImageNet's evaluation transform resizes the shorter side to more than it keeps
 //! (`Resize(256)`, `CenterCrop(224)`): [`Resize::cropped`].
 
+mod passes;
+
+use passes::Lanes;
+
 /// Fractional bits of Pillow's fixed-point coefficients for 8-bit images (`PRECISION_BITS`).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -95,23 +99,6 @@ impl Taps {
         let end = self.starts.iter().map(|s| s + self.len).max().unwrap_or(0);
         start..end
     }
-
-    /// One row of `C` interleaved channels filtered: each output's channels, rounded to bytes
-    /// as Pillow rounds between its two passes.
-    fn filter_row<const C: usize>(&self, src: &[u8], dst: &mut [u8]) {
-        for ((start, weights), out) in self.windows().zip(dst.chunks_exact_mut(C)) {
-            let window = &src[start * C..(start + self.len) * C];
-            let mut sums = [HALF; C];
-            for (&w, pixel) in weights.iter().zip(window.chunks_exact(C)) {
-                for (sum, &p) in sums.iter_mut().zip(pixel) {
-                    *sum += w * p as i32;
-                }
-            }
-            for (o, sum) in out.iter_mut().zip(sums) {
-                *o = clip8(sum) as u8;
-            }
-        }
-    }
 }
 
 /// The resized length of a side `this` when the shorter side `short` becomes `resize_to`, and
@@ -197,55 +184,18 @@ impl Resize {
     /// # Panics
     /// If `channels` is not 1 or 3.
     pub fn resize_interleaved(&self, pixels: &[u8], channels: usize, out: &mut [f32]) {
-        let (side, row_len) = (self.side, self.side * channels);
-        // Horizontal pass over the input rows the vertical taps read, rounded to 8 bits as PIL
-        // does between its passes.
-        let rows_read = self.vertical.span();
-        let mut rows = vec![0u8; rows_read.len() * row_len];
-        let stride = self.width * channels;
-        for (src, dst) in pixels[rows_read.start * stride..rows_read.end * stride]
-            .chunks_exact(stride)
-            .zip(rows.chunks_exact_mut(row_len))
-        {
-            match channels {
-                1 => self.horizontal.filter_row::<1>(src, dst),
-                3 => self.horizontal.filter_row::<3>(src, dst),
-                _ => panic!("1 or 3 channels, not {channels}"),
-            }
-        }
-        // Vertical pass over whole rows (a zero weight is padding), then each channel scaled to
-        // [0, 1] into its plane, as `ToTensor` does.
-        let mut sums = vec![0i32; row_len];
-        for (r, (start, weights)) in self.vertical.windows().enumerate() {
-            sums.fill(HALF);
-            for (k, &w) in weights.iter().enumerate().filter(|(_, w)| **w != 0) {
-                let y = start + k - rows_read.start;
-                let src = &rows[y * row_len..(y + 1) * row_len];
-                sums.iter_mut()
-                    .zip(src)
-                    .for_each(|(d, &s)| *d += w * s as i32);
-            }
-            for (channel, plane) in out.chunks_exact_mut(side * side).enumerate() {
-                let dst = &mut plane[r * side..(r + 1) * side];
-                for (d, &s) in dst.iter_mut().zip(sums[channel..].iter().step_by(channels)) {
-                    *d = LEVELS[clip8(s) as usize];
-                }
-            }
-        }
+        self.resize_with(Lanes::best(), pixels, channels, out);
+    }
+
+    /// [`Resize::resize_interleaved`] on the passes compiled for `lanes`.
+    fn resize_with(&self, lanes: Lanes, pixels: &[u8], channels: usize, out: &mut [f32]) {
+        assert!(
+            channels == 1 || channels == 3,
+            "1 or 3 channels, not {channels}"
+        );
+        passes::run(lanes, self, pixels, channels, out);
     }
 }
-
-/// Each byte's value in [0, 1] as `ToTensor` computes it (`b / 255.0`, the same float): a
-/// table, because a float division per value took a tenth of the resize.
-const LEVELS: [f32; 256] = {
-    let mut levels = [0.0; 256];
-    let mut b = 0;
-    while b < 256 {
-        levels[b] = b as f32 / 255.0;
-        b += 1;
-    }
-    levels
-};
 
 /// Half of one in Pillow's fixed point: every sum starts from it, so the shift rounds.
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
@@ -340,19 +290,73 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_instruction_set_resizes_as_pillow_written_plainly() {
+        let mut state = 11u64;
+        let mut next = |below: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % below
+        };
+        let sets: Vec<Lanes> = Lanes::ALL.into_iter().filter(|l| l.detected()).collect();
+        let mut shapes = vec![
+            (500, 375, 256, 224),
+            (2, 9, 5, 5),
+            (6, 6, 2, 2),
+            (17, 40, 3, 1),
+        ];
+        shapes.extend((0..40).map(|_| {
+            let (width, height) = (1 + next(700), 1 + next(700));
+            let side = 1 + next(300);
+            (width, height, side + next(40), side)
+        }));
+        for (width, height, resize_to, side) in shapes {
+            for channels in [1, 3] {
+                let pixels: Vec<u8> = (0..width * height * channels)
+                    .map(|_| next(256) as u8)
+                    .collect();
+                let want: Vec<f32> = (0..channels)
+                    .flat_map(|c| {
+                        let plane: Vec<u8> =
+                            pixels.iter().skip(c).step_by(channels).copied().collect();
+                        plain_resize((width, height), (resize_to, side), &plane)
+                    })
+                    .map(|b| b as f32 / 255.0)
+                    .collect();
+                let resize = Resize::cropped(width, height, resize_to, side);
+                for &lanes in &sets {
+                    let mut got = vec![f32::NAN; want.len()];
+                    resize.resize_with(lanes, &pixels, channels, &mut got);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{lanes:?}: {width}x{height}x{channels} to {resize_to}/{side}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_the_bytes_divided_by_255() {
+        let pixels: Vec<u8> = (0..=255).collect();
+        let mut out = vec![0.0; 256];
+        Resize::stretch(16, 16, 16).resize_into(&pixels, &mut out);
+        for (b, v) in out.iter().enumerate() {
+            assert_eq!(v.to_bits(), (b as f32 / 255.0).to_bits());
+        }
+    }
+
     const SIDE: usize = 28;
 
     fn resize(width: usize, height: usize, side: usize, pixels: &[u8]) -> Vec<f32> {
         let mut out = vec![0.0; side * side];
         Resize::new(width, height, side).resize_into(pixels, &mut out);
         out
-    }
-
-    #[test]
-    fn the_level_table_is_the_division() {
-        for b in 0..=255u8 {
-            assert_eq!(LEVELS[b as usize].to_bits(), (b as f32 / 255.0).to_bits());
-        }
     }
 
     #[test]
