@@ -396,6 +396,11 @@ impl FolderBatcher {
                 })
                 .collect()
         });
+        if results.iter().all(Result::is_ok) {
+            // The usual batch: no copy of its values (128 ImageNet inputs are 77 MB).
+            let labels = samples.iter().map(|s| s.item.label as i64).collect();
+            return (values, labels);
+        }
         let (mut kept, mut labels) = (Vec::with_capacity(values.len()), Vec::new());
         for ((sample, result), chunk) in samples.iter().zip(results).zip(values.chunks_exact(len)) {
             match result {
