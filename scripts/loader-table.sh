@@ -11,7 +11,8 @@
 # reference/pytorch/requirements.txt). scripts/photo_folder.py writes a folder of JPEG photos;
 # `alexnet export-images` one of small PNGs. Environment: RESIZE (224), BATCH (128), ITERS (3),
 # PAIRS (3), WORKERS (ours: 1 batch thread, each batch decoded on all cores; PyTorch: 2 worker
-# processes, its usual setting on 2 cores).
+# processes, its usual setting on 2 cores), FLAGS (more flags for `alexnet bench`, e.g.
+# --jpeg-draft; torchvision's side is unchanged).
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -euo pipefail
 
@@ -23,14 +24,15 @@ reference=$(cd "$(dirname "$0")/../reference/pytorch" && pwd)/loader_ref.py
 resize=${RESIZE:-224} batch=${BATCH:-128} iters=${ITERS:-3} pairs=${PAIRS:-3}
 
 "$(dirname "$0")/host-line.sh"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $resize px, batch $batch, $iters timed passes after 1"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $resize px, batch $batch, $iters timed passes after 1${FLAGS:+; alexnet bench $FLAGS}"
 echo
 echo "| folder | images | channels | pair | alexnet img/s | torchvision img/s | ratio |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for folder in "$@"; do
   for pair in $(seq "$pairs"); do
+    # shellcheck disable=SC2086 # FLAGS is a list of flags
     ours=$("$bin" bench --images "$folder" --resize "$resize" --batch "$batch" --iters "$iters" \
-      --warmup 1 --json)
+      --warmup 1 --json ${FLAGS:-})
     channels=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["channels"])' "$ours")
     theirs=$("$python" "$reference" "$folder" --resize "$resize" --batch "$batch" \
       --channels "$channels" --iters "$iters" --warmup 1 2>/dev/null | tail -n 1)

@@ -115,6 +115,9 @@ pub fn describe_augmentation(a: &Augmentation) -> String {
     if let Some([low, high]) = a.crop {
         parts.push(format!("crop {low}-{high}"));
     }
+    if a.jpeg_draft {
+        parts.push("jpeg-draft".to_string());
+    }
     if a.pad_crop > 0 {
         parts.push(format!("pad-crop {}", a.pad_crop));
     }

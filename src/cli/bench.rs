@@ -119,7 +119,8 @@ impl BenchArgs {
     /// The loader's settings over d2l's at `--resize`, checked as `train` checks them.
     fn loader_config(&self) -> Result<TrainingConfig> {
         let d2l = TrainingConfig::d2l(self.steps.shapes.resize);
-        let config = self.loader.overrides().applied_to(d2l);
+        let mut config = self.loader.overrides().applied_to(d2l);
+        config.data.images = self.images.clone();
         config.validate()?;
         Ok(config)
     }

@@ -35,6 +35,7 @@ impl SettingList for Loader {
         Setting::Augment,
         Setting::CropScale,
         Setting::PadCrop,
+        Setting::JpegDraft,
     ];
 }
 

@@ -20,6 +20,8 @@ pub struct Augmentation {
     pub pad_crop: usize,
     /// The run's seed.
     pub seed: u64,
+    /// Decode JPEGs at a reduced size when that still covers the input (Pillow's `draft`).
+    pub jpeg_draft: bool,
 }
 
 /// A part of an image: left, top, width, height.
@@ -52,6 +54,16 @@ impl Augmentation {
     /// Whether it changes anything.
     pub fn any(&self) -> bool {
         self.hflip || self.crop.is_some() || self.pad_crop > 0
+    }
+
+    /// With `jpeg_draft`, the shorter side a reduced decode must keep for an input of `side`
+    /// that is resized from a shorter side of `resize_to`: that, or with a random crop enough
+    /// for its smallest crop (area fraction `a`, aspect ratio 3/4) to be `side` pixels across.
+    pub fn draft_short_side(&self, resize_to: usize, side: usize) -> Option<usize> {
+        self.jpeg_draft.then(|| match self.crop {
+            Some([a, _]) => (side as f64 / (0.75 * a).sqrt()).ceil() as usize,
+            None => resize_to,
+        })
     }
 
     /// The changes for image `index` in `epoch`, of a `width x height` image.
@@ -194,6 +206,7 @@ mod tests {
             crop: Some([0.08, 1.0]),
             pad_crop: 4,
             seed: 7,
+            jpeg_draft: false,
         };
         let a = input(&all, (3, 11), &pixels, (40, 30));
         assert_eq!(a, input(&all, (3, 11), &pixels, (40, 30)));

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, Limits};
@@ -164,6 +164,65 @@ impl Encoded<'_> {
                 decode_from(reader, &name, limit)
             }
         }
+    }
+
+    /// Decodes the image, a JPEG at the smallest reduced size whose shorter side is at least
+    /// `min_short` (`--jpeg-draft`, training only). Anything else, an image that gains nothing,
+    /// or one the reduced decoder cannot read, is decoded whole, so that what is refused and
+    /// why stays the whole decoder's word.
+    pub fn decode_draft(&self, min_short: usize) -> Result<DynamicImage, ImageError> {
+        let reduced = match *self {
+            Self::File(path) => {
+                // In memory first: the reduced decoder reads a few bytes at a time, which cost
+                // a tenth of its time through a `BufReader`.
+                let mut bytes = Vec::new();
+                let file = open_regular(path)?;
+                let read = file.take(self.limit()).read_to_end(&mut bytes);
+                read.ok().and_then(|_| draft_jpeg(&bytes, min_short, self))
+            }
+            Self::Bytes { bytes, .. } => draft_jpeg(bytes, min_short, self),
+        };
+        reduced.map_or_else(|| self.decode(), Ok)
+    }
+}
+
+/// The reduced sizes a JPEG decodes at, as divisors, largest first: the IDCT keeps 1, 2 or 4
+/// of each 8 x 8 block's 8 x 8 frequencies.
+const DRAFT_DIVISORS: [usize; 3] = [8, 4, 2];
+
+/// The largest divisor of a `width x height` JPEG that keeps its shorter side at least
+/// `min_short` (Pillow's `draft` takes the same, by whole division), or `None`.
+fn draft_divisor((width, height): (usize, usize), min_short: usize) -> Option<usize> {
+    DRAFT_DIVISORS
+        .into_iter()
+        .find(|d| width.min(height) / d >= min_short)
+}
+
+/// The JPEG `bytes` at the reduced size [`draft_divisor`] picks, or `None` when it is not a
+/// grey or RGB JPEG, gains nothing, states a size over `encoded`'s limit, or fails to decode.
+fn draft_jpeg(bytes: &[u8], min_short: usize, encoded: &Encoded) -> Option<DynamicImage> {
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return None;
+    }
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (width, height) = (info.width as usize, info.height as usize);
+    let divisor = draft_divisor((width, height), min_short)?;
+    let channels = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => 1,
+        jpeg_decoder::PixelFormat::RGB24 => 3,
+        _ => return None,
+    };
+    if (width * height * channels) as u64 > encoded.limit() {
+        return None;
+    }
+    let scaled = (width.div_ceil(divisor), height.div_ceil(divisor));
+    let (w, h) = decoder.scale(scaled.0 as u16, scaled.1 as u16).ok()?;
+    let pixels = decoder.decode().ok()?;
+    match channels {
+        1 => image::GrayImage::from_raw(w.into(), h.into(), pixels).map(DynamicImage::from),
+        _ => image::RgbImage::from_raw(w.into(), h.into(), pixels).map(DynamicImage::from),
     }
 }
 
@@ -361,7 +420,11 @@ impl ImageTransform {
         augment: &Augmentation,
         at: (usize, usize),
     ) -> Result<(), ImageError> {
-        let image = image.decode()?;
+        let resize_to = self.preprocess.resize_to(self.side);
+        let image = match augment.draft_short_side(resize_to, self.side) {
+            Some(short) => image.decode_draft(short)?,
+            None => image.decode()?,
+        };
         let pixels = self.pixels(&image);
         self.resize(&pixels, (augment, at), out);
         self.normalise(out);
@@ -515,5 +578,86 @@ mod tests {
             (200.0 / 255.0, 100.0 / 255.0, 50.0 / 255.0)
         );
         assert!(load(&grey, 3).iter().all(|&v| v == 77.0 / 255.0));
+    }
+
+    /// A smooth colour picture `width x height` as JPEG bytes.
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let picture = RgbImage::from_fn(width, height, |x, y| {
+            let wave = |v: u32, period: f32| ((v as f32 / period).sin() * 100.0 + 128.0) as u8;
+            Rgb([wave(x, 40.0), wave(y, 25.0), wave(x + y, 60.0)])
+        });
+        let mut bytes = Vec::new();
+        DynamicImage::from(picture)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn the_draft_is_the_largest_reduction_that_keeps_the_shorter_side() {
+        assert_eq!(draft_divisor((4000, 3000), 224), Some(8)); // 375
+        assert_eq!(draft_divisor((1600, 1200), 224), Some(4)); // 300; 1/8 gives 150
+        assert_eq!(draft_divisor((1200, 1600), 256), Some(4)); // 300
+        assert_eq!(draft_divisor((500, 448), 224), Some(2)); // exactly 224
+        assert_eq!(draft_divisor((500, 447), 224), None); // 223 would be too small
+        assert_eq!(draft_divisor((500, 375), 224), None);
+    }
+
+    #[test]
+    fn a_drafted_jpeg_decodes_smaller_and_close_to_the_whole_decode() {
+        let bytes = jpeg(1600, 1200);
+        let encoded = Encoded::Bytes {
+            name: "photo.jpg",
+            bytes: &bytes,
+        };
+        let whole = encoded.decode().unwrap();
+        let drafted = encoded.decode_draft(224).unwrap();
+        assert_eq!((whole.width(), whole.height()), (1600, 1200));
+        assert_eq!((drafted.width(), drafted.height()), (400, 300));
+        assert_eq!(encoded.decode_draft(600).unwrap().width(), 800);
+        let none = encoded.decode_draft(601).unwrap();
+        assert_eq!(none.width(), 1600, "no reduction keeps 601");
+        // The network's inputs from both differ a little, as Pillow's draft does.
+        let transform = ImageTransform::new(224, 3);
+        let input = |image: &DynamicImage| {
+            let mut out = vec![0.0; transform.values()];
+            transform.resize(
+                &transform.pixels(image),
+                (&Augmentation::default(), (0, 0)),
+                &mut out,
+            );
+            out
+        };
+        let (a, b) = (input(&whole), input(&drafted));
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        assert!(mean > 0.0 && mean < 2.0 / 255.0, "mean difference {mean}");
+    }
+
+    #[test]
+    fn the_draft_leaves_other_images_and_bad_files_to_the_whole_decoder() {
+        let mut png = Vec::new();
+        DynamicImage::from(RgbImage::new(1600, 1200))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let png = Encoded::Bytes {
+            name: "big.png",
+            bytes: &png,
+        };
+        assert_eq!(png.decode_draft(224).unwrap().width(), 1600);
+        let mut cut = jpeg(1600, 1200);
+        cut.truncate(600);
+        let cut = Encoded::Bytes {
+            name: "cut.jpg",
+            bytes: &cut,
+        };
+        assert_eq!(
+            cut.decode_draft(224)
+                .map(|i| i.width())
+                .map_err(|e| e.to_string()),
+            cut.decode().map(|i| i.width()).map_err(|e| e.to_string())
+        );
     }
 }

@@ -95,6 +95,7 @@ pub fn augmentation(config: &TrainingConfig) -> Augmentation {
         crop: a.crop.then_some(a.crop_scale),
         pad_crop: a.pad_crop,
         seed: config.data_seed(),
+        jpeg_draft: a.jpeg_draft,
     }
 }
 

@@ -702,4 +702,24 @@ settings! {
         }],
         report: Some("pad-crop {}"),
     }
+    /// `data.augment.jpeg_draft`.
+    JpegDraft {
+        field: "data.augment.jpeg_draft",
+        flag: "--jpeg-draft",
+        help: "Decode JPEG training images at 1/2, 1/4 or 1/8 of their size when that still \
+               covers the input (Pillow's draft): much faster for large photos, close to but \
+               not equal to the full decode. Validation, eval, infer and serve always decode \
+               in full",
+        heading: Some("Augmentation"),
+        kind: Kind::Switch,
+        show: |c| c.data.augment.jpeg_draft.to_string(),
+        set: |c, _| c.data.augment.jpeg_draft = true,
+        checks: &[Check {
+            holds: |c| !c.data.augment.jpeg_draft || c.data.images.is_some(),
+            message: "{flag} applies to folders of images ({needs} DIR); Fashion-MNIST's files \
+                      hold no JPEG",
+            needs: Some(Setting::Images),
+        }],
+        report: Some("JPEG training images decoded at reduced size (draft)"),
+    }
 }

@@ -254,6 +254,14 @@ mod tests {
             "data.augment.pad_crop 33 must be at most half of model.image_size"
         );
         assert!(augment(|a| a.pad_crop = 32).validate().is_ok());
+        let draft = err(augment(|a| a.jpeg_draft = true));
+        assert!(
+            draft.starts_with("data.augment.jpeg_draft applies to folders"),
+            "{draft}"
+        );
+        let mut folder = augment(|a| a.jpeg_draft = true);
+        folder.data.images = Some("photos".into());
+        assert!(folder.validate().is_ok());
         let opt = |f: fn(OptimizerConfig) -> OptimizerConfig| {
             let optimizer = f(c.optimizer.clone());
             TrainingConfig {
