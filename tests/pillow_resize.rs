@@ -26,9 +26,12 @@ fn cuts(dir: &Path) -> Vec<PathBuf> {
     for name in ["chelsea.png", "camera.png", "china.jpg", "flower.jpg"] {
         let photo = image::open(photos().join(name)).unwrap();
         let (w, h) = (photo.width(), photo.height());
-        let shapes: [(&str, DynamicImage); 6] = [
+        let shapes: [(&str, DynamicImage); 7] = [
             ("whole", photo.clone()),
             ("tall", photo.crop_imm(w / 4, 0, w / 3, h)),
+            // Pillow 13 resizes this one vertically first: the height loses more than twice
+            // as many pixels as the width.
+            ("narrow", photo.crop_imm(w / 2, 0, w / 6, h)),
             ("wide", photo.crop_imm(0, h / 3, w, h / 4)),
             ("square", photo.crop_imm(w / 5, h / 6, 201, 201)),
             ("small", photo.crop_imm(10, 10, 45, 31)),

@@ -1,9 +1,9 @@
 //! Resizing 8-bit image planes as torchvision's `Resize` does on a PIL image, which d2l uses:
 //! PIL's bilinear filter (a triangle over pixel centres, widened when shrinking), separable,
 //! each pass in Pillow's own fixed-point arithmetic (`Resample.c`: coefficients with 22
-//! fractional bits, sums rounded by adding half, clipped to a byte), so that every byte is
-//! Pillow's. A square image is resized to `side x side`; any other is
-//! resized so that its shorter side is `side` and centre-cropped to `side x side`
+//! fractional bits, sums rounded by adding half, clipped to a byte) and in Pillow 13's order
+//! of the passes, so that every byte is Pillow's. A square image is resized to `side x side`;
+//! any other is resized so that its shorter side is `side` and centre-cropped to `side x side`
 //! (torchvision's `Resize(side)` then `CenterCrop(side)`, the usual evaluation transform).
 //! ImageNet's evaluation transform resizes the shorter side to more than it keeps
 //! (`Resize(256)`, `CenterCrop(224)`): [`Resize::cropped`].
@@ -124,6 +124,19 @@ pub struct Resize {
     side: usize,
     horizontal: Taps,
     vertical: Taps,
+    /// Pillow 13's order of the passes for this resize (see [`vertical_first`]).
+    vertical_first: bool,
+}
+
+/// Whether Pillow runs the vertical pass first when it resizes `from` to `to` (`(width,
+/// height)`, the whole resize before any crop): since Pillow 13 (its pull request 9549), when
+/// the height loses more than twice as many pixels as the width. Earlier Pillows always run the
+/// horizontal pass first. The order moves some pixels by a level, because the first pass's
+/// result is rounded to bytes.
+fn vertical_first(from: (usize, usize), to: (usize, usize)) -> bool {
+    let lost = |from: usize, to: usize| from as i64 - to as i64;
+    let (width_lost, height_lost) = (lost(from.0, to.0), lost(from.1, to.1));
+    height_lost > 0 && height_lost > 2 * width_lost
 }
 
 impl Resize {
@@ -138,14 +151,16 @@ impl Resize {
         let short = width.min(height);
         let axis = |this: usize| {
             let (resized, offset) = resized_and_offset(short, this, resize_to, side);
-            Taps::new(this, resized, offset..offset + side)
+            (Taps::new(this, resized, offset..offset + side), resized)
         };
+        let ((horizontal, resized_width), (vertical, resized_height)) = (axis(width), axis(height));
         Self {
             width,
             height,
             side,
-            horizontal: axis(width),
-            vertical: axis(height),
+            horizontal,
+            vertical,
+            vertical_first: vertical_first((width, height), (resized_width, resized_height)),
         }
     }
 
@@ -158,6 +173,7 @@ impl Resize {
             side,
             horizontal: Taps::new(width, side, 0..side),
             vertical: Taps::new(height, side, 0..side),
+            vertical_first: vertical_first((width, height), (side, side)),
         }
     }
 
@@ -210,7 +226,7 @@ mod tests {
     use super::*;
 
     /// Pillow's two passes written the plain way, one tap list per output and one plane at a
-    /// time: what the padded, interleaved passes must equal byte for byte.
+    /// time, in Pillow 13's order: what the padded, interleaved passes must equal byte for byte.
     fn plain_resize(
         (width, height): (usize, usize),
         (resize_to, side): (usize, usize),
@@ -219,32 +235,47 @@ mod tests {
         let short = width.min(height);
         let axis = |this: usize| {
             let (resized, offset) = resized_and_offset(short, this, resize_to, side);
-            pillow_windows(this, resized, offset..offset + side)
+            (
+                pillow_windows(this, resized, offset..offset + side),
+                resized,
+            )
         };
-        let (horizontal, vertical) = (axis(width), axis(height));
-        let mid: Vec<Vec<i32>> = (0..height)
-            .map(|y| {
-                let src = &plane[y * width..(y + 1) * width];
-                horizontal
-                    .iter()
-                    .map(|(first, w)| {
-                        let sum: i32 = w
-                            .iter()
-                            .zip(&src[*first..])
-                            .map(|(w, &p)| w * p as i32)
-                            .sum();
-                        clip8(HALF + sum)
-                    })
-                    .collect()
-            })
-            .collect();
+        let ((horizontal, w), (vertical, h)) = (axis(width), axis(height));
+        // One output of a window over `len` samples, sample `i` read by `at(i)`.
+        let filter = |(first, w): &(usize, Vec<i32>), at: &dyn Fn(usize) -> u8| {
+            let sum: i32 = w
+                .iter()
+                .enumerate()
+                .map(|(k, w)| w * at(first + k) as i32)
+                .sum();
+            clip8(HALF + sum) as u8
+        };
+        let pixel = |x: usize, y: usize| plane[y * width + x];
         let mut out = Vec::with_capacity(side * side);
-        for (first, w) in &vertical {
-            out.extend((0..side).map(|x| {
-                let rows = mid[*first..].iter();
-                let sum: i32 = w.iter().zip(rows).map(|(w, row)| w * row[x]).sum();
-                clip8(HALF + sum) as u8
-            }));
+        if vertical_first((width, height), (w, h)) {
+            let mid: Vec<Vec<u8>> = vertical
+                .iter()
+                .map(|window| {
+                    (0..width)
+                        .map(|x| filter(window, &|y| pixel(x, y)))
+                        .collect()
+                })
+                .collect();
+            for row in &mid {
+                out.extend(horizontal.iter().map(|window| filter(window, &|x| row[x])));
+            }
+        } else {
+            let mid: Vec<Vec<u8>> = (0..height)
+                .map(|y| {
+                    horizontal
+                        .iter()
+                        .map(|window| filter(window, &|x| pixel(x, y)))
+                        .collect()
+                })
+                .collect();
+            for window in &vertical {
+                out.extend((0..side).map(|x| filter(window, &|y| mid[y][x])));
+            }
         }
         out
     }
@@ -302,6 +333,7 @@ mod tests {
         let sets: Vec<Lanes> = Lanes::ALL.into_iter().filter(|l| l.detected()).collect();
         let mut shapes = vec![
             (500, 375, 256, 224),
+            (170, 512, 65, 65),
             (2, 9, 5, 5),
             (6, 6, 2, 2),
             (17, 40, 3, 1),
@@ -339,6 +371,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pillow_13_resizes_vertically_first_when_the_height_loses_twice_the_width() {
+        assert!(
+            vertical_first((170, 512), (65, 195)),
+            "loses 317 rows, 105 columns"
+        );
+        assert!(
+            !vertical_first((150, 300), (65, 130)),
+            "170 is not more than 2 x 85"
+        );
+        assert!(!vertical_first((500, 375), (298, 224)));
+        assert!(
+            !vertical_first((375, 500), (224, 298)),
+            "202 rows, 151 columns"
+        );
+        assert!(!vertical_first((28, 28), (224, 224)), "enlarged");
+        assert!(vertical_first((4000, 30), (4000, 28)), "no column lost");
+        assert!(Resize::cropped(170, 512, 65, 65).vertical_first);
+        assert!(Resize::stretch(100, 900, 224).vertical_first);
+        assert!(!Resize::cropped(512, 170, 65, 65).vertical_first);
     }
 
     #[test]

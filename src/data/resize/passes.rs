@@ -74,23 +74,91 @@ fn on_avx2(resize: &Resize, pixels: &[u8], channels: usize, out: &mut [f32]) {
     both_passes(resize, pixels, channels, out);
 }
 
-/// The horizontal pass into planar rows of bytes (rounded as Pillow rounds between its
-/// passes), then the vertical pass into `out`.
+/// Both passes in Pillow's order for this resize, the first one's result rounded to bytes as
+/// Pillow rounds between its passes.
 #[inline(always)]
 fn both_passes(resize: &Resize, pixels: &[u8], channels: usize, out: &mut [f32]) {
-    let row_len = resize.side * channels;
+    match resize.vertical_first {
+        false => horizontal_then_vertical(resize, pixels, channels, out),
+        true => vertical_then_horizontal(resize, pixels, channels, out),
+    }
+}
+
+/// The horizontal pass into planar rows of bytes, over the input rows the vertical taps read,
+/// then the vertical pass into `out`.
+#[inline(always)]
+fn horizontal_then_vertical(resize: &Resize, pixels: &[u8], channels: usize, out: &mut [f32]) {
+    let (side, row_len) = (resize.side, resize.side * channels);
     let rows_read = resize.vertical.span();
     let stride = resize.width * channels;
     let src = &pixels[rows_read.start * stride..rows_read.end * stride];
     let mut rows = vec![0u8; rows_read.len() * row_len];
     horizontal_pass(&resize.horizontal, (channels, stride), src, &mut rows);
-    vertical_pass(
-        &resize.vertical,
-        &rows,
-        rows_read.start,
-        (channels, resize.side),
-        out,
-    );
+    let mut sums = vec![0i32; row_len];
+    for (r, window) in resize.vertical.windows().enumerate() {
+        vertical_sums(
+            window,
+            (&rows, row_len, rows_read.start),
+            0..row_len,
+            &mut sums,
+        );
+        let planes = out.chunks_exact_mut(side * side);
+        for (plane, sums) in planes.zip(sums.chunks_exact(side)) {
+            for (d, &s) in plane[r * side..(r + 1) * side].iter_mut().zip(sums) {
+                *d = clip8(s) as f32 / 255.0;
+            }
+        }
+    }
+}
+
+/// The vertical pass first, over the input columns the horizontal taps read, into rows of
+/// bytes still interleaved, then the horizontal pass into planar rows, then `out`: Pillow 13's
+/// order when the height loses more than twice as many pixels as the width.
+#[inline(always)]
+fn vertical_then_horizontal(resize: &Resize, pixels: &[u8], channels: usize, out: &mut [f32]) {
+    let (side, stride) = (resize.side, resize.width * channels);
+    let span = resize.horizontal.span();
+    let columns = span.start * channels..span.end * channels;
+    let mut rows = vec![0u8; side * stride];
+    let mut sums = vec![0i32; stride];
+    for (window, row) in resize.vertical.windows().zip(rows.chunks_exact_mut(stride)) {
+        vertical_sums(window, (pixels, stride, 0), columns.clone(), &mut sums);
+        for (d, &s) in row[columns.clone()].iter_mut().zip(&sums[columns.clone()]) {
+            *d = clip8(s) as u8;
+        }
+    }
+    let mut planar = vec![0u8; side * side * channels];
+    horizontal_pass(&resize.horizontal, (channels, stride), &rows, &mut planar);
+    for (c, plane) in out.chunks_exact_mut(side * side).enumerate() {
+        let rows = planar.chunks_exact(side * channels);
+        for (dst, row) in plane.chunks_exact_mut(side).zip(rows) {
+            for (d, &b) in dst.iter_mut().zip(&row[c * side..(c + 1) * side]) {
+                *d = b as f32 / 255.0;
+            }
+        }
+    }
+}
+
+/// The vertical filter of one output row, `(start, weights)`, over the bytes `columns` of
+/// `rows` (rows of `row_len` bytes, the first of them input row `first_row`), into the same
+/// places of `sums`, not yet shifted to bytes.
+#[inline(always)]
+fn vertical_sums(
+    (start, weights): (usize, &[i32]),
+    (rows, row_len, first_row): (&[u8], usize, usize),
+    columns: std::ops::Range<usize>,
+    sums: &mut [i32],
+) {
+    let sums = &mut sums[columns.clone()];
+    sums.fill(HALF);
+    // A zero weight is padding.
+    for (k, &w) in weights.iter().enumerate().filter(|(_, w)| **w != 0) {
+        let y = start + k - first_row;
+        let src = &rows[y * row_len..(y + 1) * row_len][columns.clone()];
+        for (d, &s) in sums.iter_mut().zip(src) {
+            *d += w * s as i32;
+        }
+    }
 }
 
 /// Rows filtered at once by the horizontal pass, one per 32-bit lane.
@@ -219,41 +287,6 @@ fn transpose(square: &[Column; BLOCK]) -> [Column; BLOCK] {
 #[inline(always)]
 fn transpose(square: &[Column; BLOCK]) -> [Column; BLOCK] {
     std::array::from_fn(|j| std::array::from_fn(|r| square[r][j]))
-}
-
-/// The vertical pass over the planar rows `rows` (input rows from `first_row` on, `channels`
-/// planes of `side` bytes each), into `channels` planes of `side * side` values in [0, 1]
-/// (`b / 255.0`, as `ToTensor` computes them).
-#[inline(always)]
-fn vertical_pass(
-    taps: &Taps,
-    rows: &[u8],
-    first_row: usize,
-    (channels, side): (usize, usize),
-    out: &mut [f32],
-) {
-    let row_len = channels * side;
-    let mut sums = vec![0i32; row_len];
-    for (r, (start, weights)) in taps.windows().enumerate() {
-        sums.fill(HALF);
-        // A zero weight is padding.
-        for (k, &w) in weights.iter().enumerate().filter(|(_, w)| **w != 0) {
-            let y = start + k - first_row;
-            let src = &rows[y * row_len..(y + 1) * row_len];
-            for (d, &s) in sums.iter_mut().zip(src) {
-                *d += w * s as i32;
-            }
-        }
-        for (plane, sums) in out
-            .chunks_exact_mut(side * side)
-            .zip(sums.chunks_exact(side))
-        {
-            let dst = &mut plane[r * side..(r + 1) * side];
-            for (d, &s) in dst.iter_mut().zip(sums) {
-                *d = clip8(s) as f32 / 255.0;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
