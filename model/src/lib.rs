@@ -643,7 +643,10 @@ pub struct AlexNet<B: Backend> {
     relu: Relu,
 }
 
-/// Collects parameter names and shapes while visiting a module.
+/// Collects parameter names and shapes while visiting a module, without initialising a
+/// parameter Burn has not drawn yet: a network built only to be loaded (`infer`, `import`)
+/// would otherwise draw all its random weights (most of a one-image `infer` process) just to
+/// have its shapes read.
 #[derive(Default)]
 struct ShapeCollector {
     path: Vec<String>,
@@ -661,7 +664,7 @@ impl<B: Backend> ModuleVisitor<B> for ShapeCollector {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         self.shapes
-            .push((self.path.join("."), param.shape().to_vec()));
+            .push((self.path.join("."), param.lazy_shape().to_vec()));
     }
 }
 
@@ -1107,6 +1110,21 @@ mod tests {
         assert_eq!(logits.dims(), [2, 3]);
         let values: Vec<f32> = logits.into_data().to_vec().unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn reading_shapes_draws_no_weights() {
+        struct Drawn(usize);
+        impl ModuleVisitor<Flex> for Drawn {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Flex, D>>) {
+                self.0 += param.is_initialized() as usize;
+            }
+        }
+        let net: AlexNet<Flex> = AlexNetConfig::new().init(&Default::default());
+        assert_eq!(net.parameter_shapes().len(), 16);
+        let mut drawn = Drawn(0);
+        net.visit(&mut drawn);
+        assert_eq!(drawn.0, 0, "parameters drawn to read their shapes");
     }
 
     #[test]
