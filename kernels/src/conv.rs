@@ -1,6 +1,7 @@
 //! A 2-D convolution on contiguous `f32` NCHW buffers, by the fastest algorithm for its shape:
 //! Winograd's minimal filtering for the 3x3 and 5x5 layers on large maps (stride 1, same
-//! size), direct convolution for the other stride-1 layers (with AVX-512 or AVX2), im2col + GEMM for
+//! size; in inference at every batch size once their transformed kernels are kept, see
+//! [`crate::winograd::applies_with_kernels_kept`]), direct convolution for the other stride-1 layers (with AVX-512 or AVX2), im2col + GEMM for
 //! the rest, whose weight gradient alone (conv1's) takes the direct convolution on small maps.
 
 use crate::{direct, im2col, winograd};

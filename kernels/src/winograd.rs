@@ -19,6 +19,8 @@
 
 use rayon::prelude::*;
 
+use gemm::Parallelism;
+
 use crate::im2col::{ConvShape, Grouping, add_assign, matmul};
 
 /// Output tile side.
@@ -40,6 +42,19 @@ pub fn applies(shape: &ConvShape) -> bool {
 /// 6.5-9.6 against 8.1-12.2; at batch 8 Winograd is level on conv2 (41.5 against 40.5) and
 /// ahead on conv3-5 (12.5-16.7 against 14.0-22.1). torchvision's layers alike.
 const MIN_BATCH: usize = 8;
+
+/// Whether the convolution takes this module's path when its kernels were transformed
+/// beforehand ([`TransformedKernels`], kept by a caller whose weights stay the same from call to
+/// call): at every batch size, as the tiles no longer pay the kernels' transform (below two
+/// images per thread, each step is shared out among the threads instead of each product).
+/// Forward passes on two cores of an Intel Xeon (family 6, model 167), medians of 15, im2col
+/// against Winograd on transformed kernels, d2l's layers at 224 px: conv2 3.8 against 2.6 ms
+/// at batch 1, 6.0 against 4.0 at batch 2, 12.0 against 8.2 at batch 4; conv3-5 1.3-1.9
+/// against 0.9-1.2 at batch 1, 1.9-2.8 against 1.4-2.0 at batch 2; torchvision's layers alike
+/// (conv2 2.5 against 2.1 at batch 1).
+pub fn applies_with_kernels_kept(shape: &ConvShape) -> bool {
+    fits(shape) && shape.output[0].min(shape.output[1]) >= min_side(shape.kernel[0])
+}
 
 /// Whether `shape` is a 3x3 or 5x5, stride-1 convolution that keeps the input's size, which
 /// these kernels compute.
@@ -286,51 +301,64 @@ trait Minimal<const R: usize, const A: usize> {
     }
 
     /// Turns the products `m[ξ][O][row_len]` of a group back into output images, plus `bias`:
-    /// `Y = Aᵀ M A` for each tile.
+    /// `Y = Aᵀ M A` for each tile. With `split_channels` the channels are shared out among the
+    /// threads.
     fn outputs(
         m: &[f32],
         tiling: &Tiling,
         row_len: usize,
         bias: Option<&[f32]>,
         outputs: &mut [f32],
+        split_channels: bool,
     ) {
         let (tiles_wide, width) = (tiling.tiles_wide, tiling.width);
-        let plane = tiling.height * width;
         let xi_stride = tiling.channels_out * row_len;
         // Whole tiles go to an even-sized plane first; its valid part is then copied out.
         let tiled_width = M * tiles_wide;
-        let mut tiled = vec![0.0; M * tiling.tiles_high * tiled_width];
-        for (i, output) in outputs.chunks_exact_mut(tiling.output_len()).enumerate() {
-            for (o, channel) in output.chunks_exact_mut(plane).enumerate() {
-                for ty in 0..tiling.tiles_high {
-                    let first_tile = o * row_len + i * tiling.tiles() + ty * tiles_wide;
-                    let rows: [&[f32]; A] = std::array::from_fn(|k| {
-                        &m[k * A * xi_stride + first_tile..][..(A - 1) * xi_stride + tiles_wide]
+        let scratch = || vec![0.0; M * tiling.tiles_high * tiled_width];
+        let output_channel = |tiled: &mut Vec<f32>, (plane, channel): (usize, &mut [f32])| {
+            let (i, o) = (plane / tiling.channels_out, plane % tiling.channels_out);
+            for ty in 0..tiling.tiles_high {
+                let first_tile = o * row_len + i * tiling.tiles() + ty * tiles_wide;
+                let rows: [&[f32]; A] = std::array::from_fn(|k| {
+                    &m[k * A * xi_stride + first_tile..][..(A - 1) * xi_stride + tiles_wide]
+                });
+                let band = &mut tiled[M * ty * tiled_width..][..M * tiled_width];
+                for tx in 0..tiles_wide {
+                    // Along each row k of the tile: p_k = (M Aᵀᵀ)[k][0], q_k = [k][1].
+                    let along: [[f32; A]; M] = std::array::from_fn(|col| {
+                        std::array::from_fn(|k| {
+                            let row = std::array::from_fn(|j| rows[k][j * xi_stride + tx]);
+                            combine(&Self::AT[col], row)
+                        })
                     });
-                    let band = &mut tiled[M * ty * tiled_width..][..M * tiled_width];
-                    for tx in 0..tiles_wide {
-                        // Along each row k of the tile: p_k = (M Aᵀᵀ)[k][0], q_k = [k][1].
-                        let along: [[f32; A]; M] = std::array::from_fn(|col| {
-                            std::array::from_fn(|k| {
-                                let row = std::array::from_fn(|j| rows[k][j * xi_stride + tx]);
-                                combine(&Self::AT[col], row)
-                            })
-                        });
-                        for (r, at) in Self::AT.iter().enumerate() {
-                            for (col, along) in along.iter().enumerate() {
-                                band[r * tiled_width + M * tx + col] = combine(at, *along);
-                            }
+                    for (r, at) in Self::AT.iter().enumerate() {
+                        for (col, along) in along.iter().enumerate() {
+                            band[r * tiled_width + M * tx + col] = combine(at, *along);
                         }
                     }
                 }
-                let b = bias.map_or(0.0, |bias| bias[o]);
-                for (row, tiled_row) in channel
-                    .chunks_exact_mut(width)
-                    .zip(tiled.chunks(tiled_width))
-                {
-                    for (dst, value) in row.iter_mut().zip(tiled_row) {
-                        *dst = value + b;
-                    }
+            }
+            let b = bias.map_or(0.0, |bias| bias[o]);
+            for (row, tiled_row) in channel
+                .chunks_exact_mut(width)
+                .zip(tiled.chunks(tiled_width))
+            {
+                for (dst, value) in row.iter_mut().zip(tiled_row) {
+                    *dst = value + b;
+                }
+            }
+        };
+        let plane = tiling.height * width;
+        match split_channels {
+            true => outputs
+                .par_chunks_exact_mut(plane)
+                .enumerate()
+                .for_each_init(scratch, output_channel),
+            false => {
+                let mut tiled = scratch();
+                for channel in outputs.chunks_exact_mut(plane).enumerate() {
+                    output_channel(&mut tiled, channel);
                 }
             }
         }
@@ -350,9 +378,22 @@ trait Minimal<const R: usize, const A: usize> {
         batch: usize,
         tiling: Tiling,
     ) -> Vec<f32> {
+        let u = Self::kernels(weight, tiling.channels_out, tiling.channels_in);
+        Self::convolve_transformed(x, &u, bias, batch, tiling)
+    }
+
+    /// [`Minimal::convolve`] with the kernels already transformed, `u[ξ][O][C]`.
+    fn convolve_transformed(
+        x: &[f32],
+        u: &[f32],
+        bias: Option<&[f32]>,
+        batch: usize,
+        tiling: Tiling,
+    ) -> Vec<f32> {
         let (c_in, c_out) = (tiling.channels_in, tiling.channels_out);
-        let u = Self::kernels(weight, c_out, c_in);
         let grouping = Self::grouping(batch, &tiling);
+        // Too few images to give every thread a group: each step of the one group is shared out.
+        let few_images = matches!(grouping.parallelism, Parallelism::Rayon(_));
         let mut y = vec![0.0; batch * tiling.output_len()];
         y.par_chunks_mut(grouping.size * tiling.output_len())
             .zip(x.par_chunks(grouping.size * tiling.input_len()))
@@ -367,26 +408,40 @@ trait Minimal<const R: usize, const A: usize> {
                 |(v, m), (outputs, images)| {
                     let row_len = images.len() / tiling.input_len() * tiling.tiles();
                     Self::inputs(images, &tiling, row_len, v);
-                    for xi in 0..A * A {
-                        let u_xi = &u[xi * c_out * c_in..][..c_out * c_in];
-                        let v_xi = &v[xi * c_in * row_len..][..c_in * row_len];
-                        let m_xi = &mut m[xi * c_out * row_len..][..c_out * row_len];
-                        // SAFETY: u_xi is [O, C], v_xi is [C, row_len], m_xi is [O, row_len].
-                        unsafe {
-                            matmul(
-                                [c_out, row_len, c_in],
-                                m_xi,
-                                false,
-                                (u_xi, 1, c_in),
-                                (v_xi, 1, row_len),
-                                grouping.parallelism,
-                            )
-                        };
-                    }
-                    Self::outputs(m, &tiling, row_len, bias, outputs);
+                    Self::products(u, v, m, [c_out, row_len, c_in], few_images);
+                    Self::outputs(m, &tiling, row_len, bias, outputs, few_images);
                 },
             );
         y
+    }
+
+    /// `m[ξ] = u[ξ] · v[ξ]` for every ξ, `[O, C] · [C, T]` for `[O, T, C]` = `dims`. With
+    /// `split_positions` (a group of too few images to give every thread one) the α² products
+    /// are shared out among the threads, each computed by one: products of a few hundred
+    /// columns split poorly across threads.
+    fn products(u: &[f32], v: &[f32], m: &mut [f32], dims: [usize; 3], split_positions: bool) {
+        let [c_out, row_len, c_in] = dims;
+        let product = |(u_xi, (v_xi, m_xi)): (&[f32], (&[f32], &mut [f32]))| {
+            // SAFETY: u_xi is [O, C], v_xi is [C, row_len], m_xi is [O, row_len].
+            unsafe {
+                matmul(
+                    dims,
+                    m_xi,
+                    false,
+                    (u_xi, 1, c_in),
+                    (v_xi, 1, row_len),
+                    Parallelism::None,
+                )
+            };
+        };
+        let u = u.chunks_exact(c_out * c_in);
+        let v = v.chunks_exact(c_in * row_len);
+        let m = m.chunks_exact_mut(c_out * row_len);
+        let positions = u.zip(v.zip(m)).take(A * A);
+        match split_positions {
+            true => positions.par_bridge().for_each(product),
+            false => positions.for_each(product),
+        }
     }
 
     /// Sums over a group's tiles for the weight gradient:
@@ -524,6 +579,50 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
 
 /// The input gradient for `dy [B, O, H, W]`: `dy` convolved with the kernels flipped in space
 /// and with their channel axes swapped, `[C, O, R, R]`.
+/// A layer's kernels in Winograd's transform domain, `U[ξ][O][C]`: the first step of every
+/// [`forward`], which costs as much as the products of one image at 224 px. A caller whose
+/// weights stay the same from call to call (inference) makes it once with
+/// [`transform_kernels`] and passes it to [`forward_transformed`].
+pub struct TransformedKernels {
+    values: Vec<f32>,
+    /// `[O, C, R]`: the layer it was made for.
+    layer: [usize; 3],
+}
+
+fn layer_of(shape: &ConvShape) -> [usize; 3] {
+    [shape.channels_out, shape.channels_in, shape.kernel[0]]
+}
+
+/// The kernels `weight [O, C, R, R]` of a convolution that [`fits`], transformed.
+pub fn transform_kernels(weight: &[f32], shape: &ConvShape) -> TransformedKernels {
+    assert!(fits(shape), "not a Winograd layer: {shape:?}");
+    let (c_in, c_out) = (shape.channels_in, shape.channels_out);
+    let values = match shape.kernel[0] {
+        3 => F2x3::kernels(weight, c_out, c_in),
+        _ => F2x5::kernels(weight, c_out, c_in),
+    };
+    TransformedKernels {
+        values,
+        layer: layer_of(shape),
+    }
+}
+
+/// [`forward`] on kernels transformed by [`transform_kernels`] for this layer.
+pub fn forward_transformed(
+    x: &[f32],
+    kernels: &TransformedKernels,
+    bias: Option<&[f32]>,
+    shape: &ConvShape,
+) -> Vec<f32> {
+    assert_eq!(kernels.layer, layer_of(shape), "kernels of another layer");
+    let tiling = Tiling::new(shape.channels_in, shape.channels_out, shape.input);
+    let u = &kernels.values;
+    match shape.kernel[0] {
+        3 => F2x3::convolve_transformed(x, u, bias, shape.batch, tiling),
+        _ => F2x5::convolve_transformed(x, u, bias, shape.batch, tiling),
+    }
+}
+
 pub fn input_grad(dy: &[f32], weight: &[f32], shape: &ConvShape) -> Vec<f32> {
     let (c_in, c_out) = (shape.channels_in, shape.channels_out);
     let taps = shape.kernel[0] * shape.kernel[1];
@@ -581,6 +680,13 @@ mod tests {
 
     #[test]
     fn matches_the_im2col_convolution_and_its_gradients() {
+        matches_im2col();
+        // With more threads than images, each step of a group is shared out among the threads.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(8).build();
+        pool.expect("a thread pool").install(matches_im2col);
+    }
+
+    fn matches_im2col() {
         // Even and odd sides (a partial last tile), several images per GEMM group, a plane
         // smaller than the kernel.
         for kernel in [3, 5] {
@@ -604,6 +710,11 @@ mod tests {
                         forward(&x, &weight, Some(&bias), &s),
                     ),
                     (
+                        "output on transformed kernels",
+                        conv_kernels::forward(&x, &weight, Some(&bias), &s),
+                        forward_transformed(&x, &transform_kernels(&weight, &s), Some(&bias), &s),
+                    ),
+                    (
                         "input gradient",
                         direct.x.unwrap(),
                         input_grad(&dy, &weight, &s),
@@ -622,6 +733,15 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "kernels of another layer")]
+    fn refuses_kernels_transformed_for_another_layer() {
+        let three = shape(2, [4, 4], [8, 8], 3);
+        let kernels = transform_kernels(&noise(three.weight_len(), 1), &three);
+        let wider = shape(2, [4, 5], [8, 8], 3);
+        forward_transformed(&noise(2 * 4 * 64, 2), &kernels, None, &wider);
+    }
+
+    #[test]
     fn applies_only_to_same_size_3x3_and_5x5_stride_1_on_large_enough_maps_and_batches() {
         for kernel in [3, 5] {
             assert!(applies(&shape(8, [1, 1], [12, 12], kernel)));
@@ -629,6 +749,18 @@ mod tests {
                 !applies(&shape(4, [1, 1], [12, 12], kernel)),
                 "too few images"
             );
+            assert!(applies_with_kernels_kept(&shape(
+                1,
+                [1, 1],
+                [12, 12],
+                kernel
+            )));
+            assert!(!applies_with_kernels_kept(&shape(
+                1,
+                [1, 1],
+                [4, 4],
+                kernel
+            )));
             assert!(fits(&shape(1, [1, 1], [4, 4], kernel)));
             assert!(!applies(&shape(8, [1, 1], [4, 4], kernel)));
         }

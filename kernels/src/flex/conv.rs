@@ -11,9 +11,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorMetadata};
 use burn_flex::FlexTensor;
 
+use super::kept_kernels::kept_kernels;
 use super::{WeightedOp, apply, contiguous, flex_tensor, register_weighted, saved, values};
 use crate::any_backend::conv_shape;
 use crate::conv::{self as kernels, ConvShape};
+use crate::winograd;
 
 /// `conv(x)` through this crate's kernels when `B` is a flex backend and `conv` is a plain
 /// convolution (one group, no dilation, a bias, no `Same` padding); `Err(x)` otherwise.
@@ -27,6 +29,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B,
         shape,
         node: ConvBackward,
         forward,
+        inference,
     };
     apply(&op, x)
 }
@@ -34,6 +37,16 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B,
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
     let y = kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
+    flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
+}
+
+/// [`forward`] with Winograd's transformed kernels kept from call to call ([`kept_kernels`]).
+fn inference(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
+    let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let Some(kernels) = kept_kernels(&weight, s) else {
+        return forward(x, weight, bias, s);
+    };
+    let y = winograd::forward_transformed(values(&x), &kernels, Some(values(&bias)), s);
     flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
 }
 
@@ -77,6 +90,7 @@ impl Backward<Flex, 3> for ConvBackward {
 mod tests {
     use super::*;
     use crate::flex::Train;
+    use crate::flex::kept_kernels::kept_kernels;
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
@@ -174,6 +188,47 @@ mod tests {
         let fast = conv2d(&conv, x.clone()).unwrap_or_else(|_| panic!("fast path not taken"));
         let diff = (fast - conv.forward(x)).abs().max().into_scalar();
         assert!(diff < 1e-5, "max difference {diff}");
+    }
+
+    /// The largest difference between the fast path's inference and Burn's convolution.
+    fn inference_difference(conv: &Conv2d<Flex>, x: &Tensor<Flex, 4>) -> f32 {
+        let fast = conv2d(conv, x.clone()).unwrap_or_else(|_| panic!("fast path not taken"));
+        (fast - conv.forward(x.clone())).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn inference_keeps_transformed_kernels_only_while_the_weight_lives() {
+        let device = Default::default();
+        let config =
+            Conv2dConfig::new([8, 12], [5, 5]).with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2));
+        let conv: Conv2d<Flex> = config.init(&device);
+        let x = Tensor::<Flex, 4>::random([2, 8, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+        let shape = conv_shape(&conv, x.dims(), false).expect("a plain convolution");
+        let weight = |conv: &Conv2d<Flex>| conv.weight.val().into_primitive().tensor();
+        // Seen once: remembered; from the second pass on, the kernels are kept.
+        for _ in 0..3 {
+            assert!(inference_difference(&conv, &x) < 1e-4);
+        }
+        let first = weight(&conv);
+        assert!(kept_kernels(&first, &shape).is_some(), "kernels not kept");
+        // A layer of the same shape with other weights, alive at the same time, gets its own.
+        let mut other = conv.clone();
+        other.weight = other.weight.map(|w| w * 2.0 + 0.5);
+        for _ in 0..3 {
+            assert!(
+                inference_difference(&other, &x) < 1e-4,
+                "another layer's kernels"
+            );
+            assert!(
+                inference_difference(&conv, &x) < 1e-4,
+                "another layer's kernels"
+            );
+        }
+        // Weights are no longer held once nothing else holds them.
+        let freed = std::sync::Arc::downgrade(&first.data_arc());
+        drop((first, conv));
+        assert!(kept_kernels(&weight(&other), &shape).is_some());
+        assert!(freed.upgrade().is_none(), "dropped weights still held");
     }
 
     #[test]

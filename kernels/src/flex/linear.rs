@@ -42,6 +42,7 @@ pub fn linear<B: Backend>(
         },
         node: LinearBackward,
         forward,
+        inference: forward,
     };
     apply(&op, x)
 }

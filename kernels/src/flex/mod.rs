@@ -8,6 +8,7 @@
 //! for Burn's stock layer.
 
 mod conv;
+mod kept_kernels;
 mod linear;
 mod pool;
 mod relu;
@@ -73,14 +74,16 @@ fn unary_node<N: Backward<Flex, 1>>(
 /// A layer's forward pass on flex tensors: input, weight, bias, then the layer's sizes.
 type WeightedForward<S> = fn(FlexTensor, FlexTensor, FlexTensor, &S) -> FlexTensor;
 
-/// A layer with a weight and a bias (a convolution, a linear layer) as a [`FlexOp`]: `forward`
-/// on plain tensors, and as a [`weighted_node`] whose backward pass is `node`'s.
+/// A layer with a weight and a bias (a convolution, a linear layer) as a [`FlexOp`]:
+/// `inference` on plain tensors, and `forward` as a [`weighted_node`] whose backward pass is
+/// `node`'s. `inference` may count on the weight staying the same from call to call.
 struct WeightedOp<B: Backend, const D: usize, S, N> {
     weight: Tensor<B, D>,
     bias: Tensor<B, 1>,
     shape: S,
     node: N,
     forward: WeightedForward<S>,
+    inference: WeightedForward<S>,
 }
 
 impl<B, const D: usize, S, N> FlexOp for WeightedOp<B, D, S, N>
@@ -92,7 +95,7 @@ where
     fn inference(&self, x: FlexTensor) -> FlexTensor {
         let weight = param_as::<B, Flex, D>(&self.weight);
         let bias = param_as::<B, Flex, 1>(&self.bias);
-        (self.forward)(x, weight, bias, &self.shape)
+        (self.inference)(x, weight, bias, &self.shape)
     }
 
     fn training(&self, x: FloatTensor<Train>) -> FloatTensor<Train> {
