@@ -249,11 +249,13 @@ fn im2col_group(images: &[f32], shape: &ConvShape, col: &mut [f32]) -> usize {
     row_len
 }
 
-/// Products of fewer columns than this are shared out among the threads by output channel
-/// when a group must use every thread. One image on two cores of an Intel Xeon (family 6, model
-/// 167), medians of 5: d2l's conv2 at 96 px (100 columns) 0.8-0.9 ms against 0.9-1.3 with the
-/// `gemm` crate's split, conv4 (16 columns) 0.4 against 0.6-0.9; at 224 px conv2 (676
-/// columns) took 5.6-7.1 against 4.1-6.8.
+/// Products of fewer columns than this are shared out among the threads by output channel,
+/// wider ones by column, when a group must use every thread. One image on two cores of an
+/// Intel Xeon (family 6, model 167), medians of 5, against the `gemm` crate's own split: d2l's
+/// conv2 at 96 px (100 columns) 0.8-0.9 ms against 0.9-1.3 by output channel, conv4 (16
+/// columns) 0.4 against 0.6-0.9; at 224 px conv2 (676 columns) 3.5-4.0 against 4.8-7.4 by
+/// column (5.6-7.1 by output channel), torchvision's conv1 (3,025 columns) 1.6-2.3 against
+/// 2.6-2.9.
 const NARROW_COLUMNS: usize = 256;
 
 /// Output channels per task when a product is shared out by output channel.
@@ -274,43 +276,79 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
             |(col, product), (outputs, images)| {
                 let row_len = im2col_group(images, shape, col);
                 let col: &[f32] = col;
-                let multiply = |(product, weight): (&mut [f32], &[f32]), parallelism| {
+                // `product[rows, columns] = weight[rows, K] · col[K, first..first + columns]`.
+                let multiply = |product: &mut [f32], weight: &[f32], first: usize| {
                     let rows = weight.len() / k;
-                    // SAFETY: weight is [rows, K], col is [K, row_len], product is
-                    // [rows, row_len].
+                    let columns = product.len() / rows;
+                    // SAFETY: weight is [rows, K], col from `first` is [K, columns] with rows
+                    // of row_len, product is [rows, columns].
                     unsafe {
                         matmul(
-                            [rows, row_len, k],
+                            [rows, columns, k],
                             product,
                             false,
                             (weight, 1, k),
-                            (col, 1, row_len),
-                            parallelism,
+                            (&col[first..], 1, row_len),
+                            Parallelism::None,
                         )
                     }
                 };
+                // With too few images for a group per thread, the product is shared out among
+                // the threads, each computing its part on one thread: by output channel when
+                // it is narrow, else by column, each thread's columns stored as a block
+                // `[Cout, columns]`. (The `gemm` crate's own split of these products ran up to
+                // twice as long.)
                 let product = &mut product[..c_out * row_len];
+                let block = match grouping.parallelism {
+                    Parallelism::Rayon(_) if row_len >= NARROW_COLUMNS => {
+                        row_len.div_ceil(rayon::current_num_threads())
+                    }
+                    _ => row_len,
+                };
                 match grouping.parallelism {
-                    // Too few images for a group per thread, and a product too narrow for the
-                    // `gemm` crate to split well: the output channels are shared out instead.
+                    Parallelism::None => multiply(product, weight, 0),
                     Parallelism::Rayon(_) if row_len < NARROW_COLUMNS => product
                         .par_chunks_mut(ROWS_PER_TASK * row_len)
                         .zip(weight.par_chunks(ROWS_PER_TASK * k))
-                        .for_each(|rows| multiply(rows, Parallelism::None)),
-                    parallelism => multiply((product, weight), parallelism),
+                        .for_each(|(product, weight)| multiply(product, weight, 0)),
+                    Parallelism::Rayon(_) => product
+                        .par_chunks_mut(c_out * block)
+                        .enumerate()
+                        .for_each(|(t, product)| multiply(product, weight, t * block)),
                 }
-                for (i, output) in outputs.chunks_mut(shape.output_len()).enumerate() {
-                    for (channel, row) in output.chunks_mut(n).enumerate() {
-                        let b = bias.map_or(0.0, |bias| bias[channel]);
-                        let src = &product[channel * row_len + i * n..][..n];
-                        for (dst, value) in row.iter_mut().zip(src) {
-                            *dst = value + b;
-                        }
-                    }
+                for (t, product) in product.chunks(c_out * block).enumerate() {
+                    add_bias_into(outputs, product, t * block, bias, shape);
                 }
             },
         );
     y
+}
+
+/// Writes a block of a group's product, `[Cout, columns]` for the group's columns from `first`
+/// on (column `i · N + p` is pixel `p` of image `i`), plus `bias`, into the group's outputs
+/// `[images, Cout, N]`.
+fn add_bias_into(
+    outputs: &mut [f32],
+    product: &[f32],
+    first: usize,
+    bias: Option<&[f32]>,
+    shape: &ConvShape,
+) {
+    let n = shape.col_cols();
+    let columns = product.len() / shape.channels_out;
+    for (channel, src) in product.chunks_exact(columns).enumerate() {
+        let b = bias.map_or(0.0, |bias| bias[channel]);
+        let mut done = 0;
+        while done < columns {
+            let (image, pixel) = ((first + done) / n, (first + done) % n);
+            let run = (n - pixel).min(columns - done);
+            let dst = &mut outputs[image * shape.output_len() + channel * n + pixel..][..run];
+            for (dst, value) in dst.iter_mut().zip(&src[done..done + run]) {
+                *dst = value + b;
+            }
+            done += run;
+        }
+    }
 }
 
 /// Gradients of [`forward`] given `dy [B, Cout, out_h, out_w]`.
@@ -498,27 +536,29 @@ mod tests {
     }
 
     #[test]
-    fn products_shared_out_by_output_channel_match_the_definition() {
-        // Fewer images than threads and narrow products: the output channels are shared out,
-        // 70 of them in tasks of 32 (the last one short).
+    fn products_shared_out_among_threads_match_the_definition() {
+        // Fewer images than threads. Narrow products (under 256 columns) are shared out by
+        // output channel, 70 of them in tasks of 32 (the last one short); wide ones by column,
+        // in blocks that split an image's rows (stride 4 too, as a first layer).
         let shapes = [
-            (1, [16, 70], [5, 5], [3, 3], [1, 1]),
-            (3, [8, 70], [10, 10], [5, 5], [2, 2]),
+            (1, [16, 70], [5, 5], [3, 3], [1, 1], [1, 1]),
+            (3, [8, 70], [10, 10], [5, 5], [2, 2], [1, 1]),
+            (1, [3, 70], [40, 40], [5, 5], [2, 2], [1, 1]),
+            (3, [3, 16], [120, 120], [11, 11], [2, 2], [4, 4]),
         ];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(8).build();
-        for (batch, [channels_in, channels_out], input, kernel, padding) in shapes {
-            let output = [0, 1].map(|a| input[a] + 2 * padding[a] - kernel[a] + 1);
+        for (batch, [channels_in, channels_out], input, kernel, padding, stride) in shapes {
+            let output = [0, 1].map(|a| (input[a] + 2 * padding[a] - kernel[a]) / stride[a] + 1);
             let s = ConvShape {
                 batch,
                 channels_in,
                 input,
                 channels_out,
                 kernel,
-                stride: [1, 1],
+                stride,
                 padding,
                 output,
             };
-            assert!(s.col_cols() < NARROW_COLUMNS, "{s:?} is not narrow");
             let x = crate::noise(batch * s.input_len(), 1);
             let weight = crate::noise(s.weight_len(), 2);
             let bias = crate::noise(channels_out, 3);
