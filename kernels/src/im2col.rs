@@ -299,23 +299,28 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
                 // `[Cout, columns]`. (The `gemm` crate's own split of these products ran up to
                 // twice as long.)
                 let product = &mut product[..c_out * row_len];
+                // Columns per block of `product`.
                 let block = match grouping.parallelism {
-                    Parallelism::Rayon(_) if row_len >= NARROW_COLUMNS => {
-                        row_len.div_ceil(rayon::current_num_threads())
+                    Parallelism::None => {
+                        multiply(product, weight, 0);
+                        row_len
                     }
-                    _ => row_len,
+                    Parallelism::Rayon(_) if row_len < NARROW_COLUMNS => {
+                        product
+                            .par_chunks_mut(ROWS_PER_TASK * row_len)
+                            .zip(weight.par_chunks(ROWS_PER_TASK * k))
+                            .for_each(|(product, weight)| multiply(product, weight, 0));
+                        row_len
+                    }
+                    Parallelism::Rayon(_) => {
+                        let block = row_len.div_ceil(rayon::current_num_threads());
+                        product
+                            .par_chunks_mut(c_out * block)
+                            .enumerate()
+                            .for_each(|(t, product)| multiply(product, weight, t * block));
+                        block
+                    }
                 };
-                match grouping.parallelism {
-                    Parallelism::None => multiply(product, weight, 0),
-                    Parallelism::Rayon(_) if row_len < NARROW_COLUMNS => product
-                        .par_chunks_mut(ROWS_PER_TASK * row_len)
-                        .zip(weight.par_chunks(ROWS_PER_TASK * k))
-                        .for_each(|(product, weight)| multiply(product, weight, 0)),
-                    Parallelism::Rayon(_) => product
-                        .par_chunks_mut(c_out * block)
-                        .enumerate()
-                        .for_each(|(t, product)| multiply(product, weight, t * block)),
-                }
                 for (t, product) in product.chunks(c_out * block).enumerate() {
                     add_bias_into(outputs, product, t * block, bias, shape);
                 }

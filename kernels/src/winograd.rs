@@ -29,9 +29,7 @@ const M: usize = 2;
 /// Whether the convolution takes this module's path: it fits (see [`fits`]), and its maps and
 /// batch are large enough for Winograd to pay off.
 pub fn applies(shape: &ConvShape) -> bool {
-    fits(shape)
-        && shape.output[0].min(shape.output[1]) >= min_side(shape.kernel[0])
-        && shape.batch >= MIN_BATCH
+    applies_with_kernels_kept(shape) && shape.batch >= MIN_BATCH
 }
 
 /// The fewest images at which Winograd beats im2col + GEMM. Each call transforms the whole
@@ -589,7 +587,8 @@ pub struct TransformedKernels {
     layer: [usize; 3],
 }
 
-fn layer_of(shape: &ConvShape) -> [usize; 3] {
+/// `[O, C, R]`: what a layer's transformed kernels depend on.
+pub(crate) fn layer_of(shape: &ConvShape) -> [usize; 3] {
     [shape.channels_out, shape.channels_in, shape.kernel[0]]
 }
 

@@ -37,6 +37,11 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B,
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
     let y = kernels::forward(values(&x), values(&weight), Some(values(&bias)), s);
+    output_tensor(y, s)
+}
+
+/// A convolution's output values as its `[B, O, H, W]` tensor.
+fn output_tensor(y: Vec<f32>, s: &ConvShape) -> FlexTensor {
     flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
 }
 
@@ -47,7 +52,7 @@ fn inference(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, s: &ConvShape)
         return forward(x, weight, bias, s);
     };
     let y = winograd::forward_transformed(values(&x), &kernels, Some(values(&bias)), s);
-    flex_tensor(y, [s.batch, s.channels_out, s.output[0], s.output[1]])
+    output_tensor(y, s)
 }
 
 /// The autodiff node: the input and weight are kept for the backward pass.

@@ -49,7 +49,7 @@ pub(super) fn kept_kernels(
     }
     let buffer = weight.data_arc();
     let range = weight.layout().contiguous_offsets()?;
-    let layer = [shape.channels_out, shape.channels_in, shape.kernel[0]];
+    let layer = winograd::layer_of(shape);
     let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
     kept.retain(|entry| Arc::strong_count(&entry.buffer) > 1);
     let seen = kept.iter_mut().find(|entry| {
