@@ -1,5 +1,6 @@
 //! Each kernel alone at AlexNet's shapes (224 px, batch 32 unless `ALEXNET_BENCH_BATCH` says
-//! otherwise): median milliseconds of a few runs. `cargo bench -p alexnet-kernels`.
+//! otherwise): median milliseconds of a few runs. `cargo bench -p alexnet-kernels`;
+//! `ALEXNET_BENCH_ONLY=conv1` runs only the convolutions whose name starts so (for a profiler).
 
 use std::time::Instant;
 
@@ -56,6 +57,9 @@ fn shape(
 }
 
 fn bench_conv(name: &str, s: &ConvShape) {
+    if std::env::var("ALEXNET_BENCH_ONLY").is_ok_and(|only| !name.starts_with(&only)) {
+        return;
+    }
     let x = noise(s.batch * s.channels_in * s.input[0] * s.input[1], 1);
     let w = noise(
         s.channels_out * s.channels_in * s.kernel[0] * s.kernel[1],
@@ -64,13 +68,15 @@ fn bench_conv(name: &str, s: &ConvShape) {
     let b = noise(s.channels_out, 3);
     let dy = noise(s.batch * s.channels_out * s.output[0] * s.output[1], 4);
     let forward = median_ms(3, || drop(conv::forward(&x, &w, Some(&b), s)));
-    let backward = median_ms(3, || drop(conv::backward(&x, &w, &dy, s, true)));
+    // A first layer (one to three input channels) needs no input gradient in training.
+    let input_grad = s.channels_in > 3;
+    let backward = median_ms(3, || drop(conv::backward(&x, &w, &dy, s, input_grad)));
     let algorithm = conv::Algorithm::of(s);
     let label = format!("{algorithm:?}").to_lowercase();
     println!("{name:<8} {label:<9} forward {forward:8.1} ms   backward {backward:8.1} ms");
     if algorithm != conv::Algorithm::Im2col {
         let forward = median_ms(3, || drop(im2col::forward(&x, &w, Some(&b), s)));
-        let backward = median_ms(3, || drop(im2col::backward(&x, &w, &dy, s, true)));
+        let backward = median_ms(3, || drop(im2col::backward(&x, &w, &dy, s, input_grad)));
         println!(
             "{name:<8} {:<9} forward {forward:8.1} ms   backward {backward:8.1} ms",
             "im2col"
@@ -88,11 +94,16 @@ fn main() {
         rayon::current_num_threads()
     );
     bench_conv("conv1", &shape(batch, [1, 96], 224, 11, 4, 1));
+    // torchvision's ImageNet network: three colour channels, 64 filters, 55x55 maps.
+    bench_conv("conv1/in", &shape(batch, [3, 64], 224, 11, 4, 2));
     bench_conv("conv2", &shape(batch, [96, 256], 26, 5, 1, 2));
     bench_conv("conv3", &shape(batch, [256, 384], 12, 3, 1, 1));
     // The small maps of 96 px images.
     bench_conv("conv2/96", &shape(batch, [96, 256], 10, 5, 1, 2));
     bench_conv("conv4/96", &shape(batch, [384, 384], 4, 3, 1, 1));
+    if std::env::var("ALEXNET_BENCH_ONLY").is_ok() {
+        return;
+    }
 
     let s = pool::PoolShape::new(batch * 96, [54, 54], [3, 3], [2, 2]).expect("fits");
     let x = noise(s.planes * 54 * 54, 5);

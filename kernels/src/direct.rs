@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::cpu::Isa;
 use crate::im2col::ConvShape;
 use crate::scratch::Scratch;
-use crate::small_gemm::Output;
+use crate::shared_output::Output;
 
 /// Rows of the register tile (images; input channels in the weight gradient): six rows of four
 /// 16-lane vectors keep 24 accumulators in AVX-512's 32 registers, six rows of two 8-lane
@@ -875,21 +875,12 @@ mod tests {
 
     fn shape(
         batch: usize,
-        [cin, cout]: [usize; 2],
+        channels: [usize; 2],
         input: [usize; 2],
         k: [usize; 2],
         p: [usize; 2],
     ) -> ConvShape {
-        ConvShape {
-            batch,
-            channels_in: cin,
-            input,
-            channels_out: cout,
-            kernel: k,
-            stride: [1, 1],
-            padding: p,
-            output: [0, 1].map(|a| input[a] + 2 * p[a] + 1 - k[a]),
-        }
+        crate::conv_shape(batch, channels, input, k, p, [1, 1])
     }
 
     /// Forward pass and gradients against im2col + GEMM, which multiplies every tap, on every
@@ -973,11 +964,7 @@ mod tests {
         stride: [usize; 2],
         p: [usize; 2],
     ) -> ConvShape {
-        ConvShape {
-            stride,
-            output: [0, 1].map(|a| (input[a] + 2 * p[a] - k[a]) / stride[a] + 1),
-            ..shape(batch, channels, input, k, p)
-        }
+        crate::conv_shape(batch, channels, input, k, p, stride)
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod pool;
 pub mod relu;
 pub mod scratch;
 pub mod sgd;
+mod shared_output;
 pub mod small_gemm;
 #[cfg(target_arch = "x86_64")]
 mod stream_gemm;
@@ -44,6 +45,28 @@ fn noise(len: usize, seed: u64) -> Vec<f32> {
             (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
+}
+
+/// A convolution's shape from its sizes (the output's follows), for the kernels' tests.
+#[cfg(test)]
+fn conv_shape(
+    batch: usize,
+    [channels_in, channels_out]: [usize; 2],
+    input: [usize; 2],
+    kernel: [usize; 2],
+    padding: [usize; 2],
+    stride: [usize; 2],
+) -> conv::ConvShape {
+    conv::ConvShape {
+        batch,
+        channels_in,
+        input,
+        channels_out,
+        kernel,
+        stride,
+        padding,
+        output: [0, 1].map(|a| (input[a] + 2 * padding[a] - kernel[a]) / stride[a] + 1),
+    }
 }
 
 /// The largest difference between two equally long slices, for the kernels' tests.

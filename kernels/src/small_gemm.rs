@@ -23,6 +23,7 @@ use crate::cpu::Isa;
 use crate::im2col;
 #[cfg(target_arch = "x86_64")]
 use crate::scratch::Scratch;
+use crate::shared_output::Output;
 
 /// A row-major matrix view: element `(i, j)` is `values[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -209,26 +210,6 @@ trait Tiles {
         b: (*const f32, usize),
         c: (*mut f32, usize),
     );
-}
-
-/// A pointer to an output that the threads share; each writes its own part.
-#[derive(Clone, Copy)]
-pub(crate) struct Output(pub(crate) *mut f32);
-
-// SAFETY: the tasks that receive it write disjoint parts of the output.
-unsafe impl Send for Output {}
-unsafe impl Sync for Output {}
-
-impl Output {
-    /// The element `offset` places on. (A method, so that closures capture the whole `Output`
-    /// rather than its raw pointer.)
-    ///
-    /// # Safety
-    /// `offset` lies inside the output.
-    pub(crate) unsafe fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.0.add(offset) }
-    }
 }
 
 /// Depth of a packed block: 256 rows of 48 columns (48 KiB) stay in the L2 cache while the
