@@ -22,6 +22,8 @@ use rayon::prelude::*;
 use gemm::Parallelism;
 
 use crate::im2col::{ConvShape, Grouping, add_assign, matmul};
+use crate::scratch::Scratch;
+use crate::shared_output::Output;
 
 /// Output tile side.
 const M: usize = 2;
@@ -149,6 +151,7 @@ impl Tiling {
 
 /// A zero-bordered copy of one channel plane: the plane sits at (`offset`, `offset`) and the
 /// rest stays zero, so tiles at the edges need no bounds checks.
+#[derive(Clone)]
 struct PaddedPlane {
     values: Vec<f32>,
     width: usize,
@@ -198,21 +201,24 @@ fn transform_columns<const S: usize, const K: usize>(
 /// planes `[images][channels][H, W]` into `out[ξ][channel][row_len]`, at column
 /// `image · tiles + tile`. Tile (ty, tx) starts at (2·ty, 2·tx) of each plane's zero-bordered
 /// copy `padded`.
+///
+/// `planes` are the planes from number `first_plane` on; `out` must hold `[A²][channels]
+/// [row_len]` and have no other writer of these planes' columns meanwhile. Inlined where the
+/// coefficients are constants, so that their zeros and ones fold away.
+#[inline(always)]
 fn transform_tiles<const S: usize, const A: usize>(
-    planes: &[f32],
+    (planes, first_plane): (&[f32], usize),
     channels: usize,
     tiling: &Tiling,
     coefficients: &[[f32; S]; A],
     mut padded: PaddedPlane,
     row_len: usize,
-    out: &mut [f32],
+    out: Output,
 ) {
     let xi_stride = channels * row_len;
     let mut band = [(); A].map(|_| vec![0.0; padded.width]);
-    for (index, plane) in planes
-        .chunks_exact(tiling.height * tiling.width)
-        .enumerate()
-    {
+    let planes = planes.chunks_exact(tiling.height * tiling.width);
+    for (index, plane) in (first_plane..).zip(planes) {
         let (image, channel) = (index / channels, index % channels);
         padded.fill(plane, tiling.width);
         for ty in 0..tiling.tiles_high {
@@ -225,14 +231,37 @@ fn transform_tiles<const S: usize, const A: usize>(
                 for tx in 0..tiling.tiles_wide {
                     let values: [f32; S] = std::array::from_fn(|s| row[M * tx + s]);
                     for (j, coefficients) in coefficients.iter().enumerate() {
-                        out[(k * A + j) * xi_stride + first_tile + tx] =
-                            combine(coefficients, values);
+                        let at = (k * A + j) * xi_stride + first_tile + tx;
+                        // SAFETY: the caller gives room for every plane's columns, and only
+                        // this call writes these planes' (image, channel) columns.
+                        unsafe { out.at(at).write(combine(coefficients, values)) };
                     }
                 }
             }
         }
     }
 }
+
+/// `out` as the shared output [`transform_tiles`] writes, once checked to hold `[A²][channels]
+/// [row_len]` with room in a row for the tiles of every image of `planes` (`planes_len`
+/// values).
+fn transform_target(
+    out: &mut [f32],
+    (planes_len, channels): (usize, usize),
+    tiling: &Tiling,
+    row_len: usize,
+    a: usize,
+) -> Output {
+    let images = planes_len / (tiling.height * tiling.width * channels);
+    assert!(
+        a * a * channels * row_len <= out.len() && images * tiling.tiles() <= row_len,
+        "room for every transformed plane"
+    );
+    Output(out.as_mut_ptr())
+}
+
+/// Input planes per task when one group's input transform is shared out among the threads.
+const PLANES_PER_TASK: usize = 8;
 
 /// F(2x2, R x R) with `A = R + 1` interpolation points: its transform matrices as constants
 /// (so that their zeros and ones fold away), and the kernels built on them.
@@ -271,18 +300,34 @@ trait Minimal<const R: usize, const A: usize> {
 
     /// Transforms every input tile of a group of images into `v[ξ][C][row_len]`: `Bᵀ d B` for
     /// the AxA tile `d` at (2·ty - R/2, 2·tx - R/2).
-    fn inputs(images: &[f32], tiling: &Tiling, row_len: usize, v: &mut [f32]) {
+    /// With `parallel` (a group of too few images to give every thread one) the planes are
+    /// shared out among the threads.
+    fn inputs(images: &[f32], tiling: &Tiling, row_len: usize, v: &mut [f32], parallel: bool) {
         let side = |tiles: usize| M * tiles + A - M;
         let padded = PaddedPlane::new(side(tiling.tiles_high), side(tiling.tiles_wide), R / 2);
-        transform_tiles(
-            images,
-            tiling.channels_in,
-            tiling,
-            &Self::BT,
-            padded,
-            row_len,
-            v,
-        );
+        let channels = tiling.channels_in;
+        let out = transform_target(v, (images.len(), channels), tiling, row_len, A);
+        // `Self::BT` is named in this closure, not passed into it, so that it stays a constant
+        // where `transform_tiles` is inlined: passed in, it ran twice as long.
+        let transform = |planes: (&[f32], usize)| {
+            transform_tiles(
+                planes,
+                channels,
+                tiling,
+                &Self::BT,
+                padded.clone(),
+                row_len,
+                out,
+            )
+        };
+        let task_len = PLANES_PER_TASK * tiling.height * tiling.width;
+        match parallel {
+            true => images
+                .par_chunks(task_len)
+                .enumerate()
+                .for_each(|(task, planes)| transform((planes, task * PLANES_PER_TASK))),
+            false => transform((images, 0)),
+        }
     }
 
     /// Transforms every 2x2 output-gradient tile of a group of images into `w[ξ][O][row_len]`,
@@ -295,7 +340,8 @@ trait Minimal<const R: usize, const A: usize> {
         }
         let padded = PaddedPlane::new(M * tiling.tiles_high, M * tiling.tiles_wide, 0);
         let a = transpose(&Self::AT);
-        transform_tiles(dy, c_out, tiling, &a, padded, row_len, w);
+        let out = transform_target(w, (dy.len(), c_out), tiling, row_len, A);
+        transform_tiles((dy, 0), c_out, tiling, &a, padded, row_len, out);
     }
 
     /// Turns the products `m[ξ][O][row_len]` of a group back into output images, plus `bias`:
@@ -396,16 +442,18 @@ trait Minimal<const R: usize, const A: usize> {
         y.par_chunks_mut(grouping.size * tiling.output_len())
             .zip(x.par_chunks(grouping.size * tiling.input_len()))
             .for_each_init(
+                // Scratch: every value used is written first (the whole of `v` and `m` for
+                // the group's columns).
                 || {
                     let columns = grouping.size * tiling.tiles();
                     (
-                        vec![0.0; A * A * c_in * columns],
-                        vec![0.0; A * A * c_out * columns],
+                        Scratch::new(A * A * c_in * columns),
+                        Scratch::new(A * A * c_out * columns),
                     )
                 },
                 |(v, m), (outputs, images)| {
                     let row_len = images.len() / tiling.input_len() * tiling.tiles();
-                    Self::inputs(images, &tiling, row_len, v);
+                    Self::inputs(images, &tiling, row_len, v, few_images);
                     Self::products(u, v, m, [c_out, row_len, c_in], few_images);
                     Self::outputs(m, &tiling, row_len, bias, outputs, few_images);
                 },
@@ -483,7 +531,7 @@ trait Minimal<const R: usize, const A: usize> {
                 || new_sums(grouping.size),
                 |mut acc, (images, dy)| {
                     let row_len = images.len() / tiling.input_len() * tiling.tiles();
-                    Self::inputs(images, &tiling, row_len, &mut acc.v);
+                    Self::inputs(images, &tiling, row_len, &mut acc.v, false);
                     Self::output_grads(dy, &tiling, row_len, &mut acc.w, &mut acc.bias);
                     Self::accumulate_products(&acc.w, &acc.v, &tiling, row_len, &mut acc.sums);
                     acc
