@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-layer side by side: each layer of the network timed alone, forward and backward, by
 # `alexnet bench --layers` and by the PyTorch reference (reference/pytorch/layers_ref.py: each
-# layer of d2l's nn.Sequential on the previous layer's output, backward of sum(y * g)), run in
+# layer of the network on the previous layer's output, backward of sum(y * g)), run in
 # turn PAIRS times (ours, then PyTorch's). Prints a Markdown table of the medians over the
 # pairs with the ratios (ours / PyTorch: above 1 is slower), the CPU model and the load average.
 #
@@ -9,8 +9,9 @@
 #   e.g. RESIZE=96 BATCH=32 scripts/layers-table.sh target/release/alexnet ~/venv-torch/bin/python
 #
 # PYTHON is a Python with PyTorch (pip install -r reference/pytorch/requirements.txt).
-# Environment: RESIZE (default 96), BATCH (32), ITERS (10) timed repetitions after WARMUP (4)
-# on both sides, PAIRS (3), BACKEND (flex).
+# Environment: ARCH (d2l, or imagenet: torchvision's alexnet() on both sides), RESIZE (default
+# 96), BATCH (32), ITERS (10) timed repetitions after WARMUP (4) on both sides, PAIRS (3),
+# BACKEND (flex).
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; }
 set -euo pipefail
 
@@ -18,16 +19,16 @@ bin=${1:?usage: layers-table.sh ALEXNET PYTHON (--help for more)}
 python=${2:?usage: layers-table.sh ALEXNET PYTHON (--help for more)}
 reference=$(cd "$(dirname "$0")/../reference/pytorch" && pwd)/layers_ref.py
 resize=${RESIZE:-96} batch=${BATCH:-32} iters=${ITERS:-10} warmup=${WARMUP:-4}
-pairs=${PAIRS:-3} backend=${BACKEND:-flex}
+pairs=${PAIRS:-3} backend=${BACKEND:-flex} arch=${ARCH:-d2l}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$(dirname "$0")/host-line.sh"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $resize px, batch $batch, medians of $iters timed repetitions after $warmup, $pairs pairs"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $arch's network, $resize px, batch $batch, medians of $iters timed repetitions after $warmup, $pairs pairs"
 for pair in $(seq 1 "$pairs"); do
-  "$bin" bench --backend "$backend" --layers --resize "$resize" --batch "$batch" \
+  "$bin" bench --backend "$backend" --arch "$arch" --layers --resize "$resize" --batch "$batch" \
     --iters "$iters" --warmup "$warmup" --json >"$work/ours-$pair.json"
-  "$python" "$reference" --resize "$resize" --batch "$batch" --iters "$iters" \
+  "$python" "$reference" --arch "$arch" --resize "$resize" --batch "$batch" --iters "$iters" \
     --warmup "$warmup" --json >"$work/theirs-$pair.json"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

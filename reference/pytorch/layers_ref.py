@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Each layer of d2l's AlexNet timed alone, the counterpart of `alexnet bench --layers`.
+"""Each layer of AlexNet timed alone, the counterpart of `alexnet bench --layers`.
 
-Every layer of the chapter's nn.Sequential runs on the output of the layers before it, in
+Every layer of the chapter's nn.Sequential (or, with --arch imagenet, of torchvision's
+alexnet(): its features, average pooling, flattening and classifier in turn) runs on the output of the layers before it, in
 training mode (dropout active): forward time is the layer's call, backward time is
 `backward()` of sum(y * g) for a fixed random g. The input of the first layer (the images)
 needs no gradient, as in training. Medians of --iters timed repetitions after --warmup.
@@ -14,6 +15,7 @@ import time
 import torch
 
 import d2l_alexnet as d2l
+from bench_ref import network
 
 
 def time_layer(layer, x, needs_grad, warmup, iters):
@@ -37,6 +39,8 @@ def time_layer(layer, x, needs_grad, warmup, iters):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", choices=["d2l", "imagenet"], default="d2l",
+                   help="d2l's network or torchvision's alexnet()")
     p.add_argument("--resize", type=int, default=224)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--iters", type=int, default=10)
@@ -47,8 +51,14 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = d2l.build(a.resize, 0).train()
-    x = torch.rand(a.batch, 1, a.resize, a.resize)
+    net, (channels, _) = network(a.arch, a.resize, 0)
+    net = net.train()
+    if a.arch == "imagenet":
+        # torchvision's ReLUs work in place, which a layer's own input (a leaf that needs a
+        # gradient) does not allow when timed alone.
+        layers = [*net.features, net.avgpool, torch.nn.Flatten(), *net.classifier]
+        net = [torch.nn.ReLU() if isinstance(l, torch.nn.ReLU) else l for l in layers]
+    x = torch.rand(a.batch, channels, a.resize, a.resize)
     rows = []
     for index, layer in enumerate(net, 1):
         x, forward_ms, backward_ms = time_layer(layer, x, index > 1, a.warmup, a.iters)
