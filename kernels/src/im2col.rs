@@ -481,8 +481,8 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
     y
 }
 
-/// Columns of the column matrix that one task of the row-split paths unfolds and multiplies at
-/// most (whole output rows, so at least one).
+/// Columns of the column matrix that one task of the row-split paths unfolds and multiplies:
+/// about this many, rounded up to whole output rows (550 for a 55-pixel-wide map).
 const TASK_COLUMNS: usize = 512;
 
 /// How the row-split paths ([`forward_by_rows`], [`weight_gradients_by_rows`]) share out maps
