@@ -173,27 +173,20 @@ fn split_phases<'a>(
         };
     }
     let width = in_w.div_ceil(sw);
-    if rows.is_empty() {
-        let (first_row, rows) = (rows.start, 0);
-        return Phases {
-            values: split,
-            phases: sw,
-            width,
-            first_row,
-            rows,
-        };
-    }
-    let planes = split.chunks_mut(sw * rows.len() * width);
-    for (plane, split) in images.chunks(in_h * in_w).zip(planes) {
-        let plane = &plane[rows.start * in_w..rows.end * in_w];
-        for (phase, split) in split.chunks_mut(rows.len() * width).enumerate() {
-            for (row, split) in plane.chunks(in_w).zip(split.chunks_mut(width)) {
-                let taken = row.get(phase..).unwrap_or_default().iter().step_by(sw);
-                let unused = width - taken.len();
-                for (dst, src) in split.iter_mut().zip(taken) {
-                    *dst = *src;
+    // Empty when the rows all lie in the padding: then nothing is split, and nothing read.
+    let plane_len = sw * rows.len() * width;
+    if plane_len > 0 {
+        for (plane, split) in images.chunks(in_h * in_w).zip(split.chunks_mut(plane_len)) {
+            let plane = &plane[rows.start * in_w..rows.end * in_w];
+            for (phase, split) in split.chunks_mut(rows.len() * width).enumerate() {
+                for (row, split) in plane.chunks(in_w).zip(split.chunks_mut(width)) {
+                    let taken = row.get(phase..).unwrap_or_default().iter().step_by(sw);
+                    let unused = width - taken.len();
+                    for (dst, src) in split.iter_mut().zip(taken) {
+                        *dst = *src;
+                    }
+                    split[width - unused..].fill(0.0);
                 }
-                split[width - unused..].fill(0.0);
             }
         }
     }
@@ -345,6 +338,12 @@ pub(crate) struct Grouping {
 }
 
 impl Grouping {
+    /// Whether there are too few images to give every thread a group, so that the steps of
+    /// each group are shared out among the threads instead.
+    pub(crate) fn few_images(&self) -> bool {
+        matches!(self.parallelism, Parallelism::Rayon(_))
+    }
+
     fn new(shape: &ConvShape) -> Self {
         Self::for_columns(shape.batch, shape.col_cols())
     }
@@ -425,8 +424,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
                 (Scratch::new(k * columns), Scratch::new(c_out * columns))
             },
             |(col, product), (outputs, images)| {
-                let parallel = matches!(grouping.parallelism, Parallelism::Rayon(_));
-                let row_len = im2col_group(images, shape, col, parallel);
+                let row_len = im2col_group(images, shape, col, grouping.few_images());
                 let col: &[f32] = col;
                 // `product[rows, columns] = weight[rows, K] · col[K, first..first + columns]`.
                 let multiply = |product: &mut [f32], weight: &[f32], first: usize| {
@@ -509,11 +507,13 @@ impl RowTasks {
         shape.batch * self.per_image
     }
 
-    /// Task `task`'s image and output rows.
-    fn task(&self, shape: &ConvShape, task: usize) -> (usize, Range<usize>) {
+    /// Task `task`'s image and output rows, and where in the output (or its gradient) the
+    /// first of those rows begins.
+    fn task(&self, shape: &ConvShape, task: usize) -> (usize, Range<usize>, usize) {
         let (image, chunk) = (task / self.per_image, task % self.per_image);
-        let end = ((chunk + 1) * self.rows).min(shape.output[0]);
-        (image, chunk * self.rows..end)
+        let out_rows = chunk * self.rows..((chunk + 1) * self.rows).min(shape.output[0]);
+        let first = image * shape.output_len() + out_rows.start * shape.output[1];
+        (image, out_rows, first)
     }
 
     /// A task's buffers: its columns and its input rows split into phases.
@@ -565,8 +565,7 @@ fn forward_by_rows(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &Conv
     (0..tasks.count(shape)).into_par_iter().for_each_init(
         || tasks.buffers(shape),
         |buffers, task| {
-            let (image, out_rows) = tasks.task(shape, task);
-            let first = image * shape.output_len() + out_rows.start * shape.output[1];
+            let (image, out_rows, first) = tasks.task(shape, task);
             let columns = RowTasks::unfold(x, shape, (image, out_rows), buffers);
             for channel in 0..c_out {
                 let value = bias.map_or(0.0, |bias| bias[channel]);
@@ -609,8 +608,7 @@ fn weight_gradients_by_rows(x: &[f32], dy: &[f32], shape: &ConvShape) -> Gradien
         .fold(
             || (new_sums(), tasks.buffers(shape)),
             |((mut weight, mut bias), mut buffers), task| {
-                let (image, out_rows) = tasks.task(shape, task);
-                let first = image * shape.output_len() + out_rows.start * shape.output[1];
+                let (image, out_rows, first) = tasks.task(shape, task);
                 let columns = RowTasks::unfold(x, shape, (image, out_rows), &mut buffers);
                 // SAFETY: dy from `first` holds Cout rows of `columns` elements N apart, col
                 // is read as colᵀ [columns, K], dW is [Cout, K].
@@ -768,8 +766,7 @@ pub fn backward(
         .fold(
             || Accumulator::new(shape, grouping.size),
             |mut acc, ((dx_group, images), dy_group)| {
-                let parallel = matches!(grouping.parallelism, Parallelism::Rayon(_));
-                let row_len = im2col_group(images, shape, &mut acc.col, parallel);
+                let row_len = im2col_group(images, shape, &mut acc.col, grouping.few_images());
                 gather_rows(dy_group, shape, row_len, &mut acc.dy);
                 let dy_rows = &acc.dy[..c_out * row_len];
                 // SAFETY: dy is [Cout, row_len], col read as colᵀ [row_len, K], dW is [Cout, K].

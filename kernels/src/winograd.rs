@@ -437,7 +437,7 @@ trait Minimal<const R: usize, const A: usize> {
         let (c_in, c_out) = (tiling.channels_in, tiling.channels_out);
         let grouping = Self::grouping(batch, &tiling);
         // Too few images to give every thread a group: each step of the one group is shared out.
-        let few_images = matches!(grouping.parallelism, Parallelism::Rayon(_));
+        let few_images = grouping.few_images();
         let mut y = vec![0.0; batch * tiling.output_len()];
         y.par_chunks_mut(grouping.size * tiling.output_len())
             .zip(x.par_chunks(grouping.size * tiling.input_len()))
