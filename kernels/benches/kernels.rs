@@ -73,12 +73,12 @@ fn bench_conv(name: &str, s: &ConvShape) {
     let backward = median_ms(3, || drop(conv::backward(&x, &w, &dy, s, input_grad)));
     let algorithm = conv::Algorithm::of(s);
     let label = format!("{algorithm:?}").to_lowercase();
-    println!("{name:<8} {label:<9} forward {forward:8.1} ms   backward {backward:8.1} ms");
+    println!("{name:<11} {label:<9} forward {forward:8.2} ms   backward {backward:8.2} ms");
     if algorithm != conv::Algorithm::Im2col {
         let forward = median_ms(3, || drop(im2col::forward(&x, &w, Some(&b), s)));
         let backward = median_ms(3, || drop(im2col::backward(&x, &w, &dy, s, input_grad)));
         println!(
-            "{name:<8} {:<9} forward {forward:8.1} ms   backward {backward:8.1} ms",
+            "{name:<11} {:<9} forward {forward:8.2} ms   backward {backward:8.2} ms",
             "im2col"
         );
     }
@@ -99,6 +99,8 @@ fn main() {
     bench_conv("conv2", &shape(batch, [96, 256], 26, 5, 1, 2));
     bench_conv("conv3", &shape(batch, [256, 384], 12, 3, 1, 1));
     // The small maps of 96 px images.
+    bench_conv("conv1/96", &shape(batch, [1, 96], 96, 11, 4, 1));
+    bench_conv("conv1/in/96", &shape(batch, [3, 64], 96, 11, 4, 2));
     bench_conv("conv2/96", &shape(batch, [96, 256], 10, 5, 1, 2));
     bench_conv("conv4/96", &shape(batch, [384, 384], 4, 3, 1, 1));
     if std::env::var("ALEXNET_BENCH_ONLY").is_ok() {
@@ -110,14 +112,14 @@ fn main() {
     let (y, argmax) = pool::forward(&x, &s);
     let forward = median_ms(5, || drop(pool::forward(&x, &s)));
     let backward = median_ms(5, || drop(pool::backward(&y, &argmax, &s)));
-    println!("pool1    max       forward {forward:8.1} ms   backward {backward:8.1} ms");
+    println!("pool1    max       forward {forward:8.2} ms   backward {backward:8.2} ms");
 
     let mut x = noise(batch * 96 * 54 * 54, 6);
     let dy = x.clone();
     let forward = median_ms(5, || relu::forward_in_place(&mut x));
     let mut grad = dy.clone();
     let backward = median_ms(5, || relu::backward_in_place(&mut grad, &dy));
-    println!("relu1    in place  forward {forward:8.1} ms   backward {backward:8.1} ms");
+    println!("relu1    in place  forward {forward:8.2} ms   backward {backward:8.2} ms");
 
     bench_linear("fc1 (224 px)", batch, [6400, 4096]);
     bench_linear("fc1 (96 px)", batch, [256, 4096]);
@@ -144,5 +146,5 @@ fn bench_linear(name: &str, batch: usize, [inputs, outputs]: [usize; 2]) {
         parameters: true,
     };
     let backward = median_ms(9, || drop(linear::backward(&x, &w, &dy, &s, all)));
-    println!("{name:8} linear    forward {forward:8.1} ms   backward {backward:8.1} ms");
+    println!("{name:8} linear    forward {forward:8.2} ms   backward {backward:8.2} ms");
 }

@@ -1,8 +1,9 @@
 //! A 2-D convolution on contiguous `f32` NCHW buffers, by the fastest algorithm for its shape:
 //! Winograd's minimal filtering for the 3x3 and 5x5 layers on large maps (stride 1, same
 //! size; in inference at every batch size once their transformed kernels are kept, see
-//! [`crate::winograd::applies_with_kernels_kept`]), direct convolution for the other stride-1 layers (with AVX-512 or AVX2), im2col + GEMM for
-//! the rest, whose weight gradient alone (conv1's) takes the direct convolution on small maps.
+//! [`crate::winograd::applies_with_kernels_kept`]), direct convolution (with AVX-512 or AVX2)
+//! for the other stride-1 layers and for the forward pass of the strided first layer, im2col +
+//! GEMM for the rest and for the first layer's weight gradient on large maps.
 
 use crate::{direct, im2col, winograd};
 
@@ -13,6 +14,9 @@ pub use im2col::{ConvShape, Gradients};
 pub enum Algorithm {
     Winograd,
     Direct,
+    /// The direct convolution forward (a first layer: stride above 1, up to three input
+    /// channels), im2col + GEMM or the strided weight gradient backward.
+    Strided,
     Im2col,
 }
 
@@ -22,6 +26,8 @@ impl Algorithm {
             Self::Winograd
         } else if direct::applies(shape) {
             Self::Direct
+        } else if direct::takes_strided_forward(shape) {
+            Self::Strided
         } else {
             Self::Im2col
         }
@@ -38,6 +44,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &ConvShap
     match Algorithm::of(shape) {
         Algorithm::Winograd => winograd::forward(x, weight, bias, shape),
         Algorithm::Direct => direct::forward(x, weight, bias, shape),
+        Algorithm::Strided => direct::strided_forward(x, weight, bias, shape),
         Algorithm::Im2col => im2col::forward(x, weight, bias, shape),
     }
 }
@@ -56,7 +63,9 @@ pub fn backward(
         Algorithm::Winograd => (winograd::weight_grad, winograd::input_grad),
         Algorithm::Direct => (direct::weight_grad, direct::input_grad),
         // The first layer needs no input gradient; its weight gradient skips im2col's copies.
-        Algorithm::Im2col if !input_grad && direct::takes_strided_weight_grad(shape) => {
+        Algorithm::Strided | Algorithm::Im2col
+            if !input_grad && direct::takes_strided_weight_grad(shape) =>
+        {
             let (weight, bias) = direct::strided_weight_grad(x, dy, shape);
             return Gradients {
                 x: None,
@@ -64,7 +73,9 @@ pub fn backward(
                 bias,
             };
         }
-        Algorithm::Im2col => return im2col::backward(x, weight, dy, shape, input_grad),
+        Algorithm::Strided | Algorithm::Im2col => {
+            return im2col::backward(x, weight, dy, shape, input_grad);
+        }
     };
     let (weight_grad, bias) = weight_grad(x, dy, shape);
     Gradients {

@@ -52,7 +52,7 @@ impl ConvShape {
     }
 
     /// Elements of one image's input `[Cin, H, W]`.
-    fn input_len(&self) -> usize {
+    pub(crate) fn input_len(&self) -> usize {
         self.channels_in * self.input[0] * self.input[1]
     }
 
