@@ -178,14 +178,12 @@ fn split_phases<'a>(
     if plane_len > 0 {
         for (plane, split) in images.chunks(in_h * in_w).zip(split.chunks_mut(plane_len)) {
             let plane = &plane[rows.start * in_w..rows.end * in_w];
-            for (phase, split) in split.chunks_mut(rows.len() * width).enumerate() {
-                for (row, split) in plane.chunks(in_w).zip(split.chunks_mut(width)) {
-                    let taken = row.get(phase..).unwrap_or_default().iter().step_by(sw);
-                    let unused = width - taken.len();
-                    for (dst, src) in split.iter_mut().zip(taken) {
-                        *dst = *src;
-                    }
-                    split[width - unused..].fill(0.0);
+            for (r, row) in plane.chunks(in_w).enumerate() {
+                let at = |phase: usize| (phase * rows.len() + r) * width;
+                match sw {
+                    4 => split_row::<4>(row, split, at),
+                    2 => split_row::<2>(row, split, at),
+                    _ => split_row_any(row, sw, split, at),
                 }
             }
         }
@@ -197,6 +195,40 @@ fn split_phases<'a>(
         width,
         first_row,
         rows,
+    }
+}
+
+/// Deinterleaves `row` into its `S` phases, phase `p` (`row[p], row[p + S], …`, zero past the
+/// row's end) at `split[at(p)..]`. `S` known at compile time lets the copies vectorise: the
+/// first layers' stride of 4 took a tenth of their weight gradient as a strided loop.
+fn split_row<const S: usize>(row: &[f32], split: &mut [f32], at: impl Fn(usize) -> usize) {
+    let width = row.len().div_ceil(S);
+    let whole = row.len() / S;
+    let starts: [usize; S] = std::array::from_fn(&at);
+    for (j, group) in row.chunks_exact(S).enumerate() {
+        for (phase, value) in group.iter().enumerate() {
+            split[starts[phase] + j] = *value;
+        }
+    }
+    for phase in 0..S {
+        let tail = row.get(whole * S + phase).copied().unwrap_or(0.0);
+        if whole < width {
+            split[starts[phase] + whole] = tail;
+        }
+    }
+}
+
+/// [`split_row`] for any stride.
+fn split_row_any(row: &[f32], sw: usize, split: &mut [f32], at: impl Fn(usize) -> usize) {
+    let width = row.len().div_ceil(sw);
+    for phase in 0..sw {
+        let taken = row.get(phase..).unwrap_or_default().iter().step_by(sw);
+        let split = &mut split[at(phase)..][..width];
+        let unused = width - taken.len();
+        for (dst, src) in split.iter_mut().zip(taken) {
+            *dst = *src;
+        }
+        split[width - unused..].fill(0.0);
     }
 }
 
