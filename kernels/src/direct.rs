@@ -1,7 +1,8 @@
 //! Direct convolution for stride-1 layers on maps too small for Winograd (conv2 to conv5 at 96
 //! px), with AVX-512 or AVX2: the forward pass, the input gradient (the forward pass of the
-//! transposed convolution) and the weight gradient; and the weight gradient of strided layers
-//! on small maps (conv1 at 96 px, [`strided_weight_grad`]).
+//! transposed convolution) and the weight gradient; the forward pass of strided first layers
+//! (conv1 at every size, [`strided_forward`]); and their weight gradient on small maps (conv1
+//! at 96 px, [`strided_weight_grad`]).
 //!
 //! Why not im2col + GEMM there: the column matrix holds the padding too, and the GEMM
 //! multiplies it. A 5x5 kernel with padding 2 on a 10x10 map reads the padding in 23% of its

@@ -1,6 +1,7 @@
 //! Fast CPU kernels for the layers of AlexNet: convolution (im2col + GEMM, Winograd's minimal
-//! filtering for the 3x3 and 5x5 layers on large maps, direct convolution on small ones), the
-//! linear layer (a GEMM tuned for a batch's few rows), max-pooling with its argmax, and ReLU.
+//! filtering for the 3x3 and 5x5 layers on large maps, direct convolution on small ones and
+//! for the strided first layer's forward pass), the linear layer (a GEMM tuned for a batch's
+//! few rows), max-pooling with its argmax, and ReLU.
 //!
 //! The core modules work on contiguous `f32` NCHW slices and know nothing of Burn, so each
 //! kernel is tested and timed on its own (`cargo bench -p alexnet-kernels`). The `flex` feature
