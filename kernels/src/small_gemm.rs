@@ -7,7 +7,8 @@
 //! Here each thread takes whole column blocks of the right-hand side, packs them (reading long
 //! contiguous row segments, which the hardware prefetcher follows) and runs a register tile
 //! over every row: 8x48 with AVX-512, 4x24 with AVX2; a right-hand side given transposed (the
-//! input gradient `dY · Wᵀ`) is read as rows of dot products instead. 32x4096x4096 took 8.6 ms
+//! input gradient `dY · Wᵀ`) goes to [`crate::broadcast_gemm`] with AVX-512, and is read as
+//! rows of dot products with AVX2 and below 8 rows. 32x4096x4096 took 8.6 ms
 //! against the `gemm` crate's 13.3 on the Xeon (PyTorch 8.4), 38-42 ms against 56-75 on Zen 1.
 //! Anything else (CPUs without AVX2 and FMA, more or fewer rows, narrow products) goes to the
 //! `gemm` crate.
@@ -96,6 +97,10 @@ enum Path {
     /// Dot products of `a`'s rows with `b`'s columns, both contiguous.
     #[cfg(target_arch = "x86_64")]
     Dots(Isa),
+    /// `b` given transposed at 8 to 64 rows, with AVX-512: its values broadcast against
+    /// vectors of `a`'s columns ([`crate::broadcast_gemm`]).
+    #[cfg(target_arch = "x86_64")]
+    Broadcast,
     /// Fewer rows than a tile: each thread streams a range of `b`'s rows.
     #[cfg(target_arch = "x86_64")]
     Stream(Isa),
@@ -129,7 +134,10 @@ impl Path {
         // few whole rows of `b` (an input gradient at batch 1, as Grad-CAM takes it).
         let rows = (1..=MAX_ROWS).contains(&m) && n >= TILE_COLS;
         if rows && b.row_stride == 1 && a.col_stride == 1 && k >= MIN_DOT_DEPTH {
-            return Self::Dots(isa);
+            return match isa == Isa::Avx512 && m >= TILE_ROWS {
+                true => Self::Broadcast,
+                false => Self::Dots(isa),
+            };
         }
         Self::Gemm
     }
@@ -144,6 +152,8 @@ impl Path {
             Self::Dots(Isa::Avx512) => dots::<avx512::Avx512>(dims, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
             Self::Dots(Isa::Avx2) => dots::<avx2::Avx2>(dims, a, b, c, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Broadcast => crate::broadcast_gemm::matmul(dims, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
             Self::Stream(isa) => crate::stream_gemm::matmul(isa, dims, a, b, c, accumulate),
             Self::Gemm => {
@@ -736,6 +746,8 @@ mod tests {
         check([33, 300, 101]);
         check([9, 1030, 50]);
         check([64, 17, 48]);
+        // Four vectors of lanes (64 rows), a last tile of one column.
+        check([64, 70, 49]);
     }
 
     #[test]
@@ -766,6 +778,11 @@ mod tests {
         assert_eq!(matches!(streamed, Path::Stream(_)), tiles, "{streamed:?}");
         let dots = path(2, Operand::transposed(&b, 64));
         assert_eq!(matches!(dots, Path::Dots(_)), tiles, "{dots:?}");
+        #[cfg(target_arch = "x86_64")]
+        if Isa::best() == Some(Isa::Avx512) {
+            assert_eq!(path(8, Operand::transposed(&b, 64)), Path::Broadcast);
+            assert_eq!(path(64, Operand::transposed(&b, 64)), Path::Broadcast);
+        }
         let shallow = Path::choose(
             [32, 10, 96],
             &Operand::rows(&a, 10),
