@@ -21,6 +21,8 @@ pub mod pool;
 pub mod relu;
 pub mod scratch;
 pub mod sgd;
+#[cfg(target_arch = "x86_64")]
+mod shallow_gemm;
 mod shared_output;
 pub mod small_gemm;
 #[cfg(target_arch = "x86_64")]

@@ -88,6 +88,29 @@ pub fn matmul([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accu
     Path::choose([m, k, n], &a, &b).run([m, k, n], a, b, c, accumulate);
 }
 
+/// `a[m, k] · b[k, n]` as a new buffer, `m x n` row after row. Where the product is written
+/// whole without being read (a weight gradient under AVX-512, [`crate::shallow_gemm`]), the
+/// buffer is not zeroed first: zeroing torchvision's fc1 weight gradient (151 MB) took longer
+/// than computing it.
+///
+/// # Panics
+/// If an operand is too short for the sizes.
+pub fn product(dims: [usize; 3], a: Operand, b: Operand) -> Vec<f32> {
+    let [m, k, n] = dims;
+    assert!(a.covers(m, k) && b.covers(k, n));
+    let mut c = Vec::with_capacity(m * n);
+    #[cfg(target_arch = "x86_64")]
+    if Path::choose(dims, &a, &b) == Path::Shallow {
+        crate::shallow_gemm::product(dims, a, b, &mut c.spare_capacity_mut()[..m * n]);
+        // SAFETY: `product` wrote all m x n values.
+        unsafe { c.set_len(m * n) };
+        return c;
+    }
+    c.resize(m * n, 0.0);
+    matmul(dims, a, b, &mut c, false);
+    c
+}
+
 /// Which implementation computes a product.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Path {
@@ -101,6 +124,10 @@ enum Path {
     /// vectors of `a`'s columns ([`crate::broadcast_gemm`]).
     #[cfg(target_arch = "x86_64")]
     Broadcast,
+    /// As deep as a batch, with more rows than a tile takes (a weight gradient), with
+    /// AVX-512: each output summed whole in registers ([`crate::shallow_gemm`]).
+    #[cfg(target_arch = "x86_64")]
+    Shallow,
     /// Fewer rows than a tile: each thread streams a range of `b`'s rows.
     #[cfg(target_arch = "x86_64")]
     Stream(Isa),
@@ -124,6 +151,11 @@ impl Path {
     fn for_isa(isa: Isa, [m, k, n]: [usize; 3], a: &Operand, b: &Operand) -> Self {
         if m < TILE_ROWS && n >= TILE_COLS && k >= MIN_DOT_DEPTH && b.col_stride == 1 {
             return Self::Stream(isa);
+        }
+        let shallow = (1..=crate::shallow_gemm::MAX_DEPTH).contains(&k) && m > MAX_ROWS;
+        if shallow && isa == Isa::Avx512 && n >= TILE_COLS && a.row_stride == 1 && b.col_stride == 1
+        {
+            return Self::Shallow;
         }
         let sized = (TILE_ROWS..=MAX_ROWS).contains(&m) && n >= TILE_COLS;
         if sized && b.col_stride == 1 {
@@ -152,6 +184,8 @@ impl Path {
             Self::Dots(Isa::Avx512) => dots::<avx512::Avx512>(dims, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
             Self::Dots(Isa::Avx2) => dots::<avx2::Avx2>(dims, a, b, c, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Shallow => crate::shallow_gemm::matmul(dims, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
             Self::Broadcast => crate::broadcast_gemm::matmul(dims, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
@@ -748,6 +782,31 @@ mod tests {
         check([64, 17, 48]);
         // Four vectors of lanes (64 rows), a last tile of one column.
         check([64, 70, 49]);
+        // Weight gradients: more rows than a tile block takes, as deep as a batch; a last
+        // block of rows and of columns cut short.
+        check([203, 32, 100]);
+        check([70, 1, 48]);
+    }
+
+    /// A new product buffer holds the whole product, on the path that skips zeroing it (a
+    /// weight gradient's shape, with AVX-512) and on the others.
+    #[test]
+    fn new_products_are_written_whole() {
+        for [m, k, n] in [[203, 32, 100], [70, 1, 48], [9, 1030, 50], [65, 40, 100]] {
+            let (a_values, b_values) = (noise(m * k, 4), noise(k * n, 5));
+            let (a, b) = (
+                Operand::transposed(&a_values, m),
+                Operand::rows(&b_values, n),
+            );
+            // Stale values where the product will go, should the allocator hand them back.
+            drop(vec![f32::NAN; m * n]);
+            let c = product([m, k, n], a, b);
+            let want = reference([m, k, n], &a, &b, &vec![0.0; m * n]);
+            assert_eq!(c.len(), m * n);
+            for (got, want) in c.iter().zip(want) {
+                assert!((*got as f64 - want).abs() < 1e-4, "{:?}", [m, k, n]);
+            }
+        }
     }
 
     #[test]
@@ -782,6 +841,10 @@ mod tests {
         if Isa::best() == Some(Isa::Avx512) {
             assert_eq!(path(8, Operand::transposed(&b, 64)), Path::Broadcast);
             assert_eq!(path(64, Operand::transposed(&b, 64)), Path::Broadcast);
+            let (x, dy) = (vec![0.0; 32 * 100], vec![0.0; 32 * 96]);
+            let weight_grad = [100, 32, 96];
+            let (x_t, dy) = (Operand::transposed(&x, 100), Operand::rows(&dy, 96));
+            assert_eq!(Path::choose(weight_grad, &x_t, &dy), Path::Shallow);
         }
         let shallow = Path::choose(
             [32, 10, 96],
