@@ -316,11 +316,12 @@ pub(crate) unsafe fn matmul(
     }
 }
 
-/// [`matmul`] into `dst` given as (pointer, row stride).
+/// [`matmul`] into `dst` given as (pointer, row stride); without `accumulate`, `dst` is only
+/// written (it may be memory not yet initialised).
 ///
 /// # Safety
 /// As [`matmul`]'s, and nothing else reads or writes `dst`'s `m` rows of `n` elements meanwhile.
-unsafe fn matmul_to(
+pub(crate) unsafe fn matmul_to(
     [m, n, k]: [usize; 3],
     (dst, dst_rs): (*mut f32, usize),
     accumulate: bool,

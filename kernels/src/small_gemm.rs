@@ -89,9 +89,9 @@ pub fn matmul([m, k, n]: [usize; 3], a: Operand, b: Operand, c: &mut [f32], accu
 }
 
 /// `a[m, k] · b[k, n]` as a new buffer, `m x n` row after row. Where the product is written
-/// whole without being read (a weight gradient under AVX-512, [`crate::shallow_gemm`]), the
-/// buffer is not zeroed first: zeroing torchvision's fc1 weight gradient (151 MB) took longer
-/// than computing it.
+/// whole without being read (a weight gradient: [`crate::shallow_gemm`] with AVX-512, else the
+/// `gemm` crate), the buffer is not zeroed first: zeroing torchvision's fc1 weight gradient
+/// (151 MB) took longer than computing it.
 ///
 /// # Panics
 /// If an operand is too short for the sizes.
@@ -99,15 +99,32 @@ pub fn product(dims: [usize; 3], a: Operand, b: Operand) -> Vec<f32> {
     let [m, k, n] = dims;
     assert!(a.covers(m, k) && b.covers(k, n));
     let mut c = Vec::with_capacity(m * n);
-    #[cfg(target_arch = "x86_64")]
-    if Path::choose(dims, &a, &b) == Path::Shallow {
-        crate::shallow_gemm::product(dims, a, b, &mut c.spare_capacity_mut()[..m * n]);
-        // SAFETY: `product` wrote all m x n values.
-        unsafe { c.set_len(m * n) };
-        return c;
+    match Path::choose(dims, &a, &b) {
+        #[cfg(target_arch = "x86_64")]
+        Path::Shallow => {
+            crate::shallow_gemm::product(dims, a, b, &mut c.spare_capacity_mut()[..m * n]);
+        }
+        Path::Gemm if m * n * k > 0 => {
+            // SAFETY: the operands cover their extents (checked above); `c` has room for the
+            // m x n product, which the `gemm` crate writes without reading.
+            unsafe {
+                im2col::matmul_to(
+                    [m, n, k],
+                    (c.as_mut_ptr(), n),
+                    false,
+                    (a.values, a.col_stride, a.row_stride),
+                    (b.values, b.col_stride, b.row_stride),
+                    Parallelism::Rayon(0),
+                )
+            }
+        }
+        _ => {
+            c.resize(m * n, 0.0);
+            matmul(dims, a, b, &mut c, false);
+        }
     }
-    c.resize(m * n, 0.0);
-    matmul(dims, a, b, &mut c, false);
+    // SAFETY: every path above wrote all m x n values.
+    unsafe { c.set_len(m * n) };
     c
 }
 
@@ -788,11 +805,19 @@ mod tests {
         check([70, 1, 48]);
     }
 
-    /// A new product buffer holds the whole product, on the path that skips zeroing it (a
-    /// weight gradient's shape, with AVX-512) and on the others.
+    /// A new product buffer holds the whole product, on the paths that skip zeroing it (a
+    /// weight gradient's shape: the shallow tile with AVX-512, the `gemm` crate when deeper)
+    /// and on the others.
     #[test]
     fn new_products_are_written_whole() {
-        for [m, k, n] in [[203, 32, 100], [70, 1, 48], [9, 1030, 50], [65, 40, 100]] {
+        let shapes = [
+            [203, 32, 100],
+            [70, 1, 48],
+            [70, 100, 50],
+            [9, 1030, 50],
+            [3, 0, 5],
+        ];
+        for [m, k, n] in shapes {
             let (a_values, b_values) = (noise(m * k, 4), noise(k * n, 5));
             let (a, b) = (
                 Operand::transposed(&a_values, m),
