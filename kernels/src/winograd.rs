@@ -17,6 +17,8 @@
 //! add, subtract and halve), a few 1e-5 for 5x5 (points ±2 scale by up to 4). Measured and
 //! not kept: F(4x4, 3x3), no faster here as its larger tiles fall out of cache.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use gemm::Parallelism;
@@ -260,6 +262,9 @@ fn transform_target(
     Output(out.as_mut_ptr())
 }
 
+/// An output value not yet written.
+type Fresh = MaybeUninit<f32>;
+
 /// Input planes per task when one group's input transform is shared out among the threads.
 const PLANES_PER_TASK: usize = 8;
 
@@ -352,7 +357,7 @@ trait Minimal<const R: usize, const A: usize> {
         tiling: &Tiling,
         row_len: usize,
         bias: Option<&[f32]>,
-        outputs: &mut [f32],
+        outputs: &mut [Fresh],
         split_channels: bool,
     ) {
         let (tiles_wide, width) = (tiling.tiles_wide, tiling.width);
@@ -360,7 +365,7 @@ trait Minimal<const R: usize, const A: usize> {
         // Whole tiles go to an even-sized plane first; its valid part is then copied out.
         let tiled_width = M * tiles_wide;
         let scratch = || vec![0.0; M * tiling.tiles_high * tiled_width];
-        let output_channel = |tiled: &mut Vec<f32>, (plane, channel): (usize, &mut [f32])| {
+        let output_channel = |tiled: &mut Vec<f32>, (plane, channel): (usize, &mut [Fresh])| {
             let (i, o) = (plane / tiling.channels_out, plane % tiling.channels_out);
             for ty in 0..tiling.tiles_high {
                 let first_tile = o * row_len + i * tiling.tiles() + ty * tiles_wide;
@@ -389,7 +394,7 @@ trait Minimal<const R: usize, const A: usize> {
                 .zip(tiled.chunks(tiled_width))
             {
                 for (dst, value) in row.iter_mut().zip(tiled_row) {
-                    *dst = value + b;
+                    dst.write(value + b);
                 }
             }
         };
@@ -438,8 +443,12 @@ trait Minimal<const R: usize, const A: usize> {
         let grouping = Self::grouping(batch, &tiling);
         // Too few images to give every thread a group: each step of the one group is shared out.
         let few_images = grouping.few_images();
-        let mut y = vec![0.0; batch * tiling.output_len()];
-        y.par_chunks_mut(grouping.size * tiling.output_len())
+        // Every value of `y` is written once by `outputs`: not zeroed first (8-18 MB per layer
+        // at batch 32).
+        let len = batch * tiling.output_len();
+        let mut y = Vec::with_capacity(len);
+        y.spare_capacity_mut()[..len]
+            .par_chunks_mut(grouping.size * tiling.output_len())
             .zip(x.par_chunks(grouping.size * tiling.input_len()))
             .for_each_init(
                 // Scratch: every value used is written first (the whole of `v` and `m` for
@@ -458,6 +467,9 @@ trait Minimal<const R: usize, const A: usize> {
                     Self::outputs(m, &tiling, row_len, bias, outputs, few_images);
                 },
             );
+        // SAFETY: `outputs` wrote every value of each group's images, and the groups cover
+        // the batch.
+        unsafe { y.set_len(len) };
         y
     }
 
@@ -588,12 +600,14 @@ impl Minimal<5, 6> for F2x5 {
     ];
 }
 
-/// One thread's transform buffers and its sums of the weight and bias gradients.
+/// One thread's transform buffers and its sums of the weight and bias gradients. The
+/// transform buffers come from the thread's scratch pool: each group writes every value of
+/// them it reads, and zeroing them (up to 12 MB per thread for conv4) cost more than reusing.
 struct WeightGradSums {
     sums: Vec<f32>,
     bias: Vec<f32>,
-    v: Vec<f32>,
-    w: Vec<f32>,
+    v: Scratch,
+    w: Scratch,
 }
 
 impl WeightGradSums {
@@ -602,8 +616,8 @@ impl WeightGradSums {
         Self {
             sums: vec![0.0; positions * tiling.channels_out * tiling.channels_in],
             bias: vec![0.0; tiling.channels_out],
-            v: vec![0.0; positions * tiling.channels_in * columns],
-            w: vec![0.0; positions * tiling.channels_out * columns],
+            v: Scratch::new(positions * tiling.channels_in * columns),
+            w: Scratch::new(positions * tiling.channels_out * columns),
         }
     }
 
