@@ -22,7 +22,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::cpu::Isa;
-use crate::im2col::ConvShape;
+use crate::im2col::{ConvShape, RowTasks};
 use crate::scratch::Scratch;
 use crate::shared_output::Output;
 
@@ -342,10 +342,10 @@ fn strided_forward_on(
     let len = shape.batch * shape.channels_out * shape.output[0] * shape.output[1];
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = Output(y.as_mut_ptr());
-    (0..band.tasks(shape)).into_par_iter().for_each_init(
+    (0..band.tasks.count(shape)).into_par_iter().for_each_init(
         || Scratch::new(band.len(shape)),
         |values, task| {
-            let (image, out_rows) = band.task(shape, task);
+            let (image, out_rows, _) = band.tasks.task(shape, task);
             let image_values = &x[image * shape.input_len()..][..shape.input_len()];
             band.copy(image_values, shape, out_rows.start, values);
             // SAFETY: this task alone writes these output rows of this image, in every
@@ -463,10 +463,11 @@ impl<'a> StridedLayer<'a> {
     }
 }
 
-/// The input rows that a task of [`strided_forward`] reads for its `out_rows` output rows, in
-/// a border of zeros as wide as the padding: `[Cin][rows][width]`.
+/// The input rows that a task of [`strided_forward`] reads for its output rows, in a border of
+/// zeros as wide as the padding: `[Cin][rows][width]`.
 struct Band {
-    out_rows: usize,
+    /// The tasks: (image, up to `tasks.rows` output rows).
+    tasks: RowTasks,
     rows: usize,
     width: usize,
 }
@@ -474,36 +475,22 @@ struct Band {
 impl Band {
     fn new(shape: &ConvShape) -> Self {
         let ([sh, _], [kh, _], oh) = (shape.stride, shape.kernel, shape.output[0]);
-        let tasks = STRIDED_TASKS_PER_THREAD * rayon::current_num_threads();
-        let out_rows = STRIDED_ROWS_PER_TASK
-            .min(oh.div_ceil(tasks.div_ceil(shape.batch)))
-            .max(1);
+        let wanted = STRIDED_TASKS_PER_THREAD * rayon::current_num_threads();
+        let out_rows = STRIDED_ROWS_PER_TASK.min(oh.div_ceil(wanted.div_ceil(shape.batch)));
         // The columns the tiles read: the right padding may be wider than the left.
         let ([_, sw], [_, kw], [_, w], [_, pw]) =
             (shape.stride, shape.kernel, shape.input, shape.padding);
         let width = ((shape.output[1] - 1) * sw + kw).max(pw + w);
+        let tasks = RowTasks::with_rows(shape, out_rows);
         Self {
-            out_rows,
-            rows: (out_rows - 1) * sh + kh,
+            rows: (tasks.rows - 1) * sh + kh,
+            tasks,
             width,
         }
     }
 
     fn len(&self, shape: &ConvShape) -> usize {
         shape.channels_in * self.rows * self.width
-    }
-
-    /// Tasks over the batch: (image, up to `out_rows` output rows).
-    fn tasks(&self, shape: &ConvShape) -> usize {
-        shape.batch * shape.output[0].div_ceil(self.out_rows)
-    }
-
-    /// Task `task`'s image and output rows.
-    fn task(&self, shape: &ConvShape, task: usize) -> (usize, Range<usize>) {
-        let per_image = shape.output[0].div_ceil(self.out_rows);
-        let (image, chunk) = (task / per_image, task % per_image);
-        let first = chunk * self.out_rows;
-        (image, first..(first + self.out_rows).min(shape.output[0]))
     }
 
     /// The runs of every tile: one per (input channel, kernel row), along the kernel row, from

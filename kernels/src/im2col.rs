@@ -210,10 +210,9 @@ fn split_row<const S: usize>(row: &[f32], split: &mut [f32], at: impl Fn(usize) 
             split[starts[phase] + j] = *value;
         }
     }
-    for phase in 0..S {
-        let tail = row.get(whole * S + phase).copied().unwrap_or(0.0);
-        if whole < width {
-            split[starts[phase] + whole] = tail;
+    if whole < width {
+        for (phase, start) in starts.iter().enumerate() {
+            split[start + whole] = row.get(whole * S + phase).copied().unwrap_or(0.0);
         }
     }
 }
@@ -520,29 +519,36 @@ const TASK_COLUMNS: usize = 512;
 /// of at least [`MIN_GEMM_COLUMNS`] pixels (the first layers at 224 px), whose images need no
 /// grouping: tasks of (image, up to `rows` output rows), each unfolding only its rows'
 /// columns, so that they stay in the core's cache (a whole image's are 4.4 MB for
-/// torchvision's conv1, where the L2 cache holds 1-2 MB).
-struct RowTasks {
-    rows: usize,
+/// torchvision's conv1, where the L2 cache holds 1-2 MB). The direct convolution's strided
+/// forward pass shares its maps out alike, with rows of its own.
+pub(crate) struct RowTasks {
+    /// Output rows per task at most.
+    pub(crate) rows: usize,
     per_image: usize,
 }
 
 impl RowTasks {
     fn new(shape: &ConvShape) -> Self {
         let [out_h, out_w] = shape.output;
-        let rows = TASK_COLUMNS.div_ceil(out_w).min(out_h);
+        Self::with_rows(shape, TASK_COLUMNS.div_ceil(out_w).min(out_h))
+    }
+
+    /// Tasks of up to `rows` output rows (at least one).
+    pub(crate) fn with_rows(shape: &ConvShape, rows: usize) -> Self {
+        let rows = rows.max(1);
         Self {
             rows,
-            per_image: out_h.div_ceil(rows),
+            per_image: shape.output[0].div_ceil(rows),
         }
     }
 
-    fn count(&self, shape: &ConvShape) -> usize {
+    pub(crate) fn count(&self, shape: &ConvShape) -> usize {
         shape.batch * self.per_image
     }
 
     /// Task `task`'s image and output rows, and where in the output (or its gradient) the
     /// first of those rows begins.
-    fn task(&self, shape: &ConvShape, task: usize) -> (usize, Range<usize>, usize) {
+    pub(crate) fn task(&self, shape: &ConvShape, task: usize) -> (usize, Range<usize>, usize) {
         let (image, chunk) = (task / self.per_image, task % self.per_image);
         let out_rows = chunk * self.rows..((chunk + 1) * self.rows).min(shape.output[0]);
         let first = image * shape.output_len() + out_rows.start * shape.output[1];
