@@ -443,7 +443,7 @@ trait Minimal<const R: usize, const A: usize> {
         let grouping = Self::grouping(batch, &tiling);
         // Too few images to give every thread a group: each step of the one group is shared out.
         let few_images = grouping.few_images();
-        // Every value of `y` is written once by `outputs`: not zeroed first (8-18 MB per layer
+        // Every value of `y` is written once by `outputs`: not zeroed first (5.5-18 MB per layer
         // at batch 32).
         let len = batch * tiling.output_len();
         let mut y = Vec::with_capacity(len);
